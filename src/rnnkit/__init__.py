@@ -1,0 +1,58 @@
+"""rnnkit: recurrent neural networks on PyTorch — every textbook cell and topology, readable and verified.
+
+The public API, re-exported here; implementation modules are not part of it.
+
+    import rnnkit
+    layer = rnnkit.Recurrent("gru", input_size=32, hidden_size=64, num_layers=2, bidirectional=True)
+    lstm = rnnkit.LSTM(32, 64)          # drop-in for torch.nn.LSTM
+"""
+
+from rnnkit.cells import (
+    CELLS,
+    GRUCell,
+    IndRNNCell,
+    JANETCell,
+    LSTMCell,
+    RecurrentCell,
+    RecurrentNoise,
+    RNNCell,
+    get_cell_class,
+)
+from rnnkit.layers import (
+    GRU,
+    JANET,
+    LSTM,
+    MERGE_MODES,
+    RNN,
+    Bidirectional,
+    IndRNN,
+    Recurrent,
+    SequenceLayer,
+    apply_constraints,
+    detach_state,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CELLS",
+    "GRU",
+    "GRUCell",
+    "IndRNN",
+    "IndRNNCell",
+    "JANET",
+    "JANETCell",
+    "LSTM",
+    "LSTMCell",
+    "MERGE_MODES",
+    "RNN",
+    "RNNCell",
+    "Bidirectional",
+    "Recurrent",
+    "RecurrentCell",
+    "RecurrentNoise",
+    "SequenceLayer",
+    "apply_constraints",
+    "detach_state",
+    "get_cell_class",
+]

@@ -1,0 +1,226 @@
+"""The cell contract: one time step of a recurrence, and nothing else.
+
+A cell maps (x_t, state_{t-1}) to (h_t, state_t). It never loops over time; the
+one time loop of rnnkit is ``rnnkit.layers.SequenceLayer``. Every cell keeps its
+weights under the names ``torch.nn`` uses (``weight_ih``, ``weight_hh``, ``bias_ih``,
+``bias_hh``, ``weight_hr``) in the same gate order, so weights move between rnnkit
+and ``torch.nn`` without translation.
+
+What lives here, shared by all cells: argument and shape checks, the zero initial
+state, the per-sequence regularisation noise (variational dropout, DropConnect) and
+zoneout. What does not: any cell's equations, which live in the cell's own file.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from rnnkit._checks import check_positive_int, check_probability, check_tensor, shape_error
+from rnnkit.cells.noise import NO_NOISE, RecurrentNoise, dropout_mask
+from rnnkit.cells.normalization import gate_layer_norm
+
+State = tuple[torch.Tensor, ...]
+
+
+class RecurrentCell(nn.Module, ABC):
+    """Base class of all cells. Subclasses define ``num_gates``, ``state_names`` and ``step``.
+
+    Args:
+        input_size: features of x_t.
+        hidden_size: units of the cell (the width of each gate).
+        bias: if False, the cell has no ``bias_ih``/``bias_hh``.
+        layer_norm: normalise gate pre-activations (only cells with ``supports_layer_norm``).
+        recurrent_dropout: variational dropout on h_{t-1} in the recurrent projection,
+            one mask per sequence (Gal & Ghahramani 2016). Training mode only.
+        zoneout: probability that each state unit keeps its previous value at a step
+            (Krueger et al. 2016). In eval mode the expectation is used.
+        weight_dropout: DropConnect on the recurrent weights W_hh, one draw per
+            sequence (Wan et al. 2013; AWD-LSTM). Training mode only.
+    """
+
+    num_gates: ClassVar[int] = 1
+    state_names: ClassVar[tuple[str, ...]] = ("h",)
+    supports_layer_norm: ClassVar[bool] = False
+    supports_projection: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        bias: bool = True,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        weight_dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.input_size = check_positive_int("input_size", input_size)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        if layer_norm and not self.supports_layer_norm:
+            raise ValueError(f"layer_norm: not supported by {type(self).__name__}; use lstm, gru or indrnn")
+        self.bias = bool(bias)
+        self.layer_norm = bool(layer_norm)
+        self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
+        self.zoneout = check_probability("zoneout", zoneout)
+        self.weight_dropout = check_probability("weight_dropout", weight_dropout)
+
+    # ----------------------------------------------------------------- parameters
+    def _create_parameters(
+        self, weight_hh_shape: tuple[int, ...], factory: dict, normalise_recurrence: bool = True
+    ) -> None:
+        """Register weight_ih, weight_hh, bias_ih, bias_hh and the layer-norm gains, all gates stacked."""
+        gates_width = self.num_gates * self.hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(gates_width, self.input_size, **factory))
+        self.weight_hh = nn.Parameter(torch.empty(weight_hh_shape, **factory))
+        if self.bias:
+            self.bias_ih = nn.Parameter(torch.empty(gates_width, **factory))
+            self.bias_hh = nn.Parameter(torch.empty(gates_width, **factory))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        if self.layer_norm:
+            self.ln_ih_weight = nn.Parameter(torch.empty(gates_width, **factory))
+        else:
+            self.register_parameter("ln_ih_weight", None)
+        if self.layer_norm and normalise_recurrence:
+            self.ln_hh_weight = nn.Parameter(torch.empty(gates_width, **factory))
+        else:
+            self.register_parameter("ln_hh_weight", None)
+
+    def reset_parameters(self) -> None:
+        """Weights ~ U(-1/sqrt(H), 1/sqrt(H)) as in torch.nn; biases 0; layer-norm gains 1."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for name, parameter in self.named_parameters(recurse=False):
+            if name.startswith("weight_"):
+                nn.init.uniform_(parameter, -bound, bound)
+            elif name.startswith("bias_") or name.endswith("_bias"):
+                nn.init.zeros_(parameter)
+            elif name.startswith("ln_"):
+                nn.init.ones_(parameter)
+
+    # ----------------------------------------------------------------- sizes and state
+    @property
+    def output_size(self) -> int:
+        """Width of h_t (``proj_size`` for a projected LSTM, else ``hidden_size``)."""
+        return self.hidden_size
+
+    def state_sizes(self) -> tuple[int, ...]:
+        """Width of each state tensor, in the order of ``state_names``."""
+        return (self.output_size,)
+
+    def initial_state(self, batch_size: int, *, device=None, dtype=None) -> State:
+        """The zero state: one (batch_size, size) tensor per entry of ``state_names``."""
+        return tuple(torch.zeros(batch_size, size, device=device, dtype=dtype) for size in self.state_sizes())
+
+    def check_state(self, state: State | torch.Tensor, batch_size: int, name: str = "state") -> State:
+        """Return ``state`` as a tuple after checking it against the cell's state shapes."""
+        if isinstance(state, torch.Tensor):
+            state = (state,)
+        if not isinstance(state, (tuple, list)) or len(state) != len(self.state_names):
+            raise ValueError(
+                f"{name}: expected a tuple of {len(self.state_names)} tensors {self.state_names}, "
+                f"got {type(state).__name__}" + (f" of length {len(state)}" if isinstance(state, (tuple, list)) else "")
+            )
+        for part, part_name, size in zip(state, self.state_names, self.state_sizes()):
+            check_tensor(f"{name}.{part_name}", part)
+            if part.shape != (batch_size, size):
+                raise shape_error(f"{name}.{part_name}", f"(B={batch_size}, {size})", part.shape)
+        return tuple(state)
+
+    # ----------------------------------------------------------------- regularisation
+    def sample_noise(self, batch_size: int, like: torch.Tensor) -> RecurrentNoise:
+        """Draw the randomness that every step of one sequence shares (training mode only)."""
+        if not self.training or (self.recurrent_dropout == 0.0 and self.weight_dropout == 0.0):
+            return NO_NOISE
+        hidden_mask = None
+        if self.recurrent_dropout > 0.0:
+            hidden_mask = dropout_mask((batch_size, self.output_size), self.recurrent_dropout, like)
+        weight_hh = None
+        if self.weight_dropout > 0.0:
+            weight_hh = nn.functional.dropout(self.weight_hh, self.weight_dropout, training=True)
+        return RecurrentNoise(hidden_mask=hidden_mask, weight_hh=weight_hh)
+
+    def _apply_zoneout(self, previous: State, proposed: State) -> State:
+        """Each unit keeps its previous value with probability p; eval mode uses the expectation."""
+        p = self.zoneout
+        if self.training:
+            return tuple(
+                torch.where(torch.rand_like(new) < p, old, new) for old, new in zip(previous, proposed)
+            )
+        return tuple(p * old + (1.0 - p) * new for old, new in zip(previous, proposed))
+
+    # ----------------------------------------------------------------- helpers for step()
+    def recurrent_weight(self, noise: RecurrentNoise) -> torch.Tensor:
+        """W_hh, or its DropConnect'ed copy for this sequence."""
+        return self.weight_hh if noise.weight_hh is None else noise.weight_hh
+
+    def project(
+        self,
+        vector: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        gain: torch.Tensor | None,
+        num_gates: int | None = None,
+    ) -> torch.Tensor:
+        """W v (+ per-gate layer norm with ``gain``) (+ b): one pre-activation block."""
+        out = vector @ weight.t()
+        if gain is not None:
+            out = gate_layer_norm(out, num_gates or self.num_gates, gain)
+        return out if bias is None else out + bias
+
+    # ----------------------------------------------------------------- the step
+    @abstractmethod
+    def step(self, x_t: torch.Tensor, state: State, noise: RecurrentNoise) -> State:
+        """The cell's equations: new state from x_t (B, input_size) and the previous state.
+
+        The first entry of the returned state is h_t.
+        """
+
+    def advance(self, x_t: torch.Tensor, state: State, noise: RecurrentNoise = NO_NOISE) -> tuple[torch.Tensor, State]:
+        """One step without argument checks: what the time loop calls once inputs are validated."""
+        new_state = self.step(x_t, state, noise)
+        if self.zoneout > 0.0:
+            new_state = self._apply_zoneout(state, new_state)
+        return new_state[0], new_state
+
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        state: State | torch.Tensor | None = None,
+        noise: RecurrentNoise | None = None,
+    ) -> tuple[torch.Tensor, State]:
+        """One checked step: x_t (B, input_size), state (tuple of (B, size)) -> (h_t, new_state).
+
+        When stepping a cell by hand over a sequence in training mode, draw
+        ``noise = cell.sample_noise(B, x)`` once and pass it to every step: that is what makes
+        recurrent dropout and DropConnect variational (the same at every step). Without it
+        a fresh draw is made at each call.
+        """
+        check_tensor("x_t", x_t)
+        if x_t.dim() != 2 or x_t.shape[1] != self.input_size:
+            raise shape_error("x_t", f"(B, {self.input_size})", x_t.shape)
+        batch_size = x_t.shape[0]
+        if state is None:
+            state = self.initial_state(batch_size, device=x_t.device, dtype=x_t.dtype)
+        state = self.check_state(state, batch_size)
+        if noise is None:
+            noise = self.sample_noise(batch_size, x_t)
+        return self.advance(x_t, state, noise)
+
+    def constrain_(self) -> None:
+        """Project parameters back onto their constraint set after an optimiser step (default: none)."""
+
+    def extra_repr(self) -> str:
+        options = [f"{self.input_size}, {self.hidden_size}"]
+        if not self.bias:
+            options.append("bias=False")
+        for name in ("layer_norm", "recurrent_dropout", "zoneout", "weight_dropout"):
+            if getattr(self, name):
+                options.append(f"{name}={getattr(self, name)}")
+        return ", ".join(options)

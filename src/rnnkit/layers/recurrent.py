@@ -1,0 +1,292 @@
+"""``Recurrent``: any cell as a deep, optionally bidirectional, residual or dense sequence layer.
+
+This file wires layers together (dropout between layers, residual and dense
+connections, state in and out) and checks what callers pass in. It does not loop
+over time (``SequenceLayer`` does) and knows no cell's equations.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnkit._checks import check_positive_int, check_tensor, shape_error
+from rnnkit.cells import RecurrentCell, State, get_cell_class
+from rnnkit.layers.bidirectional import MERGE_MODES, Bidirectional, merged_width
+from rnnkit.layers.sequence import check_lengths, step_mask
+from rnnkit.layers.sequence_layer import SequenceLayer
+
+
+class Recurrent(nn.Module):
+    """A stack of recurrent layers built from one cell type.
+
+    Args:
+        cell_type: a name from ``rnnkit.CELLS`` ("rnn", "lstm", "gru", "janet", "indrnn")
+            or a ``RecurrentCell`` subclass.
+        input_size, hidden_size: widths of x_t and of each cell.
+        num_layers: stacked layers (a deep RNN); layer l > 0 reads layer l-1's output.
+        bidirectional: run every layer in both directions.
+        merge_mode: how the two directions' outputs are combined, at every layer:
+            "concat" (width 2H), "sum", "ave", "mul", "max" (width H), or None: the top layer
+            returns both, (T, B, 2, H), forward first, and layers below concatenate.
+        dropout: dropout on each layer's output except the last (as torch.nn.LSTM).
+        residual: add each layer's input to its output where both have the same width
+            (residual IndRNN, Li et al. 2018; GNMT): out_l = layer_l(dropout(x_l)) + x_l.
+        dense: each layer reads the concatenation of the input and all lower layers'
+            outputs (densely connected RNN, Godin et al. 2017); the output is the top layer's.
+        batch_first: inputs and outputs are (B, T, ...) instead of (T, B, ...).
+        bias, proj_size: as in torch.nn.LSTM (proj_size only for LSTM cells).
+        **cell_options: passed to every cell (activation, layer_norm, recurrent_dropout,
+            zoneout, weight_dropout, reset_after, t_max, ...; see each cell).
+
+    Forward: ``output, state = layer(input, state=None, lengths=None)``
+
+    * input: (T, B, input_size) — (B, T, input_size) with batch_first — or (T, input_size)
+      unbatched, or a ``PackedSequence`` (then the output is one too).
+    * state: a tuple with one tensor per cell state (``cell.state_names``: (h,) or (h, c)),
+      each (num_layers * num_directions, B, size), layer-major then direction, as torch.nn.
+      A bare tensor is accepted for single-state cells. Default zeros.
+    * lengths: B ints in [1, T], any order. Outputs past a sequence's length are zero, its
+      final state is the one after its last real step, and the backward direction starts
+      at its last real step.
+    * output: (T, B, D*P) for concat, (T, B, P) for sum/ave/mul/max or one direction,
+      (T, B, 2, P) for merge_mode=None, where P = proj_size or hidden_size (B first with
+      batch_first). state: same layout as the state argument.
+
+    To carry state across batches (truncated BPTT), feed back ``rnnkit.detach_state(state)``.
+    """
+
+    def __init__(
+        self,
+        cell_type: str | type[RecurrentCell],
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        merge_mode: str | None = "concat",
+        dropout: float = 0.0,
+        residual: bool = False,
+        batch_first: bool = False,
+        *,
+        dense: bool = False,
+        bias: bool = True,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        **cell_options,
+    ) -> None:
+        super().__init__()
+        cell_class = get_cell_class(cell_type)
+        check_positive_int("input_size", input_size)
+        check_positive_int("hidden_size", hidden_size)
+        check_positive_int("num_layers", num_layers)
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"merge_mode: expected one of {list(MERGE_MODES)}, got {merge_mode!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"dropout: expected a float in [0, 1], got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                "dropout is applied after every layer but the last, so dropout > 0 with num_layers=1 does nothing",
+                stacklevel=2,
+            )
+        if residual and dense:
+            raise ValueError("residual, dense: choose at most one way of connecting layers")
+        if proj_size:
+            if not cell_class.supports_projection:
+                raise ValueError(f"proj_size: only LSTM cells have a projection, got cell_type={cell_type!r}")
+            cell_options["proj_size"] = proj_size
+
+        self.cell_class = cell_class
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if bidirectional else 1
+        self.merge_mode = merge_mode if bidirectional else "concat"
+        self.dropout = float(dropout)
+        self.residual = bool(residual)
+        self.dense = bool(dense)
+        self.batch_first = bool(batch_first)
+        self.bias = bool(bias)
+        self.proj_size = proj_size
+
+        self.layers = nn.ModuleList()
+        self._residual_at: list[bool] = []
+        output_widths: list[int] = []
+        for index in range(num_layers):
+            if index == 0:
+                layer_input = input_size
+            elif dense:
+                layer_input = input_size + sum(output_widths)
+            else:
+                layer_input = output_widths[-1]
+            is_top = index == num_layers - 1
+            # merge_mode=None returns both directions, which only the top layer can do.
+            layer_merge = self.merge_mode if (is_top or self.merge_mode is not None) else "concat"
+            layer = self._build_layer(cell_class, layer_input, hidden_size, layer_merge, bias, cell_options)
+            self.layers.append(layer)
+            width = self._layer_output_width(layer, layer_merge)
+            self._residual_at.append(residual and layer_merge is not None and width == layer_input)
+            output_widths.append(width)
+        if residual and not any(self._residual_at):
+            raise ValueError(
+                f"residual: no layer has equal input and output widths (input_size={input_size}, "
+                f"layer outputs {output_widths}); use num_layers >= 2 or input_size equal to the output width"
+            )
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
+
+    # ----------------------------------------------------------------- construction
+    def _build_layer(self, cell_class, layer_input, hidden_size, merge_mode, bias, cell_options) -> nn.Module:
+        def make_cell() -> RecurrentCell:
+            return cell_class(layer_input, hidden_size, bias=bias, **cell_options)
+
+        if not self.bidirectional:
+            return SequenceLayer(make_cell())
+        return Bidirectional(SequenceLayer(make_cell()), SequenceLayer(make_cell(), reverse=True), merge_mode)
+
+    def _layer_output_width(self, layer: nn.Module, merge_mode: str | None) -> int:
+        cell_width = _first_cell(layer).output_size
+        return merged_width(merge_mode, cell_width) if self.bidirectional else cell_width
+
+    @property
+    def cells(self) -> list[RecurrentCell]:
+        """All cells, layer-major then direction: the order of the stacked state."""
+        return [module for module in self.modules() if isinstance(module, RecurrentCell)]
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self.cell_class.state_names
+
+    @property
+    def output_size(self) -> int:
+        """Width of the last output dimension (per direction for merge_mode=None)."""
+        top = self.layers[-1]
+        return self._layer_output_width(top, top.merge_mode if self.bidirectional else "concat")
+
+    # ----------------------------------------------------------------- forward
+    def forward(
+        self,
+        input: torch.Tensor | PackedSequence,
+        state: State | torch.Tensor | None = None,
+        lengths: torch.Tensor | Sequence[int] | None = None,
+    ) -> tuple[torch.Tensor | PackedSequence, State]:
+        packed = input if isinstance(input, PackedSequence) else None
+        if packed is not None:
+            if lengths is not None:
+                raise ValueError("lengths: must be None when input is a PackedSequence, which carries its own lengths")
+            inputs, lengths = pad_packed_sequence(packed)  # (T, B, I), original batch order
+            unbatched = False
+        else:
+            inputs, unbatched = self._time_major(input)
+        max_time, batch_size = inputs.shape[:2]
+        lengths = check_lengths(lengths, batch_size, max_time)
+        layer_states = self._split_state(state, batch_size, unbatched)
+
+        output, final_states = self._run_layers(inputs, layer_states, lengths)
+        if lengths is not None:
+            mask = step_mask(lengths, max_time, output.device)  # padding past each length is zero
+            output = output * mask.reshape(mask.shape + (1,) * (output.dim() - 2)).to(output.dtype)
+        final_state = self._stack_state(final_states, unbatched)
+
+        if packed is not None:
+            return _repack(output, lengths, packed), final_state
+        if unbatched:
+            return output.squeeze(1), final_state
+        return (output.transpose(0, 1) if self.batch_first else output), final_state
+
+    def _run_layers(
+        self, inputs: torch.Tensor, layer_states: list[list[State] | None], lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, list[list[State]]]:
+        x = inputs
+        outputs: list[torch.Tensor] = []
+        final_states: list[list[State]] = []
+        for index, (layer, states) in enumerate(zip(self.layers, layer_states)):
+            if index > 0:
+                below = torch.cat([inputs, *outputs], dim=-1) if self.dense else outputs[-1]
+                x = F.dropout(below, self.dropout, self.training) if self.dropout else below
+                skip = below
+            else:
+                skip = inputs
+            layer_state = None if states is None else (states[0] if layer.num_directions == 1 else tuple(states))
+            y, new_state = layer(x, layer_state, lengths)
+            if self._residual_at[index]:
+                y = y + skip
+            outputs.append(y)
+            final_states.append([new_state] if layer.num_directions == 1 else list(new_state))
+        return outputs[-1], final_states
+
+    # ----------------------------------------------------------------- checks and layouts
+    def _time_major(self, input: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        check_tensor("input", input)
+        layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
+        if input.dim() not in (2, 3) or input.shape[-1] != self.input_size:
+            expected = layout.replace("input_size", str(self.input_size))
+            raise shape_error("input", f"{expected} or unbatched (T, {self.input_size})", input.shape)
+        if not input.is_floating_point():
+            raise TypeError(f"input: expected a floating-point tensor, got dtype {input.dtype}")
+        if input.dim() == 2:
+            return input.unsqueeze(1), True
+        if input.shape[0] == 0 or input.shape[1] == 0:
+            raise shape_error("input", layout, input.shape, "T and B must be at least 1")
+        return (input.transpose(0, 1) if self.batch_first else input), False
+
+    def _split_state(self, state, batch_size: int, unbatched: bool) -> list[list[State] | None]:
+        """(L*D, B, size) per state tensor -> per layer, per direction, a cell state tuple."""
+        if state is None:
+            return [None] * self.num_layers
+        if isinstance(state, torch.Tensor):
+            state = (state,)
+        names = self.state_names
+        if not isinstance(state, (tuple, list)) or len(state) != len(names):
+            raise ValueError(f"state: expected a tuple of {len(names)} tensors {names}, got {type(state).__name__}")
+        rows = self.num_layers * self.num_directions
+        sizes = self.cells[0].state_sizes()
+        parts = []
+        for part, name, size in zip(state, names, sizes):
+            check_tensor(f"state.{name}", part)
+            if unbatched and part.dim() == 2:
+                part = part.unsqueeze(1)
+            if part.shape != (rows, batch_size, size):
+                raise shape_error(
+                    f"state.{name}", f"(num_layers*num_directions={rows}, B={batch_size}, {size})", part.shape
+                )
+            parts.append(part)
+        return [
+            [tuple(part[layer * self.num_directions + direction] for part in parts) for direction in range(self.num_directions)]
+            for layer in range(self.num_layers)
+        ]
+
+    def _stack_state(self, final_states: list[list[State]], unbatched: bool) -> State:
+        per_cell = [cell_state for layer in final_states for cell_state in layer]
+        stacked = tuple(torch.stack(parts) for parts in zip(*per_cell))  # each (L*D, B, size)
+        return tuple(part.squeeze(1) for part in stacked) if unbatched else stacked
+
+    def extra_repr(self) -> str:
+        options = [f"{self.cell_class.__name__}", f"{self.input_size}, {self.hidden_size}"]
+        for name, default in (("num_layers", 1), ("bidirectional", False), ("dropout", 0.0), ("residual", False),
+                              ("dense", False), ("batch_first", False), ("proj_size", 0)):
+            if getattr(self, name) != default:
+                options.append(f"{name}={getattr(self, name)}")
+        if self.bidirectional:
+            options.append(f"merge_mode={self.merge_mode!r}")
+        return ", ".join(options)
+
+
+def _first_cell(layer: nn.Module) -> RecurrentCell:
+    return next(module for module in layer.modules() if isinstance(module, RecurrentCell))
+
+
+def _repack(output: torch.Tensor, lengths: torch.Tensor, like: PackedSequence) -> PackedSequence:
+    """Pack (T, B, ...) outputs with the same batch order and sizes as the packed input."""
+    order = like.sorted_indices
+    if order is not None:
+        output = output.index_select(1, order.to(output.device))
+        lengths = lengths.index_select(0, order.cpu())
+    data = pack_padded_sequence(output, lengths, enforce_sorted=True).data
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)

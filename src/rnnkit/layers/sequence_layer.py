@@ -1,0 +1,64 @@
+"""``SequenceLayer``: runs one cell over a sequence in one direction. The only time loop of rnnkit."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rnnkit.cells.base import RecurrentCell, State
+from rnnkit.layers.sequence import reverse_padded
+
+
+class SequenceLayer(nn.Module):
+    """Apply ``cell`` at every step of (T, B, input_size) inputs, carrying its state.
+
+    ``reverse=True`` reads each sequence from its last real step to its first (padding is
+    skipped, see ``reverse_padded``) and returns outputs in the original time order.
+
+    With ``lengths``: outputs past a sequence's length are zero and the returned state of
+    each sequence is the one after its own last real step (the state is frozen on padding).
+
+    Inputs are trusted here (``Recurrent`` checks them); call the layer directly only with
+    time-major tensors of the right width.
+
+    Returns (outputs (T, B, cell.output_size), final state).
+    """
+
+    num_directions = 1
+
+    def __init__(self, cell: RecurrentCell, reverse: bool = False) -> None:
+        super().__init__()
+        self.cell = cell
+        self.reverse = reverse
+
+    def forward(
+        self, inputs: torch.Tensor, state: State | None = None, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, State]:
+        max_time, batch_size = inputs.shape[:2]
+        if state is None:
+            state = self.cell.initial_state(batch_size, device=inputs.device, dtype=inputs.dtype)
+        if self.reverse:
+            inputs = reverse_padded(inputs, lengths)
+        noise = self.cell.sample_noise(batch_size, inputs)  # one draw for the whole sequence
+        # Steps past the longest sequence change nothing: skip them.
+        steps = max_time if lengths is None else int(lengths.max())
+        alive = None if lengths is None else (torch.arange(steps).unsqueeze(1) < lengths.cpu()).to(inputs.device)
+        outputs = []
+        for t in range(steps):
+            h, new_state = self.cell.advance(inputs[t], state, noise)
+            if alive is not None:
+                keep = alive[t].unsqueeze(1)  # (B, 1)
+                new_state = tuple(torch.where(keep, new, old) for new, old in zip(new_state, state))
+                h = torch.where(keep, h, torch.zeros_like(h))
+            state = new_state
+            outputs.append(h)
+        output = torch.stack(outputs)  # (steps, B, H)
+        if steps < max_time:
+            padding = output.new_zeros((max_time - steps,) + output.shape[1:])
+            output = torch.cat([output, padding])
+        if self.reverse:
+            output = reverse_padded(output, lengths)
+        return output, state
+
+    def extra_repr(self) -> str:
+        return "reverse=True" if self.reverse else ""
