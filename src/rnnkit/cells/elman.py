@@ -31,6 +31,7 @@ class RNNCell(RecurrentCell):
         *,
         activation: str = "tanh",
         bias: bool = True,
+        layer_norm: bool = False,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
         weight_dropout: float = 0.0,
@@ -41,6 +42,7 @@ class RNNCell(RecurrentCell):
             input_size,
             hidden_size,
             bias=bias,
+            layer_norm=layer_norm,  # rejected with a clear message: no layer-norm variant
             recurrent_dropout=recurrent_dropout,
             zoneout=zoneout,
             weight_dropout=weight_dropout,

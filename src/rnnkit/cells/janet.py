@@ -40,6 +40,7 @@ class JANETCell(RecurrentCell):
         hidden_size: int,
         *,
         bias: bool = True,
+        layer_norm: bool = False,
         beta: float = 1.0,
         t_max: float | None = None,
         forget_bias: float = 1.0,
@@ -53,6 +54,7 @@ class JANETCell(RecurrentCell):
             input_size,
             hidden_size,
             bias=bias,
+            layer_norm=layer_norm,  # rejected with a clear message: no layer-norm variant
             recurrent_dropout=recurrent_dropout,
             zoneout=zoneout,
             weight_dropout=weight_dropout,
