@@ -171,7 +171,7 @@ def test_residual_adds_each_equal_width_layer_input_to_its_output():
 
 def test_dense_layers_read_the_input_and_every_lower_output():
     layer = rnnkit.Recurrent("lstm", I, H, num_layers=3, dense=True, bidirectional=True).eval()
-    assert [l.forward_layer.cell.input_size for l in layer.layers] == [I, I + 2 * H, I + 4 * H]
+    assert [sub.forward_layer.cell.input_size for sub in layer.layers] == [I, I + 2 * H, I + 4 * H]
     x = torch.randn(T, B, I)
     y0, _ = layer.layers[0](x)
     y1, _ = layer.layers[1](torch.cat([x, y0], -1))

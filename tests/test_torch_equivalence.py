@@ -89,7 +89,7 @@ def test_matches_torch_nn(mode, num_layers, bidirectional, batch_first, with_len
     grads = gradients(ours, x, hx, output, state)
     assert grads.keys() == expected_grads.keys()
     for name in expected_grads:
-        torch.testing.assert_close(grads[name], expected_grads[name], **TOLERANCE, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(grads[name], expected_grads[name], **TOLERANCE, msg=lambda m, name=name: f"{name}: {m}")
 
 
 @pytest.mark.parametrize("mode", list(MODES))
@@ -111,8 +111,10 @@ def test_packed_sequence_in_packed_sequence_out(mode):
 def test_unbatched_input_matches_torch_nn(mode):
     reference, ours = make_pair(mode, num_layers=2)
     x = torch.randn(T, I)
-    expected_output, expected_state = reference(x)
-    output, state = ours(x)
+    hx = tuple(torch.randn(part.shape[0], part.shape[2]) for part in as_tuple(initial_state(reference, False)))
+    hx = hx if len(hx) > 1 else hx[0]
+    expected_output, expected_state = reference(x, hx)
+    output, state = ours(x, hx)
     torch.testing.assert_close(output, expected_output, **TOLERANCE)
     for part, expected_part in zip(as_tuple(state), as_tuple(expected_state)):
         torch.testing.assert_close(part, expected_part, **TOLERANCE)
@@ -151,3 +153,33 @@ def test_loading_a_mismatched_state_dict_fails_like_torch():
     ours = rnnkit.LSTM(I, H, num_layers=1)
     with pytest.raises(RuntimeError, match="weight_ih_l1"):
         ours.load_state_dict(torch.nn.LSTM(I, H, num_layers=2).state_dict())
+
+
+@pytest.mark.parametrize("cls,options", [(rnnkit.JANET, dict(t_max=20)), (rnnkit.IndRNN, dict(t_max=20, nonlinearity="tanh"))])
+def test_janet_and_indrnn_follow_the_same_conventions(cls, options):
+    layer = cls(I, H, num_layers=2, bidirectional=True, batch_first=True, **options)
+    assert list(layer.state_dict())[:4] == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+    assert "bias_hh_l1_reverse" in layer.state_dict()
+    copy = cls(I, H, num_layers=2, bidirectional=True, batch_first=True, **options)
+    copy.load_state_dict(layer.state_dict())
+    x = torch.randn(B, T, I)
+    output, h_n = copy(x, lengths=LENGTHS)
+    assert isinstance(h_n, torch.Tensor) and h_n.shape == (4, B, H) and output.shape == (B, T, 2 * H)
+    torch.testing.assert_close(output, layer(x, lengths=LENGTHS)[0])
+
+
+def test_drop_in_argument_names_appear_in_errors():
+    with pytest.raises(ValueError, match=r"nonlinearity: expected one of \['tanh', 'relu'\], got 'sigmoid'"):
+        rnnkit.RNN(I, H, nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match=r"proj_size: only LSTM cells have a projection"):
+        rnnkit.GRU(I, H, proj_size=2)
+
+
+def test_whole_module_save_and_load(tmp_path):
+    """torch.save(model) users: the state-dict hooks survive a round trip through torch.save."""
+    lstm = rnnkit.LSTM(I, H, num_layers=2)
+    torch.save(lstm, tmp_path / "lstm.pt")
+    loaded = torch.load(tmp_path / "lstm.pt", weights_only=False)
+    assert list(loaded.state_dict()) == list(lstm.state_dict())
+    x = torch.randn(T, B, I)
+    torch.testing.assert_close(loaded(x)[0], lstm(x)[0])

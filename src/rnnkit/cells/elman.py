@@ -19,6 +19,9 @@ class RNNCell(RecurrentCell):
 
     Shapes: x_t (B, input_size); state (h,) with h (B, hidden_size).
     Parameters: weight_ih (H, I), weight_hh (H, H), bias_ih (H), bias_hh (H).
+
+    Other keyword arguments (``bias``, ``layer_norm``, ``recurrent_dropout``, ``zoneout``,
+    ``weight_dropout``) are those of ``RecurrentCell``.
     """
 
     num_gates = 1
@@ -30,23 +33,11 @@ class RNNCell(RecurrentCell):
         hidden_size: int,
         *,
         activation: str = "tanh",
-        bias: bool = True,
-        layer_norm: bool = False,
-        recurrent_dropout: float = 0.0,
-        zoneout: float = 0.0,
-        weight_dropout: float = 0.0,
         device=None,
         dtype=None,
+        **options,
     ) -> None:
-        super().__init__(
-            input_size,
-            hidden_size,
-            bias=bias,
-            layer_norm=layer_norm,  # rejected with a clear message: no layer-norm variant
-            recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout,
-            weight_dropout=weight_dropout,
-        )
+        super().__init__(input_size, hidden_size, **options)
         self.activation = activation
         self.phi = get_activation(activation, "activation", allowed=("tanh", "relu"))
         self._create_parameters((hidden_size, hidden_size), dict(device=device, dtype=dtype))

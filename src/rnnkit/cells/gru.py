@@ -30,6 +30,9 @@ class GRUCell(RecurrentCell):
 
     Shapes: x_t (B, I); state (h,) with h (B, H).
     Parameters: weight_ih (3H, I), weight_hh (3H, H), bias_ih (3H), bias_hh (3H).
+
+    Other keyword arguments (``bias``, ``layer_norm``, ``recurrent_dropout``, ``zoneout``,
+    ``weight_dropout``) are those of ``RecurrentCell``.
     """
 
     num_gates = 3
@@ -41,26 +44,14 @@ class GRUCell(RecurrentCell):
         input_size: int,
         hidden_size: int,
         *,
-        bias: bool = True,
         reset_after: bool = True,
         activation: str = "tanh",
         recurrent_activation: str = "sigmoid",
-        layer_norm: bool = False,
-        recurrent_dropout: float = 0.0,
-        zoneout: float = 0.0,
-        weight_dropout: float = 0.0,
         device=None,
         dtype=None,
+        **options,
     ) -> None:
-        super().__init__(
-            input_size,
-            hidden_size,
-            bias=bias,
-            layer_norm=layer_norm,
-            recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout,
-            weight_dropout=weight_dropout,
-        )
+        super().__init__(input_size, hidden_size, **options)
         self.reset_after = bool(reset_after)
         self.activation = activation
         self.recurrent_activation = recurrent_activation

@@ -31,6 +31,9 @@ class IndRNNCell(RecurrentCell):
 
     Shapes: x_t (B, I); state (h,) with h (B, H).
     Parameters: weight_ih (H, I), weight_hh (H,), bias_ih (H), bias_hh (H), ln_ih_weight (H).
+
+    Other keyword arguments (``bias``, ``layer_norm``, ``recurrent_dropout``, ``zoneout``,
+    ``weight_dropout``) are those of ``RecurrentCell``.
     """
 
     num_gates = 1
@@ -43,24 +46,12 @@ class IndRNNCell(RecurrentCell):
         hidden_size: int,
         *,
         activation: str = "relu",
-        bias: bool = True,
         t_max: float | None = None,
-        layer_norm: bool = False,
-        recurrent_dropout: float = 0.0,
-        zoneout: float = 0.0,
-        weight_dropout: float = 0.0,
         device=None,
         dtype=None,
+        **options,
     ) -> None:
-        super().__init__(
-            input_size,
-            hidden_size,
-            bias=bias,
-            layer_norm=layer_norm,
-            recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout,
-            weight_dropout=weight_dropout,
-        )
+        super().__init__(input_size, hidden_size, **options)
         self.activation = activation
         self.phi = get_activation(activation, "activation", allowed=("relu", "tanh"))
         self.t_max = t_max

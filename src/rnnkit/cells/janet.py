@@ -29,6 +29,9 @@ class JANETCell(RecurrentCell):
 
     Shapes: x_t (B, I); state (h,) with h = c (B, H).
     Parameters: weight_ih (2H, I), weight_hh (2H, H), bias_ih (2H), bias_hh (2H).
+
+    Other keyword arguments (``bias``, ``layer_norm``, ``recurrent_dropout``, ``zoneout``,
+    ``weight_dropout``) are those of ``RecurrentCell``.
     """
 
     num_gates = 2
@@ -39,26 +42,14 @@ class JANETCell(RecurrentCell):
         input_size: int,
         hidden_size: int,
         *,
-        bias: bool = True,
-        layer_norm: bool = False,
         beta: float = 1.0,
         t_max: float | None = None,
         forget_bias: float = 1.0,
-        recurrent_dropout: float = 0.0,
-        zoneout: float = 0.0,
-        weight_dropout: float = 0.0,
         device=None,
         dtype=None,
+        **options,
     ) -> None:
-        super().__init__(
-            input_size,
-            hidden_size,
-            bias=bias,
-            layer_norm=layer_norm,  # rejected with a clear message: no layer-norm variant
-            recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout,
-            weight_dropout=weight_dropout,
-        )
+        super().__init__(input_size, hidden_size, **options)
         self.beta = float(beta)
         self.t_max = t_max
         self.forget_bias = float(forget_bias)

@@ -37,6 +37,9 @@ class LSTMCell(RecurrentCell):
     Parameters: weight_ih (4H, I), weight_hh (4H, P), bias_ih (4H), bias_hh (4H),
     weight_hr (P, H) when proj_size > 0, ln_ih_weight, ln_hh_weight (4H), ln_cell_weight,
     ln_cell_bias (H) with layer_norm.
+
+    Other keyword arguments (``bias``, ``layer_norm``, ``recurrent_dropout``, ``zoneout``,
+    ``weight_dropout``) are those of ``RecurrentCell``.
     """
 
     num_gates = 4
@@ -49,27 +52,15 @@ class LSTMCell(RecurrentCell):
         input_size: int,
         hidden_size: int,
         *,
-        bias: bool = True,
         proj_size: int = 0,
         activation: str = "tanh",
         recurrent_activation: str = "sigmoid",
         forget_bias: float = 1.0,
-        layer_norm: bool = False,
-        recurrent_dropout: float = 0.0,
-        zoneout: float = 0.0,
-        weight_dropout: float = 0.0,
         device=None,
         dtype=None,
+        **options,
     ) -> None:
-        super().__init__(
-            input_size,
-            hidden_size,
-            bias=bias,
-            layer_norm=layer_norm,
-            recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout,
-            weight_dropout=weight_dropout,
-        )
+        super().__init__(input_size, hidden_size, **options)
         if proj_size != 0:
             check_positive_int("proj_size", proj_size)
             if proj_size >= hidden_size:
@@ -86,7 +77,7 @@ class LSTMCell(RecurrentCell):
             self.weight_hr = nn.Parameter(torch.empty(proj_size, hidden_size, **factory))
         else:
             self.register_parameter("weight_hr", None)
-        if layer_norm:
+        if self.layer_norm:
             self.ln_cell_weight = nn.Parameter(torch.empty(hidden_size, **factory))
             self.ln_cell_bias = nn.Parameter(torch.empty(hidden_size, **factory))
         self.reset_parameters()

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from rnnkit._checks import check_choice
 from rnnkit.cells import RecurrentCell
 from rnnkit.layers.recurrent import Recurrent
 
@@ -118,6 +119,7 @@ class RNN(TorchCompatibleRecurrent):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, **extra) -> None:
+        check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         super().__init__("rnn", input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
                          dropout=dropout, batch_first=batch_first, bias=bias, activation=nonlinearity,
                          device=device, dtype=dtype, **extra)
@@ -165,6 +167,7 @@ class IndRNN(TorchCompatibleRecurrent):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "relu",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, **extra) -> None:
+        check_choice("nonlinearity", nonlinearity, ("relu", "tanh"))
         super().__init__("indrnn", input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
                          dropout=dropout, batch_first=batch_first, bias=bias, activation=nonlinearity,
                          device=device, dtype=dtype, **extra)
