@@ -167,7 +167,9 @@ def test_indrnn_recurrence_is_elementwise():
 def test_indrnn_constraint_and_initialisation():
     cell = rnnkit.IndRNNCell(I, 1000, t_max=20)
     bound = 2 ** (1 / 20)
-    assert cell.weight_hh.min() >= 0 and cell.weight_hh.max() <= 1.0  # u ~ U(0, 1) <= 2^(1/20)
+    assert cell.weight_hh.min() >= 0 and cell.weight_hh.max() <= bound  # u ~ U(0, 2^(1/t_max))
+    assert cell.weight_hh.max() > 1.0  # ... reaching past 1, where the bound allows it
+    assert rnnkit.IndRNNCell(I, 1000).weight_hh.max() <= 1.0  # U(0, 1) without t_max
     with torch.no_grad():
         cell.weight_hh.mul_(5.0).sub_(2.0)  # as if an optimiser step had pushed |u| past the bound
     model = torch.nn.Sequential(torch.nn.Linear(2, I), cell)

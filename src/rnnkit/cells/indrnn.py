@@ -22,8 +22,9 @@ class IndRNNCell(RecurrentCell):
 
     ``t_max``: the longest span to remember. It sets the paper's constraint
     |u| ≤ 2^(1/t_max), applied by ``constrain_()`` (call ``rnnkit.apply_constraints(model)``
-    after each optimiser step). Initialisation as in the paper's experiments (Sec. 4):
-    u ~ U(0, 1), clipped to the constraint; W_ih ~ U(-1/sqrt(H), 1/sqrt(H)); biases 0.
+    after each optimiser step). Initialisation as in the authors' code (IndRNN_pytorch):
+    u ~ U(0, 2^(1/t_max)), or U(0, 1) without t_max; biases 0. W_ih ~ U(-1/sqrt(H), 1/sqrt(H))
+    as in torch.nn (the authors initialise their separate input layers per task).
 
     With ``layer_norm=True`` the input projection W_ih x_t is layer-normalised, never the
     recurrence: normalising u ⊙ h across units would couple the units the IndRNN keeps
@@ -63,8 +64,7 @@ class IndRNNCell(RecurrentCell):
     def reset_parameters(self) -> None:
         super().reset_parameters()
         with torch.no_grad():
-            self.weight_hh.uniform_(0.0, 1.0)
-        self.constrain_()
+            self.weight_hh.uniform_(0.0, self.recurrent_max or 1.0)
 
     def constrain_(self) -> None:
         """Clamp |u| to 2^(1/t_max) (no-op without t_max)."""
