@@ -14,6 +14,7 @@ MERGES = ["concat", "sum", "ave", "mul", "max", None]
 
 
 def double_layer(cell_type="lstm", **options):
+    """A float64 layer with weights large enough that every term matters."""
     layer = rnnkit.Recurrent(cell_type, I, H, **options).double()
     with torch.no_grad():
         for parameter in layer.parameters():
@@ -23,13 +24,13 @@ def double_layer(cell_type="lstm", **options):
 
 # ----------------------------------------------------------------------------- gradcheck grid
 DIRECTIONS = [(False, "concat")] + [(True, merge) for merge in MERGES]
-GRID = list(itertools.product([1, 2], DIRECTIONS, [False, True]))
+GRID = list(itertools.product([1, 2], DIRECTIONS, [False, True], ["off", "auto"]))
 
 
-@pytest.mark.parametrize("num_layers,direction,with_lengths", GRID)
-def test_gradcheck_grid(num_layers, direction, with_lengths):
+@pytest.mark.parametrize("num_layers,direction,with_lengths,fast_path", GRID)
+def test_gradcheck_grid(num_layers, direction, with_lengths, fast_path):
     bidirectional, merge_mode = direction
-    layer = double_layer(num_layers=num_layers, bidirectional=bidirectional, merge_mode=merge_mode)
+    layer = double_layer(num_layers=num_layers, bidirectional=bidirectional, merge_mode=merge_mode, fast_path=fast_path)
     x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
     rows = num_layers * (2 if bidirectional else 1)
     h0 = torch.randn(rows, B, H, dtype=torch.float64, requires_grad=True)

@@ -1,7 +1,8 @@
 """rnnkit.RNN/LSTM/GRU compute what torch.nn.RNN/LSTM/GRU compute, given the same weights.
 
 Outputs, final states and gradients (inputs, initial states, every weight) agree to 1e-5
-in float32 for 1-3 layers, uni/bidirectional, batch_first, proj_size and variable lengths.
+in float32 for 1-3 layers, uni/bidirectional, batch_first, proj_size and variable lengths,
+both on the readable reference path (fast_path="off") and on the fast path ("auto").
 """
 
 import itertools
@@ -25,10 +26,10 @@ MODES = {
 }
 
 
-def make_pair(mode, **options):
+def make_pair(mode, fast_path="off", **options):
     torch_class, rnnkit_class, extra = MODES[mode]
     reference = torch_class(I, H, **extra, **options)
-    ours = rnnkit_class(I, H, **extra, **options)
+    ours = rnnkit_class(I, H, **extra, **options, fast_path=fast_path)
     ours.load_state_dict(reference.state_dict())  # strict: the key sets are identical
     return reference, ours
 
@@ -68,12 +69,15 @@ def gradients(module, x, hx, output, state):
     return dict(zip(["input", "h0", "c0"][: len(inputs)] + names, grads))
 
 
-GRID = list(itertools.product(MODES, [1, 2, 3], [False, True], [False, True], [False, True]))
+GRID = list(itertools.product(MODES, [1, 2, 3], [False, True], [False, True], [False, True], ["off", "auto"]))
 
 
-@pytest.mark.parametrize("mode,num_layers,bidirectional,batch_first,with_lengths", GRID)
-def test_matches_torch_nn(mode, num_layers, bidirectional, batch_first, with_lengths):
-    reference, ours = make_pair(mode, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first)
+@pytest.mark.parametrize("mode,num_layers,bidirectional,batch_first,with_lengths,fast_path", GRID)
+def test_matches_torch_nn(mode, num_layers, bidirectional, batch_first, with_lengths, fast_path):
+    reference, ours = make_pair(
+        mode, fast_path, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first
+    )
+    assert all(ours._fast_at) == (fast_path == "auto")
     x = torch.randn((B, T, I) if batch_first else (T, B, I), requires_grad=True)
     hx = initial_state(reference, batch_first)
     lengths = LENGTHS if with_lengths else None
@@ -93,8 +97,9 @@ def test_matches_torch_nn(mode, num_layers, bidirectional, batch_first, with_len
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-def test_packed_sequence_in_packed_sequence_out(mode):
-    reference, ours = make_pair(mode, num_layers=2, bidirectional=True)
+@pytest.mark.parametrize("fast_path", ["off", "auto"])
+def test_packed_sequence_in_packed_sequence_out(mode, fast_path):
+    reference, ours = make_pair(mode, fast_path, num_layers=2, bidirectional=True)
     x = torch.randn(T, B, I)
     packed = pack_padded_sequence(x, torch.tensor(LENGTHS), enforce_sorted=False)
     expected_output, expected_state = reference(packed)
@@ -108,8 +113,9 @@ def test_packed_sequence_in_packed_sequence_out(mode):
 
 
 @pytest.mark.parametrize("mode", ["rnn_tanh", "lstm", "gru"])
-def test_unbatched_input_matches_torch_nn(mode):
-    reference, ours = make_pair(mode, num_layers=2)
+@pytest.mark.parametrize("fast_path", ["off", "auto"])
+def test_unbatched_input_matches_torch_nn(mode, fast_path):
+    reference, ours = make_pair(mode, fast_path, num_layers=2)
     x = torch.randn(T, I)
     hx = tuple(torch.randn(part.shape[0], part.shape[2]) for part in as_tuple(initial_state(reference, False)))
     hx = hx if len(hx) > 1 else hx[0]

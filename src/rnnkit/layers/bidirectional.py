@@ -58,8 +58,10 @@ class Bidirectional(nn.Module):
         forward_state, backward_state = (None, None) if state is None else state
         forward_output, forward_state = self.forward_layer(inputs, forward_state, lengths)
         backward_output, backward_state = self.backward_layer(inputs, backward_state, lengths)
-        merged = MERGE_MODES[self.merge_mode](forward_output, backward_output)
-        return merged, (forward_state, backward_state)
+        return self.merge(forward_output, backward_output), (forward_state, backward_state)
+
+    def merge(self, forward_output: torch.Tensor, backward_output: torch.Tensor) -> torch.Tensor:
+        return MERGE_MODES[self.merge_mode](forward_output, backward_output)
 
     def extra_repr(self) -> str:
         return f"merge_mode={self.merge_mode!r}"

@@ -7,6 +7,7 @@ over time (``SequenceLayer`` does) and knows no cell's equations.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Sequence
 
@@ -15,11 +16,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit._checks import check_positive_int, check_tensor, shape_error
+from rnnkit._checks import check_choice, check_positive_int, check_tensor, shape_error
 from rnnkit.cells import RecurrentCell, State, get_cell_class
+from rnnkit.kernels import FAST_PATH_POLICIES, layer_fast_path_reason, run_fast
 from rnnkit.layers.bidirectional import MERGE_MODES, Bidirectional, merged_width
 from rnnkit.layers.sequence import check_lengths, step_mask
 from rnnkit.layers.sequence_layer import SequenceLayer
+
+logger = logging.getLogger("rnnkit")
 
 
 class Recurrent(nn.Module):
@@ -41,6 +45,10 @@ class Recurrent(nn.Module):
             outputs (densely connected RNN, Godin et al. 2017); the output is the top layer's.
         batch_first: inputs and outputs are (B, T, ...) instead of (T, B, ...).
         bias, proj_size: as in torch.nn.LSTM (proj_size only for LSTM cells).
+        fast_path: "auto" runs each layer on a fast kernel when one computes exactly the
+            same thing (today: PyTorch's fused RNN/LSTM/GRU kernels) and on the readable
+            reference loop otherwise; "required" raises ValueError, saying why, if a layer
+            cannot run fast; "off" always uses the reference loop.
         **cell_options: passed to every cell (activation, layer_norm, recurrent_dropout,
             zoneout, weight_dropout, reset_after, t_max, ...; see each cell).
 
@@ -76,6 +84,7 @@ class Recurrent(nn.Module):
         dense: bool = False,
         bias: bool = True,
         proj_size: int = 0,
+        fast_path: str = "auto",
         device=None,
         dtype=None,
         **cell_options,
@@ -94,6 +103,7 @@ class Recurrent(nn.Module):
                 "dropout is applied after every layer but the last, so dropout > 0 with num_layers=1 does nothing",
                 stacklevel=2,
             )
+        check_choice("fast_path", fast_path, FAST_PATH_POLICIES)
         if residual and dense:
             raise ValueError("residual, dense: choose at most one way of connecting layers")
         if proj_size:
@@ -114,6 +124,7 @@ class Recurrent(nn.Module):
         self.batch_first = bool(batch_first)
         self.bias = bool(bias)
         self.proj_size = proj_size
+        self.fast_path = fast_path
 
         self.layers = nn.ModuleList()
         self._residual_at: list[bool] = []
@@ -133,6 +144,7 @@ class Recurrent(nn.Module):
             width = self._layer_output_width(layer, layer_merge)
             self._residual_at.append(residual and layer_merge is not None and width == layer_input)
             output_widths.append(width)
+        self._fast_at = [self._decide_fast_path(index, layer) for index, layer in enumerate(self.layers)]
         if residual and not any(self._residual_at):
             raise ValueError(
                 f"residual: no layer has equal input and output widths (input_size={input_size}, "
@@ -153,6 +165,17 @@ class Recurrent(nn.Module):
     def _layer_output_width(self, layer: nn.Module, merge_mode: str | None) -> int:
         cell_width = _first_cell(layer).output_size
         return merged_width(merge_mode, cell_width) if self.bidirectional else cell_width
+
+    def _decide_fast_path(self, index: int, layer: nn.Module) -> bool:
+        if self.fast_path == "off":
+            return False
+        reason = layer_fast_path_reason(layer)
+        if reason is None:
+            return True
+        if self.fast_path == "required":
+            raise ValueError(f"fast_path='required': layer {index} cannot run on a fast kernel: {reason}")
+        logger.debug("layer %d runs on the reference path: %s", index, reason)
+        return False
 
     @property
     def cells(self) -> list[RecurrentCell]:
@@ -214,7 +237,8 @@ class Recurrent(nn.Module):
             else:
                 skip = inputs
             layer_state = None if states is None else (states[0] if layer.num_directions == 1 else tuple(states))
-            y, new_state = layer(x, layer_state, lengths)
+            run = run_fast if self._fast_at[index] else _run_reference
+            y, new_state = run(layer, x, layer_state, lengths)
             if self._residual_at[index]:
                 y = y + skip
             outputs.append(y)
@@ -270,12 +294,16 @@ class Recurrent(nn.Module):
     def extra_repr(self) -> str:
         options = [f"{self.cell_class.__name__}", f"{self.input_size}, {self.hidden_size}"]
         for name, default in (("num_layers", 1), ("bidirectional", False), ("dropout", 0.0), ("residual", False),
-                              ("dense", False), ("batch_first", False), ("proj_size", 0)):
+                              ("dense", False), ("batch_first", False), ("proj_size", 0), ("fast_path", "auto")):
             if getattr(self, name) != default:
                 options.append(f"{name}={getattr(self, name)}")
         if self.bidirectional:
             options.append(f"merge_mode={self.merge_mode!r}")
         return ", ".join(options)
+
+
+def _run_reference(layer: nn.Module, inputs: torch.Tensor, state, lengths: torch.Tensor | None):
+    return layer(inputs, state, lengths)
 
 
 def _first_cell(layer: nn.Module) -> RecurrentCell:

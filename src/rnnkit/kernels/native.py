@@ -1,0 +1,90 @@
+"""PyTorch's own fused recurrent kernels (ATen/oneDNN on CPU, cuDNN on GPU) for plain RNN, LSTM and GRU layers.
+
+rnnkit's cells keep torch.nn's weight names and gate order, so a layer whose cells
+compute exactly what ``torch.nn.RNN/LSTM/GRU`` compute can hand its weights to the same
+kernels torch.nn uses (``torch.rnn_tanh``, ``torch.rnn_relu``, ``torch.lstm``,
+``torch.gru``). This file decides when that is exact (``native_unsupported_reason``) and
+runs one layer, one or both directions, through them (``run_native_layer``). Anything
+it cannot run exactly stays on the readable reference path.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnnkit.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, State
+
+
+def _kernel_for(cell: RecurrentCell):
+    """The torch op computing ``cell`` exactly, or None. Exact classes only: a subclass may change step()."""
+    if type(cell) is RNNCell:
+        return torch.rnn_tanh if cell.activation == "tanh" else torch.rnn_relu
+    if type(cell) is LSTMCell and cell.activation == "tanh" and cell.recurrent_activation == "sigmoid":
+        return torch.lstm
+    if type(cell) is GRUCell and cell.reset_after and cell.activation == "tanh" and cell.recurrent_activation == "sigmoid":
+        return torch.gru
+    return None
+
+
+def native_unsupported_reason(cell: RecurrentCell) -> str | None:
+    """Why ``cell`` cannot run on PyTorch's fused kernel, or None if it can."""
+    if _kernel_for(cell) is None:
+        return (
+            f"{type(cell).__name__} with these options has no torch.nn kernel "
+            "(supported: RNNCell, LSTMCell with tanh/sigmoid, GRUCell with reset_after=True and tanh/sigmoid)"
+        )
+    if cell.layer_norm:
+        return "layer_norm=True has no torch.nn kernel"
+    for option in ("recurrent_dropout", "zoneout", "weight_dropout"):
+        if getattr(cell, option):
+            return f"{option}={getattr(cell, option)} has no torch.nn kernel"
+    return None
+
+
+def _flat_weights(cell: RecurrentCell) -> list[torch.Tensor]:
+    """Weights in the order torch's kernels expect for one direction of one layer."""
+    weights = [cell.weight_ih, cell.weight_hh]
+    if cell.bias:
+        weights += [cell.bias_ih, cell.bias_hh]
+    if getattr(cell, "weight_hr", None) is not None:
+        weights.append(cell.weight_hr)
+    return weights
+
+
+def run_native_layer(
+    cells: list[RecurrentCell], inputs: torch.Tensor, states: list[State] | None, lengths: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, list[State]]:
+    """One layer (one cell per direction) on torch's kernel.
+
+    inputs (T, B, I) -> forward output (T, B, P), backward output (T, B, P) or None,
+    and one final state per direction. Outputs past each length are zero.
+    """
+    first = cells[0]
+    kernel = _kernel_for(first)
+    bidirectional = len(cells) == 2
+    max_time, batch_size = inputs.shape[:2]
+    if states is None:
+        states = [cell.initial_state(batch_size, device=inputs.device, dtype=inputs.dtype) for cell in cells]
+    # torch wants each state part stacked over directions: (D, B, size)
+    hx = tuple(torch.stack(parts) for parts in zip(*states))
+    hx = hx if len(hx) > 1 else hx[0]
+    weights = [w for cell in cells for w in _flat_weights(cell)]
+    dropout, train = 0.0, first.training
+
+    if lengths is None:
+        output, *final = kernel(inputs, hx, weights, first.bias, 1, dropout, train, bidirectional, False)
+    else:
+        packed = pack_padded_sequence(inputs, lengths, enforce_sorted=False)
+        order, inverse = packed.sorted_indices, packed.unsorted_indices
+        hx_sorted = tuple(part.index_select(1, order) for part in hx) if isinstance(hx, tuple) else hx.index_select(1, order)
+        data, *final = kernel(packed.data, packed.batch_sizes, hx_sorted, weights, first.bias, 1, dropout, train, bidirectional)
+        output, _ = pad_packed_sequence(
+            type(packed)(data, packed.batch_sizes, order, inverse), total_length=max_time
+        )
+        final = [part.index_select(1, inverse) for part in final]
+    width = first.output_size
+    forward_output = output[..., :width]
+    backward_output = output[..., width:] if bidirectional else None
+    final_states = [tuple(part[direction] for part in final) for direction in range(len(cells))]
+    return forward_output, backward_output, final_states

@@ -1,0 +1,90 @@
+"""The fast path computes what the readable reference path computes, and says when it cannot run."""
+
+import itertools
+import logging
+
+import pytest
+import torch
+
+import rnnkit
+
+T, B, I, H = 7, 4, 5, 6
+LENGTHS = [7, 2, 5, 1]
+
+ELIGIBLE = [
+    ("rnn", {}),
+    ("rnn", dict(activation="relu")),
+    ("lstm", {}),
+    ("lstm", dict(proj_size=3)),
+    ("lstm", dict(bias=False)),
+    ("gru", {}),
+]
+
+
+@pytest.mark.parametrize(
+    "cell,options,topology,with_lengths",
+    [
+        (cell, options, topology, with_lengths)
+        for (cell, options), topology, with_lengths in itertools.product(
+            ELIGIBLE,
+            [dict(), dict(bidirectional=True, merge_mode="max"), dict(bidirectional=True, merge_mode=None, num_layers=2),
+             dict(num_layers=3, residual=True, bidirectional=True, merge_mode="sum"), dict(num_layers=2, dense=True)],
+            [False, True],
+        )
+        # A projected LSTM's layers never have equal widths, so they have no residual skip.
+        if not (options.get("proj_size") and topology.get("residual"))
+    ],
+)
+def test_fast_path_equals_reference_path(cell, options, topology, with_lengths):
+    input_size = H if topology.get("residual") else I
+    reference = rnnkit.Recurrent(cell, input_size, H, fast_path="off", **options, **topology)
+    fast = rnnkit.Recurrent(cell, input_size, H, fast_path="required", **options, **topology)
+    fast.load_state_dict(reference.state_dict())
+    x = torch.randn(T, B, input_size, requires_grad=True)
+    lengths = LENGTHS if with_lengths else None
+    expected_output, expected_state = reference(x, lengths=lengths)
+    output, state = fast(x, lengths=lengths)
+    torch.testing.assert_close(output, expected_output, atol=1e-5, rtol=1e-5)
+    for part, expected in zip(state, expected_state):
+        torch.testing.assert_close(part, expected, atol=1e-5, rtol=1e-5)
+    weights = torch.randn(output.shape)
+    expected_grads = torch.autograd.grad((expected_output * weights).sum(), [x, *reference.parameters()])
+    grads = torch.autograd.grad((output * weights).sum(), [x, *fast.parameters()])
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "cell,options,reason",
+    [
+        ("lstm", dict(layer_norm=True), "layer_norm=True has no torch.nn kernel"),
+        ("gru", dict(reset_after=False), "GRUCell with these options has no torch.nn kernel"),
+        ("lstm", dict(zoneout=0.1), "zoneout=0.1 has no torch.nn kernel"),
+        ("janet", {}, "JANETCell with these options has no torch.nn kernel"),
+        ("indrnn", {}, "IndRNNCell with these options has no torch.nn kernel"),
+    ],
+)
+def test_required_fast_path_raises_and_says_why(cell, options, reason):
+    with pytest.raises(ValueError, match=r"fast_path='required': layer 0 cannot run on a fast kernel: " + reason):
+        rnnkit.Recurrent(cell, I, H, fast_path="required", **options)
+
+
+def test_auto_falls_back_with_a_debug_message(caplog):
+    with caplog.at_level(logging.DEBUG, logger="rnnkit"):
+        layer = rnnkit.Recurrent("lstm", I, H, layer_norm=True)
+    assert layer._fast_at == [False]
+    assert "layer 0 runs on the reference path: layer_norm=True" in caplog.text
+    assert rnnkit.Recurrent("lstm", I, H)._fast_at == [True]
+    assert rnnkit.Recurrent("lstm", I, H, fast_path="off")._fast_at == [False]
+
+
+def test_a_custom_subclass_never_takes_the_fast_path():
+    class Mine(rnnkit.LSTMCell):
+        pass
+
+    assert rnnkit.Recurrent(Mine, I, H)._fast_at == [False]
+
+
+def test_unknown_fast_path_policy():
+    with pytest.raises(ValueError, match=r"fast_path: expected one of \['auto', 'required', 'off'\], got 'fast'"):
+        rnnkit.Recurrent("lstm", I, H, fast_path="fast")
