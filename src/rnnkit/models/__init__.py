@@ -1,0 +1,7 @@
+"""Models built around a recurrent core; each owns its loss."""
+
+from rnnkit.models.config import RecurrentConfig
+from rnnkit.models.generation import beam_search, sample
+from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
+
+__all__ = ["LanguageModel", "LanguageModelConfig", "RecurrentConfig", "beam_search", "sample"]

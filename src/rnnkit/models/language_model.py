@@ -1,0 +1,56 @@
+"""A character-level language model: one-to-many generation with any recurrent cell.
+
+    x_t -> embedding -> Recurrent -> dropout -> linear -> logits over the next character
+
+It owns its loss (cross-entropy of the next character, in nats per character), so the
+trainer needs to know nothing about it (minGPT's habit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rnnkit.cells import State
+from rnnkit.errors import UserError
+from rnnkit.models.config import RecurrentConfig
+
+
+@dataclass
+class LanguageModelConfig(RecurrentConfig):
+    """The char-level language model: a recurrent core between an embedding and a softmax."""
+
+    embedding_size: int = 128
+    """Width of the character embeddings."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.bidirectional:
+            raise UserError("--bidirectional: a language model predicts the next character and must not read ahead")
+        if self.embedding_size <= 0:
+            raise UserError(f"--embedding-size: expected a positive integer, got {self.embedding_size}")
+
+
+class LanguageModel(nn.Module):
+    def __init__(self, vocab_size: int, config: LanguageModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(vocab_size, config.embedding_size)
+        self.rnn = config.build(config.embedding_size)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.output_size, vocab_size)
+
+    def forward(
+        self, tokens: torch.Tensor, state: State | None = None, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, State]:
+        """tokens (T, B) -> logits (T, B, V), mean cross-entropy in nats if targets (T, B) are given, state."""
+        embedded = self.dropout(self.embedding(tokens))  # (T, B, E)
+        hidden, state = self.rnn(embedded, state)  # (T, B, H)
+        logits = self.head(self.dropout(hidden))  # (T, B, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+        return logits, loss, state

@@ -1,0 +1,89 @@
+"""What a task is: a typed configuration, a way to set up data and model, a loss and an evaluation.
+
+``rnnkit train TASK`` looks the task up in ``rnnkit.tasks.TASKS`` and drives it through
+this interface; nothing in the trainer or the command line branches on a task's name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+import torch
+
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.distributed import Distributed
+
+
+@dataclass
+class RunConfig:
+    """Options of every training run besides the model, training and data groups each task adds."""
+
+    out: str | None = None
+    """Run folder (default: runs/TASK-YYYYmmdd-HHMMSS)."""
+    resume: bool = False
+    """Continue the run in --out from its latest checkpoint."""
+    overwrite: bool = False
+    """Replace an existing run folder."""
+    config: str | None = None
+    """YAML file of options (a run folder's config.yaml works); command-line options override it."""
+    print_config: bool = False
+    """Print the resolved configuration as YAML and exit."""
+
+    # Subclasses define: model (a RecurrentConfig), train (TrainConfig), dataset (task options).
+    CONTROL_FIELDS: ClassVar[tuple[str, ...]] = ("out", "resume", "overwrite", "config", "print_config")
+    GROUPS: ClassVar[tuple[str, ...]] = ("model", "train", "dataset")
+
+    def validate(self) -> None:
+        for group in self.GROUPS:
+            validate = getattr(getattr(self, group), "validate", None)
+            if validate is not None:
+                validate()
+
+    def resolved(self, task: str) -> dict:
+        """The configuration that defines the run (what config.yaml and checkpoints hold)."""
+        return {"task": task, **{group: asdict(getattr(self, group)) for group in self.GROUPS}}
+
+
+class Session(ABC):
+    """One task set up for training, evaluation or generation: data, model, and what to do with them."""
+
+    model: torch.nn.Module
+    batches: object  # training windows (see rnnkit.train.trainer.TrainingTask)
+
+    @abstractmethod
+    def task_state(self) -> dict:
+        """JSON-able data that, with the configuration, rebuilds this session from a checkpoint."""
+
+    @abstractmethod
+    def loss(self, network, window, state) -> tuple[torch.Tensor, object, int]:
+        """Mean training loss of one batch, the state to carry on, and the number of tokens."""
+
+    @abstractmethod
+    def evaluate(self, model) -> dict[str, float]:
+        """Validation metrics; "loss" is what early stopping and checkpoints compare."""
+
+    def report(self, metrics: dict[str, float]) -> str:
+        return f"validation loss {metrics['loss']:.4f}"
+
+    def finish(self) -> str:
+        """Text to print when training ends (a sample, for generative tasks)."""
+        return ""
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    summary: ClassVar[str]  # one line for 'rnnkit tasks'
+    config_class: ClassVar[type[RunConfig]]
+
+    def default_config(self) -> RunConfig:
+        return self.config_class()
+
+    @abstractmethod
+    def start(self, config: RunConfig, context: Distributed, device: torch.device) -> Session:
+        """Read the data and build a fresh model."""
+
+    @abstractmethod
+    def restore(self, config: RunConfig, task_state: dict, device: torch.device) -> Session:
+        """Rebuild a session (without training data) from a checkpoint's configuration and task state."""

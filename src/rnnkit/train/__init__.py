@@ -1,0 +1,1 @@
+"""Training: typed configuration, the fit loop, checkpoints, run folders, multi-process runs."""

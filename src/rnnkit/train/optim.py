@@ -1,0 +1,82 @@
+"""Optimisers and learning-rate schedules, by name: one registry each.
+
+A schedule maps the run's progress to a learning rate. Progress is the fraction of the
+budget used so far (steps, epochs or wall-clock minutes, whichever is furthest along),
+so a cosine schedule ends at its minimum exactly when a time-budgeted run ends.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from rnnkit.errors import UserError
+from rnnkit.train.config import TrainConfig
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay),
+    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
+    "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),
+    "rmsprop": lambda params, c: torch.optim.RMSprop(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay),
+}
+
+
+def build_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer not in OPTIMIZERS:
+        raise UserError(f"--optimizer: expected one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}")
+    return OPTIMIZERS[config.optimizer](parameters, config)
+
+
+class LearningRateSchedule:
+    """lr(step, progress), plus reduce-on-plateau, which reacts to evaluations."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        if config.schedule not in SCHEDULES:
+            raise UserError(f"--schedule: expected one of {', '.join(SCHEDULES)}, got {config.schedule!r}")
+        self.config = config
+        self.plateau_scale = 1.0  # reduce-on-plateau's accumulated factor
+        self.best = math.inf
+        self.evaluations_without_improvement = 0
+
+    def learning_rate(self, step: int, progress: float) -> float:
+        c = self.config
+        warmup = min(1.0, (step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
+        return c.lr * warmup * SCHEDULES[c.schedule](self, step, min(progress, 1.0))
+
+    def observe(self, validation_loss: float) -> None:
+        """Tell the schedule an evaluation's result (only plateau uses it)."""
+        if validation_loss < self.best:
+            self.best, self.evaluations_without_improvement = validation_loss, 0
+            return
+        self.evaluations_without_improvement += 1
+        if self.config.schedule == "plateau" and self.evaluations_without_improvement >= self.config.plateau_patience:
+            self.plateau_scale *= self.config.gamma
+            self.evaluations_without_improvement = 0
+
+    def apply(self, optimizer: torch.optim.Optimizer, step: int, progress: float) -> float:
+        lr = self.learning_rate(step, progress)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def state_dict(self) -> dict:
+        return {"plateau_scale": self.plateau_scale, "best": self.best, "stale": self.evaluations_without_improvement}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.plateau_scale, self.best = state["plateau_scale"], state["best"]
+        self.evaluations_without_improvement = state["stale"]
+
+
+def _cosine(schedule: LearningRateSchedule, step: int, progress: float) -> float:
+    floor = schedule.config.min_lr_ratio
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+SCHEDULES: dict[str, Callable[[LearningRateSchedule, int, float], float]] = {
+    "constant": lambda schedule, step, progress: 1.0,
+    "step": lambda schedule, step, progress: schedule.config.gamma ** (step // schedule.config.step_every),
+    "plateau": lambda schedule, step, progress: schedule.plateau_scale,
+    "cosine": _cosine,
+}

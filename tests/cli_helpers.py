@@ -1,0 +1,60 @@
+"""Running the real ``rnnkit`` entry point in a subprocess, on small texts made here."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+# A small model and budget: a run takes a second or two, most of it importing torch.
+TINY = ["--hidden-size", "16", "--embedding-size", "8", "--batch-size", "4", "--bptt", "16",
+        "--max-minutes", "0", "--log-every", "1"]
+
+
+def make_text(path: Path, characters: int = 6000) -> Path:
+    verse = ("Shall I compare thee to a summer's day?\nThou art more lovely and more temperate:\n"
+             "Rough winds do shake the darling buds of May,\nAnd summer's lease hath all too short a date.\n")
+    path.write_text((verse * (characters // len(verse) + 1))[:characters], encoding="utf-8")
+    return path
+
+
+def rnnkit(*arguments, env: dict | None = None, timeout: float = 180, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "rnnkit", *map(str, arguments)], capture_output=True, text=True,
+                          timeout=timeout, env=environment, cwd=cwd)
+
+
+def start_rnnkit(*arguments) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rnnkit", *map(str, arguments)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, status: int = 2) -> str:
+    """Exit status 2, no traceback, and one line on stderr that contains every fragment."""
+    assert result.returncode == status, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def weights(run: Path) -> dict:
+    pointer = (run / "checkpoint.json").read_text()
+    import json
+
+    return load_file(str(run / json.loads(pointer)["directory"] / "model.safetensors"))
+
+
+def tree_digest(path: Path) -> str:
+    """A digest of every file name and content under ``path``: equal digests mean nothing changed."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()

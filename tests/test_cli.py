@@ -1,0 +1,350 @@
+"""The command line, end to end through its real entry point: train, generate, evaluate, tasks,
+kill-and-resume, several processes with torchrun, the non-finite guard, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit, start_rnnkit, tree_digest, weights
+
+
+@pytest.fixture(scope="module")
+def text(tmp_path_factory) -> Path:
+    return make_text(tmp_path_factory.mktemp("data") / "sonnet.txt")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, text) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "trained"
+    result = rnnkit("train", "--data", text, *TINY, "--max-steps", "12", "--eval-every", "4", "--out", run)
+    assert result.returncode == 0, result.stderr
+    return run
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+# ----------------------------------------------------------------------------- the main path
+def test_training_writes_a_complete_run_folder(trained):
+    assert {p.name for p in trained.iterdir()} >= {"config.yaml", "metrics.jsonl", "checkpoint.json", "checkpoints", "summary.json"}
+    config = yaml.safe_load((trained / "config.yaml").read_text())
+    assert config["task"] == "charlm" and config["model"]["hidden_size"] == 16
+    records = metrics(trained)
+    assert [r["step"] for r in records if r["event"] == "eval"] == [4, 8, 12]
+    train = [r for r in records if r["event"] == "train"]
+    assert len(train) == 12 and all(math.isfinite(r["grad_norm"]) and r["grad_norm"] > 0 for r in train)
+    summary = json.loads((trained / "summary.json").read_text())
+    assert summary["steps"] == 12 and summary["task"] == "charlm" and summary["nonfinite_steps"] == 0
+    assert summary["validation"]["bpc"] == pytest.approx(summary["validation"]["loss"] / math.log(2))
+    assert train[-1]["loss"] < train[0]["loss"]  # it learns
+    checkpoint = json.loads((trained / "checkpoint.json").read_text())
+    assert checkpoint["step"] == 12 and list((trained / "checkpoints").iterdir()) == [trained / checkpoint["directory"]]
+
+
+def test_training_prints_validation_in_nats_and_bits_and_a_sample(tmp_path, text):
+    result = rnnkit("train", "--data", text, *TINY, "--max-steps", "3", "--eval-every", "3", "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    assert "nats/char" in result.stdout and "bits/char" in result.stdout
+    assert "--- sample" in result.stdout
+    assert "step 3 loss" in result.stderr  # the live progress bar
+
+
+def test_default_task_trains_on_the_bundled_corpus(tmp_path):
+    result = rnnkit("train", *TINY, "--max-steps", "2", "--eval-every", "2", "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert config["dataset"]["data"] is None
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["validation"]["loss"] < math.log(65) + 0.5  # 65 characters: near uniform after 2 steps
+
+
+def test_generate_samples_reproducibly_and_beam_search(trained):
+    first = rnnkit("generate", "--checkpoint", trained, "--prime", "Shall", "--length", "30", "--seed", "3")
+    again = rnnkit("generate", "--checkpoint", trained, "--prime", "Shall", "--length", "30", "--seed", "3")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == again.stdout
+    assert first.stdout.startswith("Shall") and len(first.stdout.rstrip("\n")) >= len("Shall") + 30 - 5
+    greedy = rnnkit("generate", "--checkpoint", trained, "--length", "20", "--temperature", "0")
+    beam = rnnkit("generate", "--checkpoint", trained, "--length", "20", "--beam-size", "3")
+    top_k = rnnkit("generate", "--checkpoint", trained, "--length", "20", "--top-k", "2")
+    for result in (greedy, beam, top_k):
+        assert result.returncode == 0, result.stderr
+
+
+def test_evaluate_on_validation_split_and_on_a_file(trained, text):
+    own = rnnkit("evaluate", "--checkpoint", trained)
+    assert own.returncode == 0, own.stderr
+    loss = float(own.stdout.split()[1])
+    summary = json.loads((trained / "summary.json").read_text())
+    assert loss == pytest.approx(summary["validation"]["loss"], abs=1e-4)  # printed with 4 decimals
+    other = rnnkit("evaluate", "--checkpoint", trained, "--data", text)
+    assert other.returncode == 0 and "nats/char" in other.stdout
+
+
+def test_tasks_lists_charlm():
+    result = rnnkit("tasks")
+    assert result.returncode == 0 and result.stdout.startswith("charlm ")
+
+
+def test_print_config_and_config_files_set_the_same_fields(tmp_path):
+    printed = rnnkit("train", "--hidden-size", "77", "--lr", "0.01", "--print-config")
+    assert printed.returncode == 0, printed.stderr
+    file = tmp_path / "config.yaml"
+    file.write_text(printed.stdout)
+    again = rnnkit("train", "--config", file, "--print-config")
+    assert yaml.safe_load(again.stdout) == yaml.safe_load(printed.stdout)
+    override = yaml.safe_load(rnnkit("train", "--config", file, "--hidden-size", "9", "--print-config").stdout)
+    assert override["model"]["hidden_size"] == 9 and override["train"]["lr"] == 0.01
+
+
+def test_same_seed_same_weights(tmp_path, text):
+    for name in ("a", "b"):
+        result = rnnkit("train", "--data", text, *TINY, "--dropout", "0.2", "--max-steps", "6", "--eval-every", "3",
+                        "--out", tmp_path / name)
+        assert result.returncode == 0, result.stderr
+    first, second = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+# ----------------------------------------------------------------------------- resume
+RESUMABLE = [*TINY, "--dropout", "0.2", "--max-steps", "150", "--eval-every", "10"]
+
+
+def _losses(run: Path) -> list:
+    return [(r["event"], r["step"], r.get("loss")) for r in metrics(run)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, text) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "uninterrupted"
+    result = rnnkit("train", "--data", text, *RESUMABLE, "--out", run)
+    assert result.returncode == 0, result.stderr
+    return run
+
+
+@pytest.mark.parametrize("kill_after_step", [0, 35, 95])
+def test_sigkill_and_resume_gives_bit_identical_weights_and_metrics(tmp_path, text, uninterrupted, kill_after_step):
+    run = tmp_path / "killed"
+    process = start_rnnkit("train", "--data", text, *RESUMABLE, "--out", run)
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        logged = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
+        steps = [json.loads(line)["step"] for line in logged[:-1]]  # the last line may be half written
+        if (kill_after_step == 0 and (run / "config.yaml").exists()) or (steps and max(steps) >= kill_after_step > 0):
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run / "summary.json").exists(), "killed too late: the run had finished"
+
+    resumed = rnnkit("train", "--data", text, *RESUMABLE, "--out", run, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    expected, got = weights(uninterrupted), weights(run)
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+    assert _losses(run) == _losses(uninterrupted)
+
+
+def test_resume_needs_the_same_model(trained, text):
+    before = tree_digest(trained)
+    result = rnnkit("train", "--data", text, *TINY, "--hidden-size", "32", "--max-steps", "20", "--out", trained, "--resume")
+    assert_one_line_error(result, "--resume", "model.hidden_size=16", "32")
+    assert tree_digest(trained) == before
+
+
+# ----------------------------------------------------------------------------- several processes
+def test_two_processes_with_torchrun_match_one_process_with_the_same_global_batch(tmp_path, text):
+    common = ["--data", text, "--hidden-size", "16", "--embedding-size", "8", "--bptt", "16", "--max-minutes", "0",
+              "--max-steps", "8", "--eval-every", "4"]
+    torchrun = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "rnnkit", "train",
+         *map(str, common), "--batch-size", "3", "--out", str(tmp_path / "two")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert torchrun.returncode == 0, torchrun.stderr[-3000:]
+    single = rnnkit("train", *common, "--batch-size", "6", "--out", tmp_path / "one")
+    assert single.returncode == 0, single.stderr
+    two, one = weights(tmp_path / "two"), weights(tmp_path / "one")
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=1e-4)
+    two_eval = [r for r in metrics(tmp_path / "two") if r["event"] == "eval"]
+    one_eval = [r for r in metrics(tmp_path / "one") if r["event"] == "eval"]
+    assert [r["loss"] for r in two_eval] == pytest.approx([r["loss"] for r in one_eval], rel=1e-5)
+    checkpoint = json.loads((tmp_path / "two" / "checkpoints" / json.loads((tmp_path / "two" / "checkpoint.json").read_text())["directory"].split("/")[-1] / "state.json").read_text())
+    assert checkpoint["training"]["world_size"] == 2
+
+
+# ----------------------------------------------------------------------------- non-finite guard
+def test_a_nonfinite_step_is_skipped_counted_and_logged(tmp_path, text):
+    run = tmp_path / "run"
+    result = rnnkit("train", "--data", text, *TINY, "--max-steps", "8", "--eval-every", "4", "--out", run,
+                    env={"RNNKIT_INJECT_NONFINITE": "3"})
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "summary.json").read_text())["nonfinite_steps"] == 1
+    assert [r["step"] for r in metrics(run) if r["event"] == "nonfinite"] == [3]
+    assert all(torch.isfinite(value).all() for value in weights(run).values())
+
+
+def test_repeated_nonfinite_steps_stop_the_run_and_keep_the_last_good_checkpoint(tmp_path, text):
+    run = tmp_path / "run"
+    result = rnnkit("train", "--data", text, *TINY, "--max-steps", "30", "--eval-every", "4", "--out", run,
+                    env={"RNNKIT_INJECT_NONFINITE": "6,7,8,9,10"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "training stopped at step 10: 5 consecutive steps had a non-finite loss" in last
+    # Skipped steps leave the weights as they were, so the checkpoint of step 8 still holds good weights.
+    assert json.loads((run / "checkpoint.json").read_text())["step"] == 8
+    assert all(torch.isfinite(value).all() for value in weights(run).values())
+    assert not (run / "summary.json").exists()
+    assert rnnkit("generate", "--checkpoint", run, "--length", "5").returncode == 0
+
+
+# ----------------------------------------------------------------------------- bad input
+def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    binary = tmp_path / "binary.bin"
+    binary.write_bytes(bytes(range(256)) * 10)
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("caf\u00e9 cr\u00e8me ".encode("latin-1") * 100)
+    short = tmp_path / "short.txt"
+    short.write_text("To be, or", encoding="utf-8")  # fewer than --bptt 16 + 1 characters
+    return {
+        "missing": (tmp_path / "nope.txt", "does not exist"),
+        "empty": (empty, "is empty"),
+        "binary": (binary, "looks binary"),
+        "non-utf8": (latin, "is not valid UTF-8"),
+        "too short": (short, "fewer than one training sequence"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "binary", "non-utf8", "too short"])
+def test_bad_data_files(tmp_path, case):
+    path, message = _bad_files(tmp_path)[case]
+    assert_one_line_error(rnnkit("train", "--data", path, *TINY, "--max-steps", "2", "--out", tmp_path / "run"), message, str(path))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (["--hidden-size", "0"], "--hidden-size: expected a positive integer, got 0"),
+        (["--num-layers", "-2"], "--num-layers: expected a positive integer, got -2"),
+        (["--lr", "-0.1"], "--lr: expected a positive learning rate, got -0.1"),
+        (["--batch-size", "0"], "--batch-size: expected a positive integer, got 0"),
+        (["--cell", "transformer"], "--cell: expected one of rnn, lstm, gru, janet, indrnn, got 'transformer'"),
+        (["--optimizer", "lbfgs"], "--optimizer: expected one of sgd, adam, adamw, rmsprop, got 'lbfgs'"),
+        (["--schedule", "linear"], "--schedule: expected one of constant, step, plateau, cosine, got 'linear'"),
+        (["--dropout", "1.5"], "--dropout: expected a probability in [0, 1), got 1.5"),
+        (["--bidirectional"], "--bidirectional: a language model"),
+        (["--merge-mode", "avg"], "--merge-mode: expected one of"),
+        (["--max-minutes", "0", "--max-steps", "0"], "no training budget"),
+        (["--layer-norm", "--cell", "rnn"], "--layer-norm: the rnn cell has no layer-normalised variant"),
+    ],
+)
+def test_bad_hyperparameters(tmp_path, text, options, message):
+    result = rnnkit("train", "--data", text, *TINY, "--max-steps", "2", *options, "--out", tmp_path / "run")
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_existing_run_folder_is_never_overwritten_without_overwrite(trained, text, tmp_path):
+    before = tree_digest(trained)
+    result = rnnkit("train", "--data", text, *TINY, "--max-steps", "2", "--out", trained)
+    assert_one_line_error(result, "already exists", "--resume", "--overwrite")
+    # --overwrite with bad data fails before anything is deleted
+    bad = rnnkit("train", "--data", tmp_path / "missing.txt", *TINY, "--max-steps", "2", "--out", trained, "--overwrite")
+    assert_one_line_error(bad, "does not exist")
+    assert tree_digest(trained) == before
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    return copy
+
+
+def _model_file(run: Path) -> Path:
+    return run / json.loads((run / "checkpoint.json").read_text())["directory"] / "model.safetensors"
+
+
+def test_bad_checkpoints(trained, tmp_path):
+    assert_one_line_error(rnnkit("generate", "--checkpoint", tmp_path / "none"), "does not exist")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(rnnkit("generate", "--checkpoint", tmp_path / "empty"), "no checkpoint in")
+
+    truncated = _copy(trained, tmp_path / "t")
+    model = _model_file(truncated)
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    assert_one_line_error(rnnkit("generate", "--checkpoint", truncated), "truncated or corrupted")
+
+    flipped = _copy(trained, tmp_path / "f")
+    model = _model_file(flipped)
+    data = bytearray(model.read_bytes())
+    data[-5] ^= 0xFF
+    model.write_bytes(bytes(data))
+    assert_one_line_error(rnnkit("evaluate", "--checkpoint", flipped), "truncated or corrupted")
+
+    broken_state = _copy(trained, tmp_path / "s")
+    (_model_file(broken_state).parent / "state.json").write_text('{"format": 1, "config": ')
+    assert_one_line_error(rnnkit("generate", "--checkpoint", broken_state), "not valid JSON")
+
+    (broken_state / "checkpoint.json").write_text("[]")
+    assert_one_line_error(rnnkit("generate", "--checkpoint", broken_state), "does not name a checkpoint directory")
+
+
+def test_checkpoint_files_hold_no_pickles(trained):
+    directory = _model_file(trained).parent
+    assert sorted(p.name for p in directory.iterdir()) == ["model.safetensors", "state.json", "training.safetensors"]
+    for file in directory.iterdir():
+        assert not file.read_bytes().startswith(b"\x80")  # a pickle stream's PROTO opcode
+
+
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        (["train", "translation"], "unknown task 'translation'"),
+        (["fly"], "unknown command 'fly'"),
+        (["tasks", "extra"], "tasks: takes no arguments"),
+        (["train", "--resume", "--max-steps", "3"], "--resume: name the run folder"),
+    ],
+)
+def test_bad_commands(arguments, message):
+    assert_one_line_error(rnnkit(*arguments), message)
+
+
+def test_evaluating_text_outside_the_vocabulary(trained, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text("Zebras quiz \u00fcber jovial kings. " * 20, encoding="utf-8")
+    assert_one_line_error(rnnkit("evaluate", "--checkpoint", trained, "--data", other), "character(s) the model's vocabulary lacks")
+
+
+def test_bad_config_files(tmp_path):
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("model:\n  hiden_size: 3\n")
+    assert_one_line_error(rnnkit("train", "--config", unknown, "--print-config"), "unknown option 'hiden_size'")
+    wrong_type = tmp_path / "type.yaml"
+    wrong_type.write_text("train:\n  lr: fast\n")
+    assert_one_line_error(rnnkit("train", "--config", wrong_type, "--print-config"), "train.lr: expected float, got 'fast'")
+    assert_one_line_error(rnnkit("train", "--config", tmp_path / "none.yaml"), "does not exist")
+
+
+def test_a_corpus_without_newlines_still_ends_with_a_sample(tmp_path):
+    text = tmp_path / "line.txt"
+    text.write_text("to be or not to be that is the question " * 40, encoding="utf-8")
+    result = rnnkit("train", "--data", text, *TINY, "--max-steps", "2", "--eval-every", "2", "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    assert "--- sample" in result.stdout
