@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 # A small model and budget: a run takes a second or two, most of it importing torch.
 TINY = ["--hidden-size", "16", "--embedding-size", "8", "--batch-size", "4", "--bptt", "16",
-        "--max-minutes", "0", "--log-every", "1"]
+        "--max-minutes", "0", "--log-every", "1", "--precision", "fp32"]
 
 
 def make_text(path: Path, characters: int = 6000) -> Path:

@@ -166,6 +166,7 @@ def test_resume_needs_the_same_model(trained, text):
 # ----------------------------------------------------------------------------- several processes
 def test_two_processes_with_torchrun_match_one_process_with_the_same_global_batch(tmp_path, text):
     common = ["--data", text, "--hidden-size", "16", "--embedding-size", "8", "--bptt", "16", "--max-minutes", "0",
+              "--precision", "fp32", "--dropout", "0",  # exact comparison: no per-process noise
               "--max-steps", "8", "--eval-every", "4"]
     torchrun = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "rnnkit", "train",
@@ -348,3 +349,13 @@ def test_a_corpus_without_newlines_still_ends_with_a_sample(tmp_path):
     result = rnnkit("train", "--data", text, *TINY, "--max-steps", "2", "--eval-every", "2", "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     assert "--- sample" in result.stdout
+
+
+def test_bf16_training_runs_and_learns(tmp_path, text):
+    run = tmp_path / "run"
+    result = rnnkit("train", "--data", text, *TINY, "--precision", "bf16", "--max-steps", "20", "--eval-every", "10", "--out", run)
+    assert result.returncode == 0, result.stderr
+    assert "(bf16)" in result.stderr
+    train = [r for r in metrics(run) if r["event"] == "train"]
+    assert train[-1]["loss"] < train[0]["loss"]
+    assert all(value.dtype == torch.float32 for value in weights(run).values())  # autocast keeps fp32 weights

@@ -132,7 +132,8 @@ def train_command(arguments: list[str]) -> int:
                 trainer.restore(checkpoint)
             run.truncate_metrics(checkpoint.step if checkpoint else 0)
         if context.is_main:
-            print(f"rnnkit train {task.name}: run folder {run.path}, device {device}, "
+            precision = "bf16" if trainer.bf16 else "fp32"
+            print(f"rnnkit train {task.name}: run folder {run.path}, device {device} ({precision}), "
                   f"{context.world_size} process(es), {sum(p.numel() for p in session.model.parameters()):,} parameters",
                   file=sys.stderr)
         summary = trainer.fit()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from rnnkit.errors import UserError
 
 
@@ -53,8 +55,9 @@ class TrainConfig:
     """Random seed; CPU runs with a step budget are bit-for-bit reproducible."""
     device: str = "auto"
     """auto, cpu or cuda."""
-    precision: str = "fp32"
-    """fp32, or bf16 (autocast for the training steps; evaluation always runs in fp32)."""
+    precision: str = "auto"
+    """fp32, bf16 (autocast for the training steps; evaluation always runs in fp32), or auto:
+    bf16 where the processor computes it natively (AVX512-BF16/AMX CPUs, bf16 GPUs), else fp32."""
 
     def validate(self) -> None:
         positive = ("batch_size", "eval_every", "max_nonfinite", "log_every", "step_every", "plateau_patience")
@@ -74,8 +77,8 @@ class TrainConfig:
             raise UserError(f"--min-lr-ratio: expected a fraction in [0, 1], got {self.min_lr_ratio}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise UserError(f"--device: expected auto, cpu or cuda, got {self.device!r}")
-        if self.precision not in ("fp32", "bf16"):
-            raise UserError(f"--precision: expected fp32 or bf16, got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise UserError(f"--precision: expected auto, fp32 or bf16, got {self.precision!r}")
         if self.epochs == 0 and self.max_minutes == 0 and self.max_steps == 0:
             raise UserError("no training budget: set --max-minutes, --max-steps or --epochs (0 means no limit)")
         from rnnkit.train.optim import OPTIMIZERS, SCHEDULES  # the registries import this module
@@ -88,3 +91,15 @@ class TrainConfig:
 
 def _flag(name: str) -> str:
     return name.replace("_", "-")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 matrix products natively (so autocast speeds training up)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = torch.cpu
+    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    return precision == "bf16" or (precision == "auto" and native_bf16(device))

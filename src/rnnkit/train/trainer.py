@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from rnnkit.errors import UserError
 from rnnkit.layers import apply_constraints, detach_state
 from rnnkit.train.checkpoint import Checkpoint
-from rnnkit.train.config import TrainConfig
+from rnnkit.train.config import TrainConfig, uses_bf16
 from rnnkit.train.distributed import Distributed
 from rnnkit.train.optim import LearningRateSchedule, build_optimizer
 from rnnkit.train.run_folder import RunFolder
@@ -73,6 +73,7 @@ class Trainer:
         self.network = DistributedDataParallel(model) if context.active else model
         self.parameters = [p for p in model.parameters() if p.requires_grad]
         self.device = self.parameters[0].device
+        self.bf16 = uses_bf16(config.precision, self.device)
         self.optimizer = build_optimizer(self.parameters, config)
         self.schedule = LearningRateSchedule(config)
         self.counters = Counters()
@@ -120,7 +121,7 @@ class Trainer:
             self.carried = None
         lr = self.schedule.apply(self.optimizer, self.counters.step, self.progress())
         self.network.train()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             loss, carried, tokens = self.task.loss(self.network, window, self.carried)
         if self.counters.step + 1 in self._injected:
             loss = loss * float("nan")
