@@ -359,3 +359,13 @@ def test_bf16_training_runs_and_learns(tmp_path, text):
     train = [r for r in metrics(run) if r["event"] == "train"]
     assert train[-1]["loss"] < train[0]["loss"]
     assert all(value.dtype == torch.float32 for value in weights(run).values())  # autocast keeps fp32 weights
+
+
+def test_early_stopping_after_patience_evaluations_without_improvement(tmp_path, text):
+    # A learning rate of 1e-30 leaves every fp32 weight unchanged, so validation never improves.
+    run = tmp_path / "run"
+    result = rnnkit("train", "--data", text, *TINY, "--lr", "1e-30", "--max-steps", "100", "--eval-every", "2",
+                    "--patience", "2", "--out", run)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["stop_reason"].startswith("early stopping")

@@ -198,7 +198,7 @@ def _restore_session(checkpoint_path: str, device_choice: str):
         raise UserError(f"checkpoint {checkpoint_path} names no known task ({saved.get('task') if isinstance(saved, dict) else saved!r})")
     task = get_task(saved["task"])
     config = apply_yaml(task.default_config(), saved, f"checkpoint {checkpoint_path}")
-    device = distributed.select_device(device_choice, distributed.Distributed())
+    device = distributed.select_device(device_choice, distributed.SINGLE_PROCESS)
     session = task.restore(config, checkpoint.task_state, device)
     try:
         session.model.load_state_dict(checkpoint.model)

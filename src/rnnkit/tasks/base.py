@@ -12,7 +12,6 @@ from typing import ClassVar
 
 import torch
 
-from rnnkit.train.config import TrainConfig
 from rnnkit.train.distributed import Distributed
 
 

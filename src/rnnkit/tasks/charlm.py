@@ -19,7 +19,7 @@ from rnnkit.errors import UserError
 from rnnkit.models import LanguageModel, LanguageModelConfig, beam_search, sample
 from rnnkit.tasks.base import RunConfig, Session, Task
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.distributed import Distributed
+from rnnkit.train.distributed import SINGLE_PROCESS, Distributed
 
 EVALUATION_STREAMS = 16  # few long streams: few cold starts of the carried state
 
@@ -58,7 +58,7 @@ def _read_corpus(config: CharLMData) -> tuple[str, str]:
 
 class CharLMSession(Session):
     def __init__(self, config: CharLMConfig, vocabulary: CharVocabulary, device: torch.device,
-                 context: Distributed = Distributed()) -> None:
+                 context: Distributed = SINGLE_PROCESS) -> None:
         self.config, self.vocabulary, self.device, self.context = config, vocabulary, device, context
         self.model = LanguageModel(len(vocabulary), config.model).to(device)
         self.batches = None
@@ -160,4 +160,4 @@ class CharLMTask(Task):
             raise UserError(f"data file {path} is too short to evaluate on: it needs at least 2 characters")
         session.model.eval()
         with torch.no_grad():
-            return session.evaluate(session.model, session.streams_for_evaluation(tokens, Distributed()), Distributed())
+            return session.evaluate(session.model, session.streams_for_evaluation(tokens, SINGLE_PROCESS), SINGLE_PROCESS)

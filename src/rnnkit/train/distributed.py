@@ -61,6 +61,9 @@ class Distributed:
             dist.destroy_process_group()
 
 
+SINGLE_PROCESS = Distributed()
+
+
 def select_device(choice: str, context: Distributed) -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available here; use --device cpu or auto")
