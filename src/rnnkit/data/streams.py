@@ -48,14 +48,6 @@ class TokenStreams:
     def stream_length(self) -> int:
         return self.inputs.shape[0]
 
-    @property
-    def windows_per_epoch(self) -> int:
-        return -(-self.stream_length // self.bptt)
-
-    @property
-    def tokens_per_epoch(self) -> int:
-        return self.inputs.numel()
-
     def epoch_progress(self) -> float:
         """Epochs done, fractional: 2.5 = half-way through the third pass."""
         return self.epoch + self.position / self.stream_length

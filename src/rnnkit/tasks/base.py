@@ -31,7 +31,6 @@ class RunConfig:
     """Print the resolved configuration as YAML and exit."""
 
     # Subclasses define: model (a RecurrentConfig), train (TrainConfig), dataset (task options).
-    CONTROL_FIELDS: ClassVar[tuple[str, ...]] = ("out", "resume", "overwrite", "config", "print_config")
     GROUPS: ClassVar[tuple[str, ...]] = ("model", "train", "dataset")
 
     def validate(self) -> None:
