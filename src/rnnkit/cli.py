@@ -111,16 +111,18 @@ def train_command(arguments: list[str]) -> int:
     try:
         out = context.broadcast_object(config.out or _default_out(task))
         run = RunFolder(Path(out), writer=context.is_main)
+        # Rank 0 alone looks, before anyone writes: the others would see the folder it creates.
+        taken = context.broadcast_object(run.is_taken())
         if config.resume:
-            run.prepare(resolved, resume=True, overwrite=False)
+            run.check_resumable()
             _check_resume_matches(run, resolved)
-        elif run.path.exists() and any(run.path.iterdir()) and not config.overwrite:
-            run.prepare(resolved, resume=False, overwrite=False)  # raises: the folder is kept as it is
+        elif taken and not config.overwrite:
+            raise run.taken_error()  # the folder is kept as it is
 
         torch.manual_seed(config.train.seed)  # the same initial weights on every process
         session = task.start(config, context, device)  # reads and checks the data before touching the folder
         if not config.resume:
-            run.prepare(resolved, resume=False, overwrite=config.overwrite)
+            run.create(resolved)
         context.barrier()
         torch.manual_seed(config.train.seed + context.rank)  # each process its own dropout noise
         metadata = {"config": resolved, "task_state": session.task_state()}

@@ -36,21 +36,25 @@ class RunFolder:
         self.writer = writer  # False on processes other than rank 0
 
     # ------------------------------------------------------------------ lifecycle
-    def prepare(self, config: dict, resume: bool, overwrite: bool) -> None:
-        """Create the folder for a new run (or check an existing one for --resume)."""
-        exists = self.path.exists() and any(self.path.iterdir())
-        if resume:
-            if not (self.path / CONFIG_FILE).is_file():
-                raise UserError(f"--resume: {self.path} holds no run to resume (no {CONFIG_FILE}); drop --resume to start one")
-            return
-        if exists and not overwrite:
-            raise UserError(
-                f"run folder {self.path} already exists: pass --resume to continue it, --overwrite to replace it, "
-                "or --out to choose another folder"
-            )
+    def is_taken(self) -> bool:
+        """Whether the folder exists with something in it."""
+        return self.path.exists() and any(self.path.iterdir())
+
+    def taken_error(self) -> UserError:
+        return UserError(
+            f"run folder {self.path} already exists: pass --resume to continue it, --overwrite to replace it, "
+            "or --out to choose another folder"
+        )
+
+    def check_resumable(self) -> None:
+        if not (self.path / CONFIG_FILE).is_file():
+            raise UserError(f"--resume: {self.path} holds no run to resume (no {CONFIG_FILE}); drop --resume to start one")
+
+    def create(self, config: dict) -> None:
+        """Start a new run here, replacing what the folder held (the caller has checked --overwrite)."""
         if not self.writer:
             return
-        if exists:
+        if self.path.exists():
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
