@@ -369,3 +369,12 @@ def test_early_stopping_after_patience_evaluations_without_improvement(tmp_path,
     assert result.returncode == 0, result.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 6 and summary["stop_reason"].startswith("early stopping")
+
+
+def test_generate_with_the_default_prime_on_a_corpus_without_newlines(tmp_path):
+    text = tmp_path / "line.txt"
+    text.write_text("to be or not to be that is the question " * 40, encoding="utf-8")
+    run = tmp_path / "run"
+    assert rnnkit("train", "--data", text, *TINY, "--max-steps", "2", "--eval-every", "2", "--out", run).returncode == 0
+    result = rnnkit("generate", "--checkpoint", run, "--length", "10")
+    assert result.returncode == 0, result.stderr

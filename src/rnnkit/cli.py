@@ -167,8 +167,8 @@ def tasks_command(arguments: list[str]) -> int:
 class GenerateOptions:
     checkpoint: str
     """Run folder (or checkpoint directory) written by 'rnnkit train'."""
-    prime: str = "\n"
-    """Text to start from."""
+    prime: str = ""
+    """Text to start from (default: a newline, or the corpus's first character if it has none)."""
     length: int = 500
     """Characters to generate."""
     temperature: float = 0.8
@@ -215,8 +215,6 @@ def generate_command(arguments: list[str]) -> int:
     if options.length < 0 or options.temperature < 0 or options.top_k < 0 or options.beam_size < 0:
         raise UserError("--length, --temperature, --top-k and --beam-size must be >= 0")
     _, session = _restore_session(options.checkpoint, options.device)
-    if not hasattr(session, "generate"):
-        raise UserError(f"checkpoint {options.checkpoint}: its task does not generate text")
     print(session.generate(options.prime, options.length, options.temperature, options.top_k, options.seed, options.beam_size))
     return 0
 
@@ -225,7 +223,7 @@ def evaluate_command(arguments: list[str]) -> int:
     options = tyro.cli(EvaluateOptions, args=arguments, prog="rnnkit evaluate")
     task, session = _restore_session(options.checkpoint, options.device)
     metrics = task.evaluate_text(session, options.data)
-    print(session.report(metrics).replace("validation loss", "loss"))
+    print(session.report(metrics, label="loss"))
     return 0
 
 

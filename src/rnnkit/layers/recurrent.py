@@ -270,7 +270,7 @@ class Recurrent(nn.Module):
         if not isinstance(state, (tuple, list)) or len(state) != len(names):
             raise ValueError(f"state: expected a tuple of {len(names)} tensors {names}, got {type(state).__name__}")
         rows = self.num_layers * self.num_directions
-        sizes = self.cells[0].state_sizes()
+        sizes = _first_cell(self.layers[0]).state_sizes()
         parts = []
         for part, name, size in zip(state, names, sizes):
             check_tensor(f"state.{name}", part)

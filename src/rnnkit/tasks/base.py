@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import torch
 
+from rnnkit.errors import UserError
 from rnnkit.train.distributed import Distributed
 
 
@@ -62,8 +63,12 @@ class Session(ABC):
     def evaluate(self, model) -> dict[str, float]:
         """Validation metrics; "loss" is what early stopping and checkpoints compare."""
 
-    def report(self, metrics: dict[str, float]) -> str:
-        return f"validation loss {metrics['loss']:.4f}"
+    def report(self, metrics: dict[str, float], label: str = "validation loss") -> str:
+        return f"{label} {metrics['loss']:.4f}"
+
+    def generate(self, prime: str, length: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
+                 beam_size: int = 0) -> str:
+        raise UserError("this checkpoint's task does not generate text")
 
     def finish(self) -> str:
         """Text to print when training ends (a sample, for generative tasks)."""
@@ -85,3 +90,7 @@ class Task(ABC):
     @abstractmethod
     def restore(self, config: RunConfig, task_state: dict, device: torch.device) -> Session:
         """Rebuild a session (without training data) from a checkpoint's configuration and task state."""
+
+    def evaluate_text(self, session: Session, path: str | None) -> dict[str, float]:
+        """Metrics on a data file, or on the validation part of the training data (``rnnkit evaluate``)."""
+        raise UserError(f"task {self.name!r} cannot be evaluated with 'rnnkit evaluate' yet")

@@ -110,8 +110,8 @@ class CharLMSession(Session):
         loss = float(total[0] / total[1])
         return {"loss": loss, "bpc": loss / math.log(2)}
 
-    def report(self, metrics: dict[str, float]) -> str:
-        return f"validation loss {metrics['loss']:.4f} nats/char ({metrics['bpc']:.4f} bits/char)"
+    def report(self, metrics: dict[str, float], label: str = "validation loss") -> str:
+        return f"{label} {metrics['loss']:.4f} nats/char ({metrics['bpc']:.4f} bits/char)"
 
     def generate(self, prime: str, length: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
                  beam_size: int = 0) -> str:
