@@ -18,9 +18,9 @@ import tyro
 
 from rnnkit.config_files import apply_yaml, dump_yaml, read_yaml
 from rnnkit.errors import UserError
-from rnnkit.tasks import TASKS, RunConfig, Task, get_task
+from rnnkit.inspect.command import inspect_command
+from rnnkit.tasks import TASKS, RunConfig, Task, get_task, restore_session
 from rnnkit.train import distributed
-from rnnkit.train.checkpoint import load_checkpoint
 from rnnkit.train.progress import ProgressBar
 from rnnkit.train.run_folder import RunFolder
 from rnnkit.train.trainer import Trainer
@@ -32,6 +32,7 @@ commands:
   tasks          list the tasks 'rnnkit train' knows
   generate       generate text from a trained checkpoint: rnnkit generate --checkpoint RUN_FOLDER
   evaluate       evaluate a checkpoint: rnnkit evaluate --checkpoint RUN_FOLDER [--data FILE]
+  inspect        figures of gradient flow and gates: rnnkit inspect grad-flow|gates ... (see 'rnnkit inspect --help')
 
 'rnnkit COMMAND --help' shows a command's options. Multi-process: torchrun --nproc_per_node=N -m rnnkit train ..."""
 
@@ -126,7 +127,7 @@ def train_command(arguments: list[str]) -> int:
         context.barrier()
         torch.manual_seed(config.train.seed + context.rank)  # each process its own dropout noise
         metadata = {"config": resolved, "task_state": session.task_state()}
-        callbacks = (ProgressBar("char" if task.name == "charlm" else "tok"),) if context.is_main else ()
+        callbacks = (ProgressBar(task.unit),) if context.is_main else ()
         trainer = Trainer(session.model, session, config.train, run, context, metadata, callbacks)
         if config.resume:
             checkpoint = run.latest_checkpoint()
@@ -139,11 +140,13 @@ def train_command(arguments: list[str]) -> int:
                   f"{context.world_size} process(es), {sum(p.numel() for p in session.model.parameters()):,} parameters",
                   file=sys.stderr)
         summary = trainer.fit()
-        summary = {"task": task.name, **summary}
+        summary = {"task": task.name, **summary, **session.test_summary()}
         run.write_summary(summary)
         if context.is_main:
             print(f"{session.report(summary['validation'])} after {summary['steps']} steps "
                   f"({summary['elapsed_seconds']:.0f} s, {summary['stop_reason']}); run folder {run.path}")
+            if "test" in summary:
+                print(session.report(summary["test"], label="test"))
             sample = session.finish()
             if sample:
                 print(sample)
@@ -193,41 +196,25 @@ class EvaluateOptions:
     """auto, cpu or cuda."""
 
 
-def _restore_session(checkpoint_path: str, device_choice: str):
-    checkpoint = load_checkpoint(Path(checkpoint_path), with_training_state=False)
-    saved = checkpoint.config
-    if not isinstance(saved, dict) or saved.get("task") not in TASKS:
-        raise UserError(f"checkpoint {checkpoint_path} names no known task ({saved.get('task') if isinstance(saved, dict) else saved!r})")
-    task = get_task(saved["task"])
-    config = apply_yaml(task.default_config(), saved, f"checkpoint {checkpoint_path}")
-    device = distributed.select_device(device_choice, distributed.SINGLE_PROCESS)
-    session = task.restore(config, checkpoint.task_state, device)
-    try:
-        session.model.load_state_dict(checkpoint.model)
-    except RuntimeError as error:
-        first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
-        raise UserError(f"checkpoint {checkpoint_path}: its weights do not match its configuration ({first})") from None
-    return task, session
-
-
 def generate_command(arguments: list[str]) -> int:
     options = tyro.cli(GenerateOptions, args=arguments, prog="rnnkit generate")
     if options.length < 0 or options.temperature < 0 or options.top_k < 0 or options.beam_size < 0:
         raise UserError("--length, --temperature, --top-k and --beam-size must be >= 0")
-    _, session = _restore_session(options.checkpoint, options.device)
+    _, session = restore_session(options.checkpoint, options.device)
     print(session.generate(options.prime, options.length, options.temperature, options.top_k, options.seed, options.beam_size))
     return 0
 
 
 def evaluate_command(arguments: list[str]) -> int:
     options = tyro.cli(EvaluateOptions, args=arguments, prog="rnnkit evaluate")
-    task, session = _restore_session(options.checkpoint, options.device)
+    task, session = restore_session(options.checkpoint, options.device)
     metrics = task.evaluate_text(session, options.data)
-    print(session.report(metrics, label="loss"))
+    print(session.report(metrics, label="evaluation"))
     return 0
 
 
-COMMANDS = {"train": train_command, "tasks": tasks_command, "generate": generate_command, "evaluate": evaluate_command}
+COMMANDS = {"train": train_command, "tasks": tasks_command, "generate": generate_command, "evaluate": evaluate_command,
+            "inspect": inspect_command}
 
 
 def main(argv: list[str] | None = None) -> int:

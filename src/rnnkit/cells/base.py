@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import torch
 from torch import nn
@@ -47,6 +47,7 @@ class RecurrentCell(nn.Module, ABC):
     state_names: ClassVar[tuple[str, ...]] = ("h",)
     supports_layer_norm: ClassVar[bool] = False
     supports_projection: ClassVar[bool] = False
+    gate_names: ClassVar[tuple[str, ...]] = ()  # the gates step() reports to a gate observer
 
     def __init__(
         self,
@@ -69,6 +70,13 @@ class RecurrentCell(nn.Module, ABC):
         self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
         self.zoneout = check_probability("zoneout", zoneout)
         self.weight_dropout = check_probability("weight_dropout", weight_dropout)
+        # rnnkit.inspect sets this to a function of {gate name: (B, H) activations}, called at every step.
+        self.gate_observer: Callable[[dict[str, torch.Tensor]], None] | None = None
+
+    def observe_gates(self, **gates: torch.Tensor) -> None:
+        """Hand this step's gate activations to the observer, if one is watching (see rnnkit.inspect)."""
+        if self.gate_observer is not None:
+            self.gate_observer(gates)
 
     # ----------------------------------------------------------------- parameters
     def _create_parameters(

@@ -37,6 +37,7 @@ class GRUCell(RecurrentCell):
 
     num_gates = 3
     state_names = ("h",)
+    gate_names = ("reset", "update")
     supports_layer_norm = True
 
     def __init__(
@@ -81,6 +82,7 @@ class GRUCell(RecurrentCell):
                 r * h_in, W_hh[2 * H :], _rows(self.bias_hh, 2 * H, 3 * H), _rows(self.ln_hh_weight, 2 * H, 3 * H), num_gates=1
             )
             h_candidate = self.phi(a_in + a_hn)
+        self.observe_gates(reset=r, update=z)
         h = z * h_prev + (1.0 - z) * h_candidate
         return (h,)
 

@@ -36,6 +36,7 @@ class JANETCell(RecurrentCell):
 
     num_gates = 2
     state_names = ("h",)
+    gate_names = ("forget",)
 
     def __init__(
         self,
@@ -77,7 +78,9 @@ class JANETCell(RecurrentCell):
         )  # (B, 2H)
         s, a_c = preactivation.chunk(2, dim=1)
         c_candidate = torch.tanh(a_c)
-        c = torch.sigmoid(s) * c_prev + (1.0 - torch.sigmoid(s - self.beta)) * c_candidate
+        f = torch.sigmoid(s)
+        self.observe_gates(forget=f)
+        c = f * c_prev + (1.0 - torch.sigmoid(s - self.beta)) * c_candidate
         return (c,)
 
     def extra_repr(self) -> str:

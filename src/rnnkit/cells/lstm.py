@@ -46,6 +46,7 @@ class LSTMCell(RecurrentCell):
     state_names = ("h", "c")
     supports_layer_norm = True
     supports_projection = True
+    gate_names = ("input", "forget", "output")
 
     def __init__(
         self,
@@ -103,6 +104,7 @@ class LSTMCell(RecurrentCell):
         )  # (B, 4H)
         i, f, g, o = preactivation.chunk(4, dim=1)
         i, f, g, o = self.sigma(i), self.sigma(f), self.phi(g), self.sigma(o)
+        self.observe_gates(input=i, forget=f, output=o)
         c = f * c_prev + i * g
         h = o * self.phi(self._normalise_cell(c))
         if self.weight_hr is not None:

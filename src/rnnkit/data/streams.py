@@ -24,8 +24,8 @@ import torch
 
 @dataclass
 class Window:
-    inputs: torch.Tensor  # (T, B) token ids
-    targets: torch.Tensor  # (T, B) the next token of each input
+    inputs: torch.Tensor  # (T, B) token ids here; (T, B, ...) features for other tasks
+    targets: torch.Tensor  # (T, B) the next token of each input here; per-task shapes elsewhere
     starts_epoch: bool  # the streams restart here: carried state must be reset
 
 

@@ -21,7 +21,7 @@ from rnnkit.cells import RecurrentCell, State, get_cell_class
 from rnnkit.kernels import FAST_PATH_POLICIES, layer_fast_path_reason, run_fast
 from rnnkit.layers.bidirectional import MERGE_MODES, Bidirectional, merged_width
 from rnnkit.layers.sequence import check_lengths, step_mask
-from rnnkit.layers.sequence_layer import SequenceLayer
+from rnnkit.layers.sequence_layer import SequenceLayer, is_hooked
 
 logger = logging.getLogger("rnnkit")
 
@@ -237,7 +237,7 @@ class Recurrent(nn.Module):
             else:
                 skip = inputs
             layer_state = None if states is None else (states[0] if layer.num_directions == 1 else tuple(states))
-            run = run_fast if self._fast_at[index] else _run_reference
+            run = run_fast if self._fast_at[index] and not is_hooked(layer) else _run_reference
             y, new_state = run(layer, x, layer_state, lengths)
             if self._residual_at[index]:
                 y = y + skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -30,6 +32,9 @@ class SequenceLayer(nn.Module):
         super().__init__()
         self.cell = cell
         self.reverse = reverse
+        # rnnkit.inspect sets this to observe (or perturb, to probe gradients) the state after every
+        # step: (t, new_state) -> new_state. While it is set, the layer runs on this loop, never a kernel.
+        self.step_hook: Callable[[int, State], State] | None = None
 
     def forward(
         self, inputs: torch.Tensor, state: State | None = None, lengths: torch.Tensor | None = None
@@ -46,6 +51,9 @@ class SequenceLayer(nn.Module):
         outputs = []
         for t in range(steps):
             h, new_state = self.cell.advance(inputs[t], state, noise)
+            if self.step_hook is not None:
+                new_state = self.step_hook(t, new_state)
+                h = new_state[0]
             if alive is not None:
                 keep = alive[t].unsqueeze(1)  # (B, 1)
                 new_state = tuple(torch.where(keep, new, old) for new, old in zip(new_state, state))
@@ -62,3 +70,9 @@ class SequenceLayer(nn.Module):
 
     def extra_repr(self) -> str:
         return "reverse=True" if self.reverse else ""
+
+
+def is_hooked(layer: nn.Module) -> bool:
+    """Whether ``layer`` (a SequenceLayer or a Bidirectional pair of them) has a step hook set."""
+    directions = (layer,) if isinstance(layer, SequenceLayer) else (layer.forward_layer, layer.backward_layer)
+    return any(direction.step_hook is not None for direction in directions)

@@ -1,16 +1,7 @@
-"""The task registry: what ``rnnkit train TASK`` can train. One entry per task."""
+"""The task registry (what ``rnnkit train TASK`` can train) and the task contract."""
 
-from rnnkit.errors import UserError
 from rnnkit.tasks.base import RunConfig, Session, Task
-from rnnkit.tasks.charlm import CharLMTask
+from rnnkit.tasks.from_checkpoint import restore_session
+from rnnkit.tasks.registry import TASKS, get_task
 
-TASKS: dict[str, Task] = {task.name: task for task in (CharLMTask(),)}
-
-
-def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise UserError(f"unknown task {name!r}: expected one of {', '.join(TASKS)} (see 'rnnkit tasks')")
-    return TASKS[name]
-
-
-__all__ = ["TASKS", "RunConfig", "Session", "Task", "get_task"]
+__all__ = ["TASKS", "RunConfig", "Session", "Task", "get_task", "restore_session"]

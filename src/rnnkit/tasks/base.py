@@ -63,22 +63,36 @@ class Session(ABC):
     def evaluate(self, model) -> dict[str, float]:
         """Validation metrics; "loss" is what early stopping and checkpoints compare."""
 
-    def report(self, metrics: dict[str, float], label: str = "validation loss") -> str:
-        return f"{label} {metrics['loss']:.4f}"
+    def report(self, metrics: dict[str, float], label: str = "validation") -> str:
+        """One line of metrics on the data set named by ``label`` (validation, test, evaluation)."""
+        return f"{label} loss {metrics['loss']:.4f}"
 
     def generate(self, prime: str, length: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
                  beam_size: int = 0) -> str:
         raise UserError("this checkpoint's task does not generate text")
 
+    def inspection_batch(self, size: int, length: int | None = None):
+        """A window of ``size`` held-out sequences (``length`` steps where the task decides) for 'rnnkit inspect'."""
+        raise UserError("this checkpoint's task cannot be inspected")
+
+    def step_labels(self, window) -> list[str] | None:
+        """What the first sequence of ``window`` reads at each step, as text (a char LM's characters), or None."""
+        return None
+
     def finish(self) -> str:
         """Text to print when training ends (a sample, for generative tasks)."""
         return ""
+
+    def test_summary(self) -> dict:
+        """Entries for summary.json once training ends: {"test": metrics, "baseline": ...} where a task has them."""
+        return {}
 
 
 class Task(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]  # one line for 'rnnkit tasks'
     config_class: ClassVar[type[RunConfig]]
+    unit: ClassVar[str] = "tok"  # what the progress bar counts per second
 
     def default_config(self) -> RunConfig:
         return self.config_class()

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rnnkit.data import CharVocabulary, TokenStreams, bundled_corpus_text, read_text_file
+from rnnkit.data import CharVocabulary, TokenStreams, Window, bundled_corpus_text, read_text_file
 from rnnkit.errors import UserError
 from rnnkit.models import LanguageModel, LanguageModelConfig, beam_search, sample
 from rnnkit.tasks.base import RunConfig, Session, Task
@@ -110,8 +110,8 @@ class CharLMSession(Session):
         loss = float(total[0] / total[1])
         return {"loss": loss, "bpc": loss / math.log(2)}
 
-    def report(self, metrics: dict[str, float], label: str = "validation loss") -> str:
-        return f"{label} {metrics['loss']:.4f} nats/char ({metrics['bpc']:.4f} bits/char)"
+    def report(self, metrics: dict[str, float], label: str = "validation") -> str:
+        return f"{label} loss {metrics['loss']:.4f} nats/char ({metrics['bpc']:.4f} bits/char)"
 
     def generate(self, prime: str, length: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
                  beam_size: int = 0) -> str:
@@ -129,6 +129,22 @@ class CharLMSession(Session):
         """A newline, the natural start of a text, if the corpus has one; else its first character."""
         return "\n" if "\n" in self.vocabulary.characters else self.vocabulary.characters[0]
 
+    def inspection_batch(self, size: int, length: int | None = None) -> Window:
+        """``size`` consecutive pieces of ``length`` characters (default --bptt) from the validation text."""
+        length = length or self.config.dataset.bptt
+        text, where = _read_corpus(self.config.dataset)
+        tokens = self.vocabulary.encode(text[int(len(text) * (1 - self.config.dataset.val_fraction)):], where)
+        size = min(size, (tokens.numel() - 1) // length)
+        if size < 1:
+            raise UserError(f"{where}: its validation part is shorter than {length + 1} characters; use a smaller --length")
+        used = size * length
+        inputs = tokens[:used].view(size, length).t()
+        targets = tokens[1 : used + 1].view(size, length).t()
+        return Window(inputs, targets, starts_epoch=True)
+
+    def step_labels(self, window: Window) -> list[str]:
+        return list(self.vocabulary.decode(window.inputs[:, 0]))
+
     def finish(self) -> str:
         sample = self.generate(self.default_prime(), 400, temperature=0.8, seed=0)
         return "--- sample (temperature 0.8) ---\n" + sample.lstrip("\n")
@@ -138,6 +154,7 @@ class CharLMTask(Task):
     name = "charlm"
     summary = "character-level language model (one-to-many), truncated BPTT; default corpus Tiny Shakespeare"
     config_class = CharLMConfig
+    unit = "char"
 
     def start(self, config: CharLMConfig, context: Distributed, device: torch.device) -> CharLMSession:
         text, where = _read_corpus(config.dataset)

@@ -1,0 +1,86 @@
+"""Whole-sequence batching: fresh random batches (synthetic tasks) and shuffled epochs (datasets).
+
+Both give the trainer what ``TokenStreams`` gives it (``next_window``, ``epoch_progress``,
+``state_dict``/``load_state_dict``), but every batch holds complete sequences, so no
+state is carried from one batch to the next: training is plain BPTT over the whole sequence.
+Their reading position is a pair of counters, so a resumed run draws exactly the batches
+it would have drawn.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy
+import torch
+
+from rnnkit.data.streams import Window
+
+Sampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]  # (count, generator) -> (inputs, targets)
+
+
+class SampledBatches:
+    """A new batch from ``sample`` at every step; ``epoch_size`` sequences make a nominal epoch.
+
+    Batch k of process ``rank`` comes from its own generator seeded by (seed, rank, k), so
+    processes draw different sequences and any batch can be redrawn after a restart.
+    """
+
+    def __init__(self, sample: Sampler, batch_size: int, epoch_size: int, seed: int, rank: int = 0) -> None:
+        self.sample, self.batch_size, self.epoch_size = sample, batch_size, epoch_size
+        self.seed, self.rank = seed, rank
+        self.drawn = 0  # batches drawn so far by this process
+
+    def next_window(self) -> Window:
+        entropy = numpy.random.SeedSequence([self.seed, self.rank, self.drawn]).generate_state(2, numpy.uint64)[0]
+        generator = torch.Generator().manual_seed(int(entropy) >> 1)
+        inputs, targets = self.sample(self.batch_size, generator)
+        self.drawn += 1
+        return Window(inputs, targets, starts_epoch=True)  # every batch is whole sequences
+
+    def epoch_progress(self) -> float:
+        return self.drawn * self.batch_size / self.epoch_size
+
+    def state_dict(self) -> dict:
+        return {"drawn": self.drawn}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.drawn = int(state["drawn"])
+
+
+class ShuffledBatches:
+    """Epochs over a fixed data set in a new random order each time, the last short batch dropped.
+
+    ``inputs`` is (T, N, ...) and ``targets`` (N, ...). Every process shuffles with the same
+    seed and takes its own rows of each global batch (rows ``rank::world_size``).
+    """
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int,
+                 rank: int = 0, world_size: int = 1) -> None:
+        count = inputs.shape[1]
+        self.global_batch = batch_size * world_size
+        if count < self.global_batch:
+            raise ValueError(f"{count} sequences cannot fill one batch of {self.global_batch}")
+        self.inputs, self.targets = inputs, targets
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.batches_per_epoch = count // self.global_batch
+        self.epoch, self.position = 0, 0  # position: batches read in this epoch
+
+    def next_window(self) -> Window:
+        order = torch.randperm(self.inputs.shape[1], generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        start = self.position * self.global_batch
+        rows = order[start : start + self.global_batch][self.rank :: self.world_size]
+        window = Window(self.inputs[:, rows], self.targets[rows], starts_epoch=True)
+        self.position += 1
+        if self.position == self.batches_per_epoch:
+            self.epoch, self.position = self.epoch + 1, 0
+        return window
+
+    def epoch_progress(self) -> float:
+        return self.epoch + self.position / self.batches_per_epoch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])

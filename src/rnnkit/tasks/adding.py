@@ -1,0 +1,73 @@
+"""``adding``: the adding problem, the classic test of memory over T steps (many-to-one regression).
+
+Two of T random values are marked; the model must output their sum after the last step
+(format in ``rnnkit.data.memory_tasks``). Answering 1 whatever the input scores MSE 1/6,
+so a model below that remembers something; "solved" means test MSE below 0.01.
+Fresh sequences at every step; validation and test sets are fixed by their own seeds,
+the same for every run, whatever --seed says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from rnnkit.data.batches import SampledBatches
+from rnnkit.data.memory_tasks import ADDING_BASELINE_MSE, ADDING_MIN_LENGTH, adding_problem
+from rnnkit.models import RecurrentConfig, SequenceModel
+from rnnkit.tasks.base import RunConfig
+from rnnkit.tasks.sequence_task import SequenceSession, SequenceTask
+from rnnkit.tasks.synthetic_data import TEST_SEED, VALIDATION_SEED, SyntheticData
+from rnnkit.train.config import TrainConfig
+
+SOLVED_MSE = 0.01
+
+
+@dataclass
+class AddingData(SyntheticData):
+    minimum_length: ClassVar[int] = ADDING_MIN_LENGTH
+    task_description: ClassVar[str] = "the adding problem (one marker in each half)"
+
+
+@dataclass
+class AddingConfig(RunConfig):
+    model: RecurrentConfig = field(default_factory=lambda: RecurrentConfig(cell="lstm", hidden_size=128))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        batch_size=50, lr=1e-3, max_minutes=3.0, eval_every=250, precision="fp32"))
+    dataset: AddingData = field(default_factory=AddingData)
+
+
+class AddingSession(SequenceSession):
+    def score(self, network, inputs, targets):
+        predictions = network(inputs).squeeze(-1)  # (B,)
+        loss = F.mse_loss(predictions.float(), targets)
+        return loss, {"solved_fraction": float(((predictions.float() - targets) ** 2 < SOLVED_MSE).float().mean())}
+
+    def baseline(self) -> dict[str, float]:
+        return {"loss": ADDING_BASELINE_MSE, "what": "always answer 1, the expected sum"}
+
+    def report(self, metrics: dict[str, float], label: str = "validation") -> str:
+        verdict = "solved" if metrics["loss"] < SOLVED_MSE else ("below" if metrics["loss"] < ADDING_BASELINE_MSE else "not below")
+        return f"{label} MSE {metrics['loss']:.5f} ({verdict} the 1/6 = {ADDING_BASELINE_MSE:.4f} baseline; solved < {SOLVED_MSE})"
+
+
+class AddingTask(SequenceTask):
+    name = "adding"
+    summary = "adding problem (many-to-one regression over T steps, --seq-len); MSE against the 1/6 baseline"
+    config_class = AddingConfig
+
+    def start(self, config: AddingConfig, context, device, with_training_data: bool = True) -> AddingSession:
+        data = config.dataset
+        def sample(count: int, generator: torch.Generator):
+            return adding_problem(count, data.seq_len, generator)
+
+        model = SequenceModel(2, 1, config.model, sequence_length=data.seq_len)
+        validation = data.fixed_set(sample, data.validation_size, VALIDATION_SEED)
+        test = data.fixed_set(sample, data.test_size, TEST_SEED)
+        batches = None
+        if with_training_data:
+            batches = SampledBatches(sample, config.train.batch_size, data.epoch_size, config.train.seed, context.rank)
+        return AddingSession(model, device, validation, test, batches)

@@ -1,0 +1,17 @@
+"""The task registry: what ``rnnkit train TASK`` can train. One entry per task."""
+
+from rnnkit.errors import UserError
+from rnnkit.tasks.base import Task
+from rnnkit.tasks.adding import AddingTask
+from rnnkit.tasks.charlm import CharLMTask
+from rnnkit.tasks.copy_memory import CopyTask
+from rnnkit.tasks.digits import DigitsTask
+
+TASKS: dict[str, Task] = {task.name: task for task in (CharLMTask(), AddingTask(), CopyTask(), DigitsTask())}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise UserError(f"unknown task {name!r}: expected one of {', '.join(TASKS)} (see 'rnnkit tasks')")
+    return TASKS[name]
+
