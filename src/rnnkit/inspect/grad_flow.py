@@ -18,6 +18,8 @@ import torch
 from rnnkit.inspect.recording import record
 from rnnkit.tasks.base import Session
 
+UNDERFLOW_FLOOR = 1e-30
+
 
 @dataclass
 class GradientFlow:
@@ -62,8 +64,10 @@ def _plot(flows: list[GradientFlow], path: Path, title: str) -> None:
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.2))
     for flow in flows:
-        values = torch.tensor(flow.norms).clamp_min(1e-30)  # a log axis cannot show 0
+        values = torch.tensor(flow.norms).clamp_min(UNDERFLOW_FLOOR)  # a log axis cannot show 0
         axes.plot(range(len(flow.norms)), values, label=flow.label, linewidth=1.4)
+    if any(value == 0 for flow in flows for value in flow.norms):
+        axes.text(0.01, 0.02, f"exact zeros (underflow) are drawn at {UNDERFLOW_FLOOR:g}", transform=axes.transAxes, fontsize=7)
     axes.set_yscale("log")
     axes.set_xlabel("time step t")
     axes.set_ylabel(r"$\|\partial L / \partial h_t\|$ (batch mean)")

@@ -49,8 +49,11 @@ class SequenceLayer(nn.Module):
         steps = max_time if lengths is None else int(lengths.max())
         alive = None if lengths is None else (torch.arange(steps).unsqueeze(1) < lengths.cpu()).to(inputs.device)
         outputs = []
+        # unbind, not inputs[t]: the backward of T selects would write T zero tensors of the full
+        # input's size (quadratic in T); unbind's backward stacks the T gradients once.
+        inputs_at = inputs.unbind(0)
         for t in range(steps):
-            h, new_state = self.cell.advance(inputs[t], state, noise)
+            h, new_state = self.cell.advance(inputs_at[t], state, noise)
             if self.step_hook is not None:
                 new_state = self.step_hook(t, new_state)
                 h = new_state[0]
