@@ -55,13 +55,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", choices=[*GRIDS, "all"], default="all")
     parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated subset of " + ",".join(CELLS))
+    parser.add_argument("--settings", default="", help="only these settings of the grid, e.g. 'seq-len 200' (';'-separated)")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (one thread each)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every run's budget")
     parser.add_argument("--root", default="runs/bench", help="folder of the run folders")
     parser.add_argument("--results", default="runs/bench/results.json")
     args = parser.parse_args()
     tasks = list(GRIDS) if args.grid == "all" else [args.grid]
+    settings = {setting.strip() for setting in args.settings.split(";") if setting.strip()}
     jobs = [(task, cell, extra, minutes * args.scale) for task in tasks for extra, minutes in GRIDS[task]
+            if not settings or " ".join(part.lstrip("-") for part in extra) in settings
             for cell in args.cells.split(",")]
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)

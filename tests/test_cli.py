@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -85,7 +86,7 @@ def test_generate_samples_reproducibly_and_beam_search(trained):
 def test_evaluate_on_validation_split_and_on_a_file(trained, text):
     own = rnnkit("evaluate", "--checkpoint", trained)
     assert own.returncode == 0, own.stderr
-    loss = float(own.stdout.split()[1])
+    loss = float(re.search(r"loss ([0-9.]+) nats/char", own.stdout).group(1))
     summary = json.loads((trained / "summary.json").read_text())
     assert loss == pytest.approx(summary["validation"]["loss"], abs=1e-4)  # printed with 4 decimals
     other = rnnkit("evaluate", "--checkpoint", trained, "--data", text)

@@ -88,3 +88,22 @@ def test_a_custom_subclass_never_takes_the_fast_path():
 def test_unknown_fast_path_policy():
     with pytest.raises(ValueError, match=r"fast_path: expected one of \['auto', 'required', 'off'\], got 'fast'"):
         rnnkit.Recurrent("lstm", I, H, fast_path="fast")
+
+
+def test_bf16_without_bf16_instructions_runs_on_the_reference_path(monkeypatch, caplog):
+    # oneDNN's fused kernels have no bf16 implementation on such CPUs (AVX2-only machines).
+    monkeypatch.setattr("rnnkit.kernels.native.cpu_computes_bf16", lambda: False)
+    layer = rnnkit.Recurrent("lstm", 4, 8)
+    x = torch.randn(5, 3, 4)
+    with caplog.at_level(logging.DEBUG, logger="rnnkit"), torch.autocast("cpu", dtype=torch.bfloat16):
+        output, _ = layer(x)
+        output.float().sum().backward()
+    assert "bf16 on a CPU without" in caplog.text
+    strict = rnnkit.Recurrent("lstm", 4, 8, fast_path="required")
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(ValueError, match="bf16 on a CPU without"):
+        strict(x)
+    reference = rnnkit.Recurrent("lstm", 4, 8, fast_path="off")
+    reference.load_state_dict(layer.state_dict())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected, _ = reference(x)
+    torch.testing.assert_close(output, expected)  # the same reference loop, so the same bf16 rounding

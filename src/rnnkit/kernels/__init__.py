@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rnnkit.kernels.native import native_unsupported_reason, run_native_layer
+from rnnkit.kernels.native import native_input_unsupported_reason, native_unsupported_reason, run_native_layer
 
 FAST_PATH_POLICIES = ("auto", "required", "off")
 
@@ -31,6 +31,11 @@ def layer_fast_path_reason(layer: nn.Module) -> str | None:
     return None
 
 
+def input_fast_path_reason(inputs: torch.Tensor) -> str | None:
+    """None if a layer that can run fast can do so on ``inputs`` in the current autocast context, else why not."""
+    return native_input_unsupported_reason(inputs)
+
+
 def run_fast(layer: nn.Module, inputs: torch.Tensor, state, lengths: torch.Tensor | None):
     """Same contract as ``layer(inputs, state, lengths)``, on the fast kernel."""
     cells = _direction_cells(layer)
@@ -41,4 +46,4 @@ def run_fast(layer: nn.Module, inputs: torch.Tensor, state, lengths: torch.Tenso
     return layer.merge(forward_output, backward_output), tuple(final_states)
 
 
-__all__ = ["FAST_PATH_POLICIES", "layer_fast_path_reason", "run_fast"]
+__all__ = ["FAST_PATH_POLICIES", "input_fast_path_reason", "layer_fast_path_reason", "run_fast"]

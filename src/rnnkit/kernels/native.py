@@ -42,6 +42,28 @@ def native_unsupported_reason(cell: RecurrentCell) -> str | None:
     return None
 
 
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has bf16 matrix instructions (AVX512-BF16 or AMX)."""
+    cpu = torch.cpu
+    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def native_input_unsupported_reason(inputs: torch.Tensor) -> str | None:
+    """Why this call cannot run on the fused kernel although its cells can, or None.
+
+    oneDNN's fused CPU kernels have no bf16 implementation without bf16 instructions: on
+    such a CPU ("could not create a primitive descriptor"), bf16 runs on the reference loop.
+    """
+    if inputs.device.type != "cpu":
+        return None
+    bf16 = inputs.dtype == torch.bfloat16 or (
+        torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    )
+    if bf16 and not cpu_computes_bf16():
+        return "bf16 on a CPU without AVX512-BF16 or AMX has no fused kernel"
+    return None
+
+
 def _flat_weights(cell: RecurrentCell) -> list[torch.Tensor]:
     """Weights in the order torch's kernels expect for one direction of one layer."""
     weights = [cell.weight_ih, cell.weight_hh]

@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnkit._checks import check_choice, check_positive_int, check_tensor, shape_error
 from rnnkit.cells import RecurrentCell, State, get_cell_class
-from rnnkit.kernels import FAST_PATH_POLICIES, layer_fast_path_reason, run_fast
+from rnnkit.kernels import FAST_PATH_POLICIES, input_fast_path_reason, layer_fast_path_reason, run_fast
 from rnnkit.layers.bidirectional import MERGE_MODES, Bidirectional, merged_width
 from rnnkit.layers.sequence import check_lengths, step_mask
 from rnnkit.layers.sequence_layer import SequenceLayer, is_hooked
@@ -177,6 +177,16 @@ class Recurrent(nn.Module):
         logger.debug("layer %d runs on the reference path: %s", index, reason)
         return False
 
+    def _fast_for(self, index: int, inputs: torch.Tensor) -> bool:
+        """Whether layer ``index``, able to run fast, can do so on these inputs (dtype, autocast)."""
+        reason = input_fast_path_reason(inputs)
+        if reason is None:
+            return True
+        if self.fast_path == "required":
+            raise ValueError(f"fast_path='required': layer {index} cannot run on a fast kernel here: {reason}")
+        logger.debug("layer %d runs on the reference path for this input: %s", index, reason)
+        return False
+
     @property
     def cells(self) -> list[RecurrentCell]:
         """All cells, layer-major then direction: the order of the stacked state."""
@@ -237,7 +247,7 @@ class Recurrent(nn.Module):
             else:
                 skip = inputs
             layer_state = None if states is None else (states[0] if layer.num_directions == 1 else tuple(states))
-            run = run_fast if self._fast_at[index] and not is_hooked(layer) else _run_reference
+            run = run_fast if self._fast_at[index] and not is_hooked(layer) and self._fast_for(index, x) else _run_reference
             y, new_state = run(layer, x, layer_state, lengths)
             if self._residual_at[index]:
                 y = y + skip

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from rnnkit.errors import UserError
+from rnnkit.kernels.native import cpu_computes_bf16
 
 
 @dataclass
@@ -97,8 +98,7 @@ def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 matrix products natively (so autocast speeds training up)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    cpu = torch.cpu
-    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return cpu_computes_bf16()
 
 
 def uses_bf16(precision: str, device: torch.device) -> bool:
