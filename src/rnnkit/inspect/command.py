@@ -93,7 +93,7 @@ def grad_flow_command(arguments: list[str]) -> int:
         raise UserError(f"--batch-size: expected a positive integer, got {options.batch_size}")
     flows = []
     for path in options.checkpoint:
-        task, session = restore_session(path)
+        _, session = restore_session(path)
         flows.append(gradient_flow(session, options.batch_size, f"{_describe(session)} ({Path(path).name})"))
     for cell in options.cells:
         session = _fresh_session(options, cell)

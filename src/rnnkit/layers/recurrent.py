@@ -145,6 +145,7 @@ class Recurrent(nn.Module):
             self._residual_at.append(residual and layer_merge is not None and width == layer_input)
             output_widths.append(width)
         self._fast_at = [self._decide_fast_path(index, layer) for index, layer in enumerate(self.layers)]
+        self._input_fallbacks_logged: set[str] = set()
         if residual and not any(self._residual_at):
             raise ValueError(
                 f"residual: no layer has equal input and output widths (input_size={input_size}, "
@@ -184,7 +185,9 @@ class Recurrent(nn.Module):
             return True
         if self.fast_path == "required":
             raise ValueError(f"fast_path='required': layer {index} cannot run on a fast kernel here: {reason}")
-        logger.debug("layer %d runs on the reference path for this input: %s", index, reason)
+        if reason not in self._input_fallbacks_logged:  # once per layer stack and reason, not at every step
+            self._input_fallbacks_logged.add(reason)
+            logger.debug("layer %d runs on the reference path for this input: %s", index, reason)
         return False
 
     @property

@@ -50,8 +50,10 @@ class AddingSession(SequenceSession):
         return {"loss": ADDING_BASELINE_MSE, "what": "always answer 1, the expected sum"}
 
     def report(self, metrics: dict[str, float], label: str = "validation") -> str:
-        verdict = "solved" if metrics["loss"] < SOLVED_MSE else ("below" if metrics["loss"] < ADDING_BASELINE_MSE else "not below")
-        return f"{label} MSE {metrics['loss']:.5f} ({verdict} the 1/6 = {ADDING_BASELINE_MSE:.4f} baseline; solved < {SOLVED_MSE})"
+        verdict = ("solved" if metrics["loss"] < SOLVED_MSE
+                   else "below the baseline" if metrics["loss"] < ADDING_BASELINE_MSE else "not below the baseline")
+        return (f"{label} MSE {metrics['loss']:.5f} ({verdict}; always-1 baseline 1/6 = {ADDING_BASELINE_MSE:.4f}, "
+                f"solved < {SOLVED_MSE})")
 
 
 class AddingTask(SequenceTask):
