@@ -10,6 +10,8 @@ it cannot run exactly stays on the readable reference path.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -42,6 +44,7 @@ def native_unsupported_reason(cell: RecurrentCell) -> str | None:
     return None
 
 
+@functools.cache
 def cpu_computes_bf16() -> bool:
     """Whether this CPU has bf16 matrix instructions (AVX512-BF16 or AMX)."""
     cpu = torch.cpu

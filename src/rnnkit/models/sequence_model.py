@@ -21,11 +21,11 @@ class SequenceModel(nn.Module):
                  sequence_length: int | None = None) -> None:
         super().__init__()
         self.config, self.every_step = config, every_step
+        self.directions = 2 if config.bidirectional else 1
         self.rnn = config.build(input_size, sequence_length)
         self.dropout = nn.Dropout(config.dropout)
-        directions = 2 if config.bidirectional else 1
-        per_step = self.rnn.output_size * (directions if config.merge_mode == "none" else 1)
-        width = per_step if every_step else self.rnn.cells[0].output_size * directions
+        per_step = self.rnn.output_size * (self.directions if config.merge_mode == "none" else 1)
+        width = per_step if every_step else self.rnn.cells[0].output_size * self.directions
         self.head = nn.Linear(width, output_size)
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -35,7 +35,6 @@ class SequenceModel(nn.Module):
             if hidden.dim() == 4:  # merge_mode none: (T, B, 2, H)
                 hidden = hidden.flatten(2)
             return self.head(self.dropout(hidden))
-        directions = 2 if self.config.bidirectional else 1
-        final = state[0][-directions:]  # the top layer's final h, per direction: (D, B, H)
+        final = state[0][-self.directions:]  # the top layer's final h, per direction: (D, B, H)
         final = final.permute(1, 0, 2).reshape(final.shape[1], -1)  # (B, D*H)
         return self.head(self.dropout(final))

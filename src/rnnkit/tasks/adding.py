@@ -15,12 +15,11 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from rnnkit.data.batches import SampledBatches
 from rnnkit.data.memory_tasks import ADDING_BASELINE_MSE, ADDING_MIN_LENGTH, adding_problem
 from rnnkit.models import RecurrentConfig, SequenceModel
 from rnnkit.tasks.base import RunConfig
 from rnnkit.tasks.sequence_task import SequenceSession, SequenceTask
-from rnnkit.tasks.synthetic_data import TEST_SEED, VALIDATION_SEED, SyntheticData
+from rnnkit.tasks.synthetic_data import SyntheticData, synthetic_train_config
 from rnnkit.train.config import TrainConfig
 
 SOLVED_MSE = 0.01
@@ -35,8 +34,7 @@ class AddingData(SyntheticData):
 @dataclass
 class AddingConfig(RunConfig):
     model: RecurrentConfig = field(default_factory=lambda: RecurrentConfig(cell="lstm", hidden_size=128))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        batch_size=50, lr=1e-3, max_minutes=3.0, eval_every=250, precision="fp32"))
+    train: TrainConfig = field(default_factory=synthetic_train_config)
     dataset: AddingData = field(default_factory=AddingData)
 
 
@@ -63,13 +61,11 @@ class AddingTask(SequenceTask):
 
     def start(self, config: AddingConfig, context, device, with_training_data: bool = True) -> AddingSession:
         data = config.dataset
+
         def sample(count: int, generator: torch.Generator):
             return adding_problem(count, data.seq_len, generator)
 
         model = SequenceModel(2, 1, config.model, sequence_length=data.seq_len)
-        validation = data.fixed_set(sample, data.validation_size, VALIDATION_SEED)
-        test = data.fixed_set(sample, data.test_size, TEST_SEED)
-        batches = None
-        if with_training_data:
-            batches = SampledBatches(sample, config.train.batch_size, data.epoch_size, config.train.seed, context.rank)
+        validation, test = data.fixed_sets(sample)
+        batches = data.training_batches(sample, config.train, context.rank) if with_training_data else None
         return AddingSession(model, device, validation, test, batches)

@@ -7,6 +7,7 @@ flows from one window to the next and is detached between them.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,8 +133,7 @@ class CharLMSession(Session):
     def inspection_batch(self, size: int, length: int | None = None) -> Window:
         """``size`` consecutive pieces of ``length`` characters (default --bptt) from the validation text."""
         length = length or self.config.dataset.bptt
-        text, where = _read_corpus(self.config.dataset)
-        tokens = self.vocabulary.encode(text[int(len(text) * (1 - self.config.dataset.val_fraction)):], where)
+        tokens, where = self.held_out_tokens
         size = min(size, (tokens.numel() - 1) // length)
         if size < 1:
             raise UserError(f"{where}: its validation part is shorter than {length + 1} characters; use a smaller --length")
@@ -141,6 +141,13 @@ class CharLMSession(Session):
         inputs = tokens[:used].view(size, length).t()
         targets = tokens[1 : used + 1].view(size, length).t()
         return Window(inputs, targets, starts_epoch=True)
+
+    @functools.cached_property
+    def held_out_tokens(self) -> tuple[torch.Tensor, str]:
+        """The validation part of the training corpus, encoded (read once), and where it comes from."""
+        text, where = _read_corpus(self.config.dataset)
+        split = int(len(text) * (1 - self.config.dataset.val_fraction))
+        return self.vocabulary.encode(text[split:], where), where
 
     def step_labels(self, window: Window) -> list[str]:
         return list(self.vocabulary.decode(window.inputs[:, 0]))
@@ -168,9 +175,7 @@ class CharLMTask(Task):
     def evaluate_text(self, session: CharLMSession, path: str | None) -> dict[str, float]:
         """Loss on a text file, or on the validation part of the training corpus."""
         if path is None:
-            text, where = _read_corpus(session.config.dataset)
-            split = int(len(text) * (1 - session.config.dataset.val_fraction))
-            tokens = session.vocabulary.encode(text[split:], where)
+            tokens, _ = session.held_out_tokens
         else:
             tokens = session.vocabulary.encode(read_text_file(Path(path)), f"data file {path}")
         if tokens.numel() < 2:

@@ -14,13 +14,12 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from rnnkit.data.batches import SampledBatches
 from rnnkit.data.memory_tasks import (COPY_CLASSES, COPY_LENGTH, COPY_MIN_LENGTH, COPY_VOCABULARY, copy_memory,
                                       copy_memoryless_baseline)
 from rnnkit.models import RecurrentConfig, SequenceModel
 from rnnkit.tasks.base import RunConfig
 from rnnkit.tasks.sequence_task import SequenceSession, SequenceTask
-from rnnkit.tasks.synthetic_data import TEST_SEED, VALIDATION_SEED, SyntheticData
+from rnnkit.tasks.synthetic_data import SyntheticData, synthetic_train_config
 from rnnkit.train.config import TrainConfig
 
 
@@ -33,8 +32,7 @@ class CopyData(SyntheticData):
 @dataclass
 class CopyConfig(RunConfig):
     model: RecurrentConfig = field(default_factory=lambda: RecurrentConfig(cell="lstm", hidden_size=128))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        batch_size=50, lr=1e-3, max_minutes=3.0, eval_every=250, precision="fp32"))
+    train: TrainConfig = field(default_factory=synthetic_train_config)
     dataset: CopyData = field(default_factory=CopyData)
 
 
@@ -72,9 +70,6 @@ class CopyTask(SequenceTask):
 
         total_steps = data.seq_len + 2 * COPY_LENGTH
         model = SequenceModel(COPY_VOCABULARY, COPY_CLASSES, config.model, every_step=True, sequence_length=total_steps)
-        validation = data.fixed_set(sample, data.validation_size, VALIDATION_SEED, per_step=True)
-        test = data.fixed_set(sample, data.test_size, TEST_SEED, per_step=True)
-        batches = None
-        if with_training_data:
-            batches = SampledBatches(sample, config.train.batch_size, data.epoch_size, config.train.seed, context.rank)
+        validation, test = data.fixed_sets(sample, per_step=True)
+        batches = data.training_batches(sample, config.train, context.rank) if with_training_data else None
         return CopySession(model, device, validation, test, batches, seq_len=data.seq_len)

@@ -11,11 +11,18 @@ from typing import ClassVar
 
 import torch
 
-from rnnkit.data.batches import Sampler
+from rnnkit.data.batches import SampledBatches, Sampler
 from rnnkit.errors import UserError
 from rnnkit.tasks.sequence_task import LabelledSet
+from rnnkit.train.config import TrainConfig
 
 VALIDATION_SEED, TEST_SEED = 1, 2
+
+
+def synthetic_train_config() -> TrainConfig:
+    """The training preset of the synthetic tasks. fp32: the point is a signal kept over up to
+    a thousand steps, and bf16 autocast would round the state at every one of them."""
+    return TrainConfig(batch_size=50, lr=1e-3, max_minutes=3.0, eval_every=250, precision="fp32")
 
 
 @dataclass
@@ -41,6 +48,11 @@ class SyntheticData:
             if getattr(self, name) <= 0:
                 raise UserError(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}")
 
-    def fixed_set(self, sample: Sampler, size: int, seed: int, per_step: bool = False) -> LabelledSet:
-        """A validation or test set: the same sequences in every run."""
-        return LabelledSet(*sample(size, torch.Generator().manual_seed(seed)), per_step=per_step)
+    def fixed_sets(self, sample: Sampler, per_step: bool = False) -> tuple[LabelledSet, LabelledSet]:
+        """The validation and test sets: the same sequences in every run."""
+        return tuple(LabelledSet(*sample(size, torch.Generator().manual_seed(seed)), per_step=per_step)
+                     for size, seed in ((self.validation_size, VALIDATION_SEED), (self.test_size, TEST_SEED)))
+
+    def training_batches(self, sample: Sampler, train: TrainConfig, rank: int) -> SampledBatches:
+        """Fresh sequences at every step, seeded by --seed, the process and the step."""
+        return SampledBatches(sample, train.batch_size, self.epoch_size, train.seed, rank)
