@@ -77,7 +77,7 @@ def test_matches_torch_nn(mode, num_layers, bidirectional, batch_first, with_len
     reference, ours = make_pair(
         mode, fast_path, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first
     )
-    assert all(ours._fast_at) == (fast_path == "auto")
+    assert all(choice.kernel == "native" for choice in ours._kernel_at) == (fast_path == "auto")
     x = torch.randn((B, T, I) if batch_first else (T, B, I), requires_grad=True)
     hx = initial_state(reference, batch_first)
     lengths = LENGTHS if with_lengths else None

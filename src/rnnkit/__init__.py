@@ -32,6 +32,8 @@ from rnnkit.layers import (
     detach_state,
 )
 
+from rnnkit.kernels.explain import explain  # after the layers: the kernels import rnnkit.layers.sequence
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -54,5 +56,6 @@ __all__ = [
     "SequenceLayer",
     "apply_constraints",
     "detach_state",
+    "explain",
     "get_cell_class",
 ]

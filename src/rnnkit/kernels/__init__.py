@@ -1,49 +1,105 @@
 """Fast execution paths for sequence layers, behind one dispatch; the cells stay the reference.
 
-``layer_fast_path_reason(layer)`` says why a layer cannot leave the reference path
-(None when it can), and ``run_fast(layer, inputs, state, lengths)`` runs it with the
-same arguments and results as ``layer(inputs, state, lengths)``. Today the fast path is
-PyTorch's own fused kernel for plain RNN/LSTM/GRU layers (``native.py``).
+Three kernels, fastest first:
+
+* ``native``: PyTorch's own fused kernels (oneDNN on CPU, cuDNN on GPU) for the plain
+  RNN/LSTM/GRU layers that compute exactly what torch.nn computes (``native.py``);
+* ``scan``: rnnkit's loop with a hand-written backward, for every other cell and for the
+  regularised cells (``scan/``);
+* ``reference``: the readable cell stepped by ``SequenceLayer`` under autograd.
+
+``choose_kernel(layer)`` picks the fastest kernel that computes exactly what the reference
+computes, and says why; ``input_fallback(kernel, inputs)`` says whether a particular input
+forces a slower one; ``run_kernel`` runs a layer with the contract of ``layer(inputs, state, lengths)``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from rnnkit.kernels.compiled import compiled_unsupported_reason, load_compiled_loops
 from rnnkit.kernels.native import native_input_unsupported_reason, native_unsupported_reason, run_native_layer
+from rnnkit.kernels.scan import run_scan_layer, scan_unsupported_reason
 
 FAST_PATH_POLICIES = ("auto", "required", "off")
+KERNELS = ("native", "scan", "reference")
 
 
-def _direction_cells(layer: nn.Module) -> list:
+@dataclass(frozen=True)
+class KernelChoice:
+    """The kernel a layer runs on, and why that one rather than a faster one."""
+
+    kernel: str  # one of KERNELS
+    reason: str
+
+
+def direction_cells(layer: nn.Module) -> list:
+    """The cell of each direction of a SequenceLayer or Bidirectional, forward first."""
     if layer.num_directions == 1:
         return [layer.cell]
     return [layer.forward_layer.cell, layer.backward_layer.cell]
 
 
-def layer_fast_path_reason(layer: nn.Module) -> str | None:
-    """None if ``layer`` (a SequenceLayer or Bidirectional) can run on a fast kernel, else why not."""
-    for cell in _direction_cells(layer):
-        reason = native_unsupported_reason(cell)
-        if reason is not None:
-            return reason
-    return None
+def _first_reason(check, cells) -> str | None:
+    return next((reason for reason in map(check, cells) if reason is not None), None)
 
 
-def input_fast_path_reason(inputs: torch.Tensor) -> str | None:
-    """None if a layer that can run fast can do so on ``inputs`` in the current autocast context, else why not."""
-    return native_input_unsupported_reason(inputs)
+def choose_kernel(layer: nn.Module) -> KernelChoice:
+    """The fastest kernel that computes ``layer`` (a SequenceLayer or Bidirectional) exactly."""
+    cells = direction_cells(layer)
+    no_native = _first_reason(native_unsupported_reason, cells)
+    if no_native is None:
+        return KernelChoice("native", "PyTorch's fused kernel computes exactly this cell")
+    no_scan = _first_reason(scan_unsupported_reason, cells)
+    if no_scan is None:
+        return KernelChoice("scan", f"no fused PyTorch kernel: {no_native}")
+    return KernelChoice("reference", f"{no_native}; {no_scan}")
 
 
-def run_fast(layer: nn.Module, inputs: torch.Tensor, state, lengths: torch.Tensor | None):
-    """Same contract as ``layer(inputs, state, lengths)``, on the fast kernel."""
-    cells = _direction_cells(layer)
+def input_fallback(kernel: str, cells: list, inputs: torch.Tensor) -> KernelChoice | None:
+    """A slower kernel that these inputs force on a layer chosen for ``kernel``, or None if it can run."""
+    if kernel != "native":
+        return None
+    reason = native_input_unsupported_reason(inputs)
+    if reason is None:
+        return None
+    if _first_reason(scan_unsupported_reason, cells) is None:
+        return KernelChoice("scan", reason)
+    return KernelChoice("reference", reason)
+
+
+def scan_loops_detail(cells: list, inputs: torch.Tensor) -> str:
+    """Which loops the scan kernel runs for these cells and inputs: compiled C++, or PyTorch and why."""
+    zoneout = max(cell.zoneout for cell in cells)
+    reason = compiled_unsupported_reason(inputs, zoneout)
+    if reason is None and load_compiled_loops() is None:
+        reason = "the compiled loops could not be built (see the warning)"
+    return "compiled C++ loops" if reason is None else f"PyTorch loops ({reason})"
+
+
+def run_kernel(kernel: str, layer: nn.Module, inputs: torch.Tensor, state, lengths: torch.Tensor | None):
+    """Same contract as ``layer(inputs, state, lengths)``, on ``kernel``."""
+    if kernel == "reference":
+        return layer(inputs, state, lengths)
+    run_layer = run_native_layer if kernel == "native" else run_scan_layer
+    cells = direction_cells(layer)
     states = None if state is None else ([state] if layer.num_directions == 1 else list(state))
-    forward_output, backward_output, final_states = run_native_layer(cells, inputs, states, lengths)
+    forward_output, backward_output, final_states = run_layer(cells, inputs, states, lengths)
     if layer.num_directions == 1:
         return forward_output, final_states[0]
     return layer.merge(forward_output, backward_output), tuple(final_states)
 
 
-__all__ = ["FAST_PATH_POLICIES", "input_fast_path_reason", "layer_fast_path_reason", "run_fast"]
+__all__ = [
+    "FAST_PATH_POLICIES",
+    "KERNELS",
+    "KernelChoice",
+    "choose_kernel",
+    "direction_cells",
+    "input_fallback",
+    "run_kernel",
+    "scan_loops_detail",
+]

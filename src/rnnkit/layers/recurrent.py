@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnkit._checks import check_choice, check_positive_int, check_tensor, shape_error
 from rnnkit.cells import RecurrentCell, State, get_cell_class
-from rnnkit.kernels import FAST_PATH_POLICIES, input_fast_path_reason, layer_fast_path_reason, run_fast
+from rnnkit.kernels import FAST_PATH_POLICIES, KernelChoice, choose_kernel, direction_cells, input_fallback, run_kernel
 from rnnkit.layers.bidirectional import MERGE_MODES, Bidirectional, merged_width
 from rnnkit.layers.sequence import check_lengths, step_mask
 from rnnkit.layers.sequence_layer import SequenceLayer, is_hooked
@@ -45,10 +45,12 @@ class Recurrent(nn.Module):
             outputs (densely connected RNN, Godin et al. 2017); the output is the top layer's.
         batch_first: inputs and outputs are (B, T, ...) instead of (T, B, ...).
         bias, proj_size: as in torch.nn.LSTM (proj_size only for LSTM cells).
-        fast_path: "auto" runs each layer on a fast kernel when one computes exactly the
-            same thing (today: PyTorch's fused RNN/LSTM/GRU kernels) and on the readable
-            reference loop otherwise; "required" raises ValueError, saying why, if a layer
-            cannot run fast; "off" always uses the reference loop.
+        fast_path: "auto" runs each layer on the fastest kernel that computes exactly the
+            same thing: PyTorch's fused kernel for plain RNN/LSTM/GRU layers, rnnkit's scan
+            kernel for the other cells and the regularised ones, the readable reference loop
+            otherwise; "required" raises ValueError, saying why, if a layer would run on the
+            reference loop; "off" always uses the reference loop. ``explain(input)`` (or
+            ``rnnkit.explain(layer, input)``) tells which kernel each layer runs on and why.
         **cell_options: passed to every cell (activation, layer_norm, recurrent_dropout,
             zoneout, weight_dropout, reset_after, t_max, ...; see each cell).
 
@@ -144,8 +146,9 @@ class Recurrent(nn.Module):
             width = self._layer_output_width(layer, layer_merge)
             self._residual_at.append(residual and layer_merge is not None and width == layer_input)
             output_widths.append(width)
-        self._fast_at = [self._decide_fast_path(index, layer) for index, layer in enumerate(self.layers)]
+        self._kernel_at = [self._decide_kernel(index, layer) for index, layer in enumerate(self.layers)]
         self._input_fallbacks_logged: set[str] = set()
+        self.last_kernels: list[tuple[KernelChoice, torch.Tensor] | None] = [None] * num_layers  # as the last forward ran
         if residual and not any(self._residual_at):
             raise ValueError(
                 f"residual: no layer has equal input and output widths (input_size={input_size}, "
@@ -167,28 +170,36 @@ class Recurrent(nn.Module):
         cell_width = _first_cell(layer).output_size
         return merged_width(merge_mode, cell_width) if self.bidirectional else cell_width
 
-    def _decide_fast_path(self, index: int, layer: nn.Module) -> bool:
+    def _decide_kernel(self, index: int, layer: nn.Module) -> KernelChoice:
         if self.fast_path == "off":
-            return False
-        reason = layer_fast_path_reason(layer)
-        if reason is None:
-            return True
-        if self.fast_path == "required":
-            raise ValueError(f"fast_path='required': layer {index} cannot run on a fast kernel: {reason}")
-        logger.debug("layer %d runs on the reference path: %s", index, reason)
-        return False
+            return KernelChoice("reference", "fast_path='off'")
+        choice = choose_kernel(layer)
+        if choice.kernel == "reference":
+            if self.fast_path == "required":
+                raise ValueError(f"fast_path='required': layer {index} cannot run on a fast kernel: {choice.reason}")
+            logger.debug("layer %d runs on the reference path: %s", index, choice.reason)
+        return choice
 
-    def _fast_for(self, index: int, inputs: torch.Tensor) -> bool:
-        """Whether layer ``index``, able to run fast, can do so on these inputs (dtype, autocast)."""
-        reason = input_fast_path_reason(inputs)
-        if reason is None:
-            return True
-        if self.fast_path == "required":
-            raise ValueError(f"fast_path='required': layer {index} cannot run on a fast kernel here: {reason}")
-        if reason not in self._input_fallbacks_logged:  # once per layer stack and reason, not at every step
-            self._input_fallbacks_logged.add(reason)
-            logger.debug("layer %d runs on the reference path for this input: %s", index, reason)
-        return False
+    def kernel_plan(self, inputs: torch.Tensor) -> list[KernelChoice]:
+        """The kernel each layer runs on for (T, B, I) ``inputs`` (as forward decides it), and why."""
+        return [self._kernel_for(index, layer, inputs) for index, layer in enumerate(self.layers)]
+
+    def _kernel_for(self, index: int, layer: nn.Module, inputs: torch.Tensor) -> KernelChoice:
+        """Layer ``index``'s kernel for these inputs: its chosen kernel unless a hook or the input rules it out."""
+        choice = self._kernel_at[index]
+        if choice.kernel == "reference":
+            return choice
+        if is_hooked(layer) or any(cell.gate_observer is not None for cell in direction_cells(layer)):
+            return KernelChoice("reference", "rnnkit.inspect is recording this layer step by step")
+        fallback = input_fallback(choice.kernel, direction_cells(layer), inputs)
+        if fallback is None:
+            return choice
+        if fallback.kernel == "reference" and self.fast_path == "required":
+            raise ValueError(f"fast_path='required': layer {index} cannot run on a fast kernel here: {fallback.reason}")
+        if fallback.reason not in self._input_fallbacks_logged:  # once per layer stack and reason, not at every step
+            self._input_fallbacks_logged.add(fallback.reason)
+            logger.debug("layer %d runs on the %s kernel for this input: %s", index, fallback.kernel, fallback.reason)
+        return fallback
 
     @property
     def cells(self) -> list[RecurrentCell]:
@@ -250,8 +261,9 @@ class Recurrent(nn.Module):
             else:
                 skip = inputs
             layer_state = None if states is None else (states[0] if layer.num_directions == 1 else tuple(states))
-            run = run_fast if self._fast_at[index] and not is_hooked(layer) and self._fast_for(index, x) else _run_reference
-            y, new_state = run(layer, x, layer_state, lengths)
+            choice = self._kernel_for(index, layer, x)
+            self.last_kernels[index] = (choice, x.new_empty(0))  # for rnnkit.explain: the kernel, the input's dtype and device
+            y, new_state = run_kernel(choice.kernel, layer, x, layer_state, lengths)
             if self._residual_at[index]:
                 y = y + skip
             outputs.append(y)
@@ -313,10 +325,6 @@ class Recurrent(nn.Module):
         if self.bidirectional:
             options.append(f"merge_mode={self.merge_mode!r}")
         return ", ".join(options)
-
-
-def _run_reference(layer: nn.Module, inputs: torch.Tensor, state, lengths: torch.Tensor | None):
-    return layer(inputs, state, lengths)
 
 
 def _first_cell(layer: nn.Module) -> RecurrentCell:

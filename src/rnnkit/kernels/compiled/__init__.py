@@ -1,0 +1,71 @@
+"""The scan kernel's loops compiled from C++ (``scan_loops.cpp``), built on first use, with a fallback.
+
+The C++ loops run the same steps as the PyTorch loops of ``rnnkit.kernels.scan.loop``
+without returning to Python between steps: one fused element-wise loop per step and ATen's
+GEMMs. They are built with ``torch.utils.cpp_extension`` from the source shipped in the
+package, the first time a layer needs them (about 20 s; cached by torch in
+``~/.cache/torch_extensions`` or ``$TORCH_EXTENSIONS_DIR``). If the build fails (no C++
+compiler, no ninja) the PyTorch loops run instead, after one warning naming the cause.
+``RNNKIT_COMPILED=0`` turns them off.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger("rnnkit")
+
+SOURCE = Path(__file__).with_name("scan_loops.cpp")
+SWITCH = "RNNKIT_COMPILED"  # "0" turns the compiled loops off
+
+
+def compiled_loops_disabled() -> bool:
+    return os.environ.get(SWITCH, "1").strip().lower() in ("0", "false", "no", "off")
+
+
+def load_compiled_loops():
+    """``torch.ops.rnnkit_scan`` (with ``forward`` and ``backward``), or None if turned off or it cannot be built."""
+    return None if compiled_loops_disabled() else _build()
+
+
+@functools.cache
+def _build():
+    from torch.utils import cpp_extension
+
+    logger.info("building the compiled scan loops (first use only, about 20 s)")
+    try:
+        cpp_extension.load(
+            name="rnnkit_scan_loops", sources=[str(SOURCE)], extra_cflags=["-O3"], is_python_module=False, verbose=False
+        )
+    except Exception as error:  # any build failure means: run the PyTorch loops instead
+        cause = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        warnings.warn(
+            f"rnnkit: could not build the compiled scan loops ({cause}); running the PyTorch loops instead. "
+            f"Set {SWITCH}=0 to skip the attempt.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    return torch.ops.rnnkit_scan
+
+
+def compiled_unsupported_reason(inputs: torch.Tensor, zoneout: float) -> str | None:
+    """Why the compiled loops cannot run this call (None if they can, once built)."""
+    if compiled_loops_disabled():
+        return f"{SWITCH}=0"
+    if inputs.device.type != "cpu":
+        return f"the compiled loops are CPU code, the inputs are on {inputs.device.type}"
+    if inputs.dtype not in (torch.float32, torch.float64):
+        return f"the compiled loops run float32 and float64, not {inputs.dtype}"
+    if zoneout > 0.0:
+        return "the compiled loops have no zoneout"
+    return None
+
+
+__all__ = ["SWITCH", "compiled_unsupported_reason", "load_compiled_loops"]

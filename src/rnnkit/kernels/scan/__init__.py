@@ -1,0 +1,113 @@
+"""The scan kernel: any rnnkit cell's recurrence as one autograd function with a hand-written backward.
+
+Pure PyTorch, on any device and dtype. It is the fast path of every cell that PyTorch has
+no fused kernel for (JANET, IndRNN, the reset-before GRU) and of the regularised cells
+(recurrent dropout, DropConnect, zoneout). ``scan_unsupported_reason`` says when a cell
+cannot run on it; ``run_scan_layer`` runs one layer, one or both directions, with the
+same arguments and results as ``run_native_layer``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from rnnkit.cells import GRUCell, IndRNNCell, JANETCell, LSTMCell, RecurrentCell, RNNCell, State
+from rnnkit.cells.normalization import gate_layer_norm
+from rnnkit.kernels.compiled import compiled_unsupported_reason, load_compiled_loops
+from rnnkit.kernels.scan.compiled_loop import CompiledScanFunction
+from rnnkit.kernels.scan.elman import ElmanStep
+from rnnkit.kernels.scan.gru import GRUResetBeforeStep, GRUStep
+from rnnkit.kernels.scan.indrnn import IndRNNStep
+from rnnkit.kernels.scan.janet import JANETStep
+from rnnkit.kernels.scan.loop import LoopOptions, ScanFunction
+from rnnkit.kernels.scan.lstm import LSTMStep
+from rnnkit.kernels.scan.step import ScanStep
+from rnnkit.layers.sequence import reverse_padded
+
+
+def _step_class(cell: RecurrentCell) -> type[ScanStep] | None:
+    """Exact classes only: a subclass may change step()."""
+    kind = type(cell)
+    if kind in (RNNCell, IndRNNCell, JANETCell):
+        return {RNNCell: ElmanStep, IndRNNCell: IndRNNStep, JANETCell: JANETStep}[kind]
+    if kind in (LSTMCell, GRUCell) and cell.activation == "tanh" and cell.recurrent_activation == "sigmoid":
+        if kind is LSTMCell:
+            return None if cell.proj_size else LSTMStep
+        return GRUStep if cell.reset_after else GRUResetBeforeStep
+    return None
+
+
+def scan_unsupported_reason(cell: RecurrentCell) -> str | None:
+    """Why ``cell`` cannot run on the scan kernel, or None if it can."""
+    if _step_class(cell) is None:
+        if type(cell) is LSTMCell and cell.proj_size:
+            return "the scan kernel has no LSTM projection (proj_size) with these options"
+        return (
+            f"{type(cell).__name__} with these options has no scan step (supported: RNNCell, IndRNNCell, "
+            "JANETCell, and LSTMCell/GRUCell with tanh/sigmoid)"
+        )
+    if cell.layer_norm and (cell.ln_hh_weight is not None or getattr(cell, "ln_cell_weight", None) is not None):
+        return "the scan kernel has no layer norm inside the recurrence (only on the input projection, as IndRNN's)"
+    return None
+
+
+def run_scan_layer(
+    cells: list[RecurrentCell], inputs: torch.Tensor, states: list[State] | None, lengths: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None, list[State]]:
+    """One layer (one cell per direction) on the scan kernel; the contract of ``run_native_layer``."""
+    outputs, final_states = [], []
+    for direction, cell in enumerate(cells):
+        state = None if states is None else states[direction]
+        output, final = _run_direction(cell, inputs, state, lengths, reverse=direction == 1)
+        outputs.append(output)
+        final_states.append(final)
+    return outputs[0], (outputs[1] if len(cells) == 2 else None), final_states
+
+
+def _run_direction(cell: RecurrentCell, inputs, state: State | None, lengths, reverse: bool):
+    """One direction, in the order the reference ``SequenceLayer`` takes (its random draws included)."""
+    max_time, batch_size = inputs.shape[:2]
+    if state is None:
+        state = cell.initial_state(batch_size, device=inputs.device, dtype=inputs.dtype)
+    if reverse:
+        inputs = reverse_padded(inputs, lengths)
+    noise = cell.sample_noise(batch_size, inputs)
+    steps = max_time if lengths is None else int(lengths.max())
+    alive = None
+    if lengths is not None and int(lengths.min()) < steps:
+        alive = (torch.arange(steps).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(2).to(inputs.device)  # (steps, B, 1)
+
+    step = _step_class(cell)(cell)
+    projected = _input_projection(cell, inputs[:steps])  # (steps, B, G): one GEMM for all steps
+    terms, inner_bias = step.input_terms(projected, cell.bias_hh)
+    dtype = terms.dtype  # under autocast, the autocast dtype: the loop then runs in it throughout
+    weight = cell.recurrent_weight(noise).to(dtype)
+    inner_bias = None if inner_bias is None else inner_bias.to(dtype)
+    mask = None if noise.hidden_mask is None else noise.hidden_mask.to(dtype)
+    options = LoopOptions(steps=steps, zoneout=cell.zoneout, training=cell.training, alive=alive)
+    state = tuple(part.to(dtype) for part in state)
+    loops = None if compiled_unsupported_reason(terms, cell.zoneout) else load_compiled_loops()
+    with torch.autocast(inputs.device.type, enabled=False):
+        if loops is not None:
+            output, *final = CompiledScanFunction.apply(loops, step, options, terms, weight, inner_bias, mask, *state)
+        else:
+            output, *final = ScanFunction.apply(step, options, terms, weight, inner_bias, mask, *state)
+    if steps < max_time:
+        output = torch.cat([output, output.new_zeros((max_time - steps,) + output.shape[1:])])
+    if reverse:
+        output = reverse_padded(output, lengths)
+    return output, tuple(final)
+
+
+def _input_projection(cell: RecurrentCell, inputs: torch.Tensor) -> torch.Tensor:
+    """W_ih x_t (layer-normalised per gate where the cell says so) + b_ih, for all steps at once."""
+    if cell.ln_ih_weight is None:
+        return F.linear(inputs, cell.weight_ih, cell.bias_ih)
+    steps, batch_size = inputs.shape[:2]
+    flat = F.linear(inputs, cell.weight_ih).reshape(steps * batch_size, -1)
+    projected = gate_layer_norm(flat, cell.num_gates, cell.ln_ih_weight).reshape(steps, batch_size, -1)
+    return projected if cell.bias_ih is None else projected + cell.bias_ih
+
+
+__all__ = ["run_scan_layer", "scan_unsupported_reason"]

@@ -1,0 +1,42 @@
+"""The scan kernel's time loop on the compiled C++ loops (``rnnkit/kernels/compiled``).
+
+Same contract and same maths as ``ScanFunction`` (loop.py), which stays the readable
+version and the fallback; tests hold the two equal. Zoneout is not compiled: calls with it
+run the PyTorch loops.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rnnkit.kernels.scan.loop import LoopOptions
+from rnnkit.kernels.scan.step import ScanStep
+
+
+class CompiledScanFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, loops, step: ScanStep, options: LoopOptions, inputs, weight, inner_bias, hidden_mask, *state):
+        beta = getattr(step, "beta", 0.0)
+        outputs, saved, *histories = loops.forward(
+            step.compiled_id, inputs.contiguous(), weight, inner_bias, hidden_mask, options.alive, list(state), beta
+        )
+        ctx.loops, ctx.step, ctx.options, ctx.beta = loops, step, options, beta
+        ctx.input_width = inputs.shape[-1]
+        ctx.save_for_backward(weight, inner_bias, hidden_mask, saved, *histories)
+        return (outputs, *(history[-1].clone() for history in histories))
+
+    @staticmethod
+    def backward(ctx, d_outputs, *d_final):
+        weight, inner_bias, hidden_mask, saved, *histories = ctx.saved_tensors
+        step, H = ctx.step, histories[0].shape[-1]
+        d_inputs, d_recurrent, *d_state = ctx.loops.backward(
+            step.compiled_id, saved, histories, d_outputs.contiguous(), [d.contiguous() for d in d_final],
+            weight, hidden_mask, ctx.options.alive, ctx.input_width, ctx.beta,
+        )
+        d_recurrent = d_recurrent if d_recurrent.numel() else d_inputs  # empty: the same as d_inputs
+        rec_inputs = histories[0][:-1] if hidden_mask is None else histories[0][:-1] * hidden_mask
+        reset = saved[..., :H] if step.needs_reset_gates else None
+        d_weight, d_inner = step.weight_gradients(d_recurrent, rec_inputs, inner_bias, reset)
+        if hidden_mask is not None and ctx.needs_input_grad[6]:
+            raise RuntimeError("the scan kernel does not differentiate the recurrent dropout mask")
+        return (None, None, None, d_inputs, d_weight, d_inner, None, *d_state)

@@ -1,0 +1,122 @@
+"""The scan kernel's time loop: a custom autograd function with a hand-written backward.
+
+Where the reference path builds an autograd graph of a dozen small ops at every step,
+this loop runs the steps without autograd, keeps only what the backward needs, and in
+backward walks the steps in reverse. It is generic over cells (``ScanStep``) and does
+what the reference ``SequenceLayer`` does around each step, in the same order:
+
+    new = step(x_t, state)                      the cell's equations
+    new = zoneout(state, new)                   each unit keeps its old value with prob. p
+    state = alive_t ? new : state               variable lengths: frozen past the end
+    output_t = alive_t ? new.h : 0
+
+The input terms W_ih x_t + b for all t are one GEMM before the loop (autograd does
+that, and its gradients, outside this function); W_hh's gradient is one GEMM after the
+backward loop (``ScanStep.weight_gradients``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rnnkit.kernels.scan.step import ScanStep
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """What varies between calls besides the tensors."""
+
+    steps: int  # steps to run: T, or the longest length
+    zoneout: float = 0.0
+    training: bool = False
+    alive: torch.Tensor | None = None  # (steps, B, 1) bool, True on real steps; None: all real
+
+
+class ScanFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, step: ScanStep, options: LoopOptions, inputs, weight, inner_bias, hidden_mask, *state):
+        weight_t = step.forward_weight(weight)
+        states, saved_steps, zoneout_keeps, outputs = [state], [], [], []
+        for t in range(options.steps):
+            rec_in = state[0] if hidden_mask is None else state[0] * hidden_mask
+            new, saved = step.forward(inputs[t], state, rec_in, weight_t, inner_bias)
+            if options.zoneout > 0.0:
+                new, keep = _zoneout(state, new, options)
+                zoneout_keeps.append(keep)
+            output = new[0]
+            if options.alive is not None:
+                alive = options.alive[t]
+                new = tuple(torch.where(alive, n, s) for n, s in zip(new, state))
+                output = output * alive
+            saved_steps.append(saved)
+            outputs.append(output)
+            states.append(new)
+            state = new
+        ctx.step, ctx.options = step, options
+        ctx.states, ctx.saved_steps, ctx.zoneout_keeps = states, saved_steps, zoneout_keeps
+        ctx.save_for_backward(weight, inner_bias, hidden_mask)
+        return (torch.stack(outputs), *state)
+
+    @staticmethod
+    def backward(ctx, d_outputs, *d_final):
+        step, options = ctx.step, ctx.options
+        weight, inner_bias, hidden_mask = ctx.saved_tensors
+        states = ctx.states
+        d_carry = list(d_final)
+        d_inputs, d_recurrent = [None] * options.steps, [None] * options.steps
+        for t in reversed(range(options.steps)):
+            d_new = list(d_carry)
+            d_new[0] = _add(d_new[0], d_outputs[t])
+            d_keep = [None] * len(d_carry)  # what reaches the previous state without passing the step
+            if options.alive is not None:
+                alive = options.alive[t]
+                d_keep = [None if d is None else d * ~alive for d in d_carry]
+                d_new = [None if d is None else d * alive for d in d_new]
+            if options.zoneout > 0.0:
+                d_new, d_zoned_out = _zoneout_backward(d_new, ctx.zoneout_keeps[t] if ctx.zoneout_keeps else None, options)
+                d_keep = [_add(a, b) for a, b in zip(d_keep, d_zoned_out)]
+            d_input, d_previous, d_rec_in, d_pre = step.backward(ctx.saved_steps[t], states[t], d_new, weight, inner_bias)
+            if hidden_mask is not None:
+                d_rec_in = d_rec_in * hidden_mask
+            d_previous = list(d_previous)
+            d_previous[0] = _add(d_previous[0], d_rec_in)
+            d_carry = [_add(a, b) for a, b in zip(d_keep, d_previous)]
+            d_inputs[t], d_recurrent[t] = d_input, d_pre
+
+        previous_h = torch.stack([state[0] for state in states[:-1]])  # (steps, B, H)
+        rec_inputs = previous_h if hidden_mask is None else previous_h * hidden_mask
+        reset = torch.stack([saved[0] for saved in ctx.saved_steps]) if step.needs_reset_gates else None
+        d_weight, d_inner = step.weight_gradients(torch.stack(d_recurrent), rec_inputs, inner_bias, reset)
+        d_hidden_mask = None
+        if hidden_mask is not None and ctx.needs_input_grad[5]:
+            raise RuntimeError("the scan kernel does not differentiate the recurrent dropout mask")
+        d_state = [torch.zeros_like(s) if d is None else d for d, s in zip(d_carry, states[0])]
+        return (None, None, torch.stack(d_inputs), d_weight, d_inner, d_hidden_mask, *d_state)
+
+
+def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    """Sum of two gradients where None means zero."""
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+def _zoneout(previous, proposed, options: LoopOptions):
+    """As ``RecurrentCell._apply_zoneout``, drawing the same random numbers in the same order."""
+    p = options.zoneout
+    if not options.training:
+        return tuple(p * old + (1.0 - p) * new for old, new in zip(previous, proposed)), None
+    keeps = tuple(torch.rand_like(new) < p for new in proposed)
+    return tuple(torch.where(keep, old, new) for keep, old, new in zip(keeps, previous, proposed)), keeps
+
+
+def _zoneout_backward(d_new, keeps, options: LoopOptions):
+    """Split the gradient of a zoned-out state into the proposed state's and the previous state's shares."""
+    p = options.zoneout
+    if keeps is None:  # eval: the expectation p old + (1 - p) new
+        return [None if d is None else d * (1.0 - p) for d in d_new], [None if d is None else d * p for d in d_new]
+    to_new = [None if d is None else d * ~keep for d, keep in zip(d_new, keeps)]
+    to_old = [None if d is None else d * keep for d, keep in zip(d_new, keeps)]
+    return to_new, to_old

@@ -1,0 +1,174 @@
+"""The scan kernel (PyTorch loops and compiled C++ loops) against the readable reference loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.kernels import KernelChoice, choose_kernel
+from rnnkit.kernels import compiled as compiled_module
+from rnnkit.kernels.scan import run_scan_layer
+
+CASES = {
+    "rnn-tanh": ("rnn", {}),
+    "rnn-relu": ("rnn", {"activation": "relu"}),
+    "lstm": ("lstm", {}),
+    "gru": ("gru", {}),
+    "gru-reset-before": ("gru", {"reset_after": False}),
+    "janet": ("janet", {}),
+    "indrnn-relu": ("indrnn", {}),
+    "indrnn-tanh": ("indrnn", {"activation": "tanh"}),
+    "janet-no-bias": ("janet", {"bias": False}),
+    "gru-no-bias": ("gru", {"bias": False}),
+    "lstm-recurrent-dropout": ("lstm", {"recurrent_dropout": 0.3}),
+    "gru-dropconnect": ("gru", {"weight_dropout": 0.3}),
+    "indrnn-both-noises": ("indrnn", {"recurrent_dropout": 0.2, "weight_dropout": 0.2}),
+    "lstm-zoneout": ("lstm", {"zoneout": 0.3}),
+    "gru-reset-before-zoneout": ("gru", {"reset_after": False, "zoneout": 0.3, "recurrent_dropout": 0.2}),
+    "janet-zoneout": ("janet", {"zoneout": 0.2}),
+    "indrnn-layer-norm": ("indrnn", {"layer_norm": True}),
+}
+LOOPS = ["python", "compiled"]
+
+
+@pytest.fixture(params=LOOPS)
+def loops(request, monkeypatch):
+    """Run each test on the PyTorch loops and on the compiled loops (built once per machine)."""
+    monkeypatch.setenv(compiled_module.SWITCH, "0" if request.param == "python" else "1")
+    if request.param == "compiled" and compiled_module.load_compiled_loops() is None:
+        pytest.skip("the compiled loops cannot be built here")
+    return request.param
+
+
+def _forced(model: rnnkit.Recurrent, kernel: str) -> rnnkit.Recurrent:
+    model._kernel_at = [KernelChoice(kernel, "forced by the test")] * model.num_layers
+    return model
+
+
+def _run(model, kernel, x, state, lengths, seed):
+    """Outputs, final state and the gradients of a loss that weighs every output differently."""
+    _forced(model, kernel)
+    torch.manual_seed(seed)  # same random draws (dropout masks, zoneout) for both kernels
+    y, final = model(x, state, lengths=lengths)
+    weights = torch.linspace(-1, 1, y.numel(), dtype=y.dtype).reshape(y.shape)
+    loss = (y * weights).sum() + sum((part * part).sum() for part in final)
+    grads = torch.autograd.grad(loss, [x, *state, *model.parameters()])
+    return [y, *final, *grads]
+
+
+def _assert_close(ours, reference, tolerance):
+    for a, b in zip(ours, reference):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, atol=tolerance, rtol=tolerance)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("lengths", [None, [6, 2, 4]])
+def test_scan_equals_reference_float64(case, bidirectional, lengths, loops):
+    cell, options = CASES[case]
+    for training in (True, False):
+        torch.manual_seed(0)
+        model = rnnkit.Recurrent(cell, 4, 5, num_layers=2, bidirectional=bidirectional, dtype=torch.float64, **options)
+        model.train(training)
+        x = torch.randn(6, 3, 4, dtype=torch.float64, requires_grad=True)
+        rows = 2 * model.num_directions
+        state = tuple(torch.randn(rows, 3, size, dtype=torch.float64, requires_grad=True) for size in model.cells[0].state_sizes())
+        lens = None if lengths is None else torch.tensor(lengths)
+        reference = _run(model, "reference", x, state, lens, seed=1)
+        _assert_close(_run(model, "scan", x, state, lens, seed=1), reference, 1e-10)
+
+
+@pytest.mark.parametrize("case", ["rnn-tanh", "lstm", "gru", "gru-reset-before", "janet", "indrnn-relu", "lstm-zoneout"])
+def test_scan_equals_reference_float32(case, loops):
+    cell, options = CASES[case]
+    torch.manual_seed(0)
+    model = rnnkit.Recurrent(cell, 16, 32, num_layers=2, bidirectional=True, **options)
+    x = torch.randn(20, 4, 16, requires_grad=True)
+    state = tuple(torch.zeros(4, 4, size, requires_grad=True) for size in model.cells[0].state_sizes())
+    lens = torch.tensor([20, 7, 13, 1])
+    _assert_close(_run(model, "scan", x, state, lens, 2), _run(model, "reference", x, state, lens, 2), 1e-5)
+
+
+@pytest.mark.parametrize("case", ["rnn-relu", "lstm", "gru", "gru-reset-before", "janet", "indrnn-tanh", "janet-zoneout"])
+def test_scan_gradcheck(case, loops):
+    cell_type, options = CASES[case]
+    torch.manual_seed(0)
+    cell = rnnkit.get_cell_class(cell_type)(3, 4, dtype=torch.float64, **options)
+    cell.eval()  # deterministic: zoneout uses its expectation
+    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    state = tuple(torch.randn(2, size, dtype=torch.float64, requires_grad=True) for size in cell.state_sizes())
+    lengths = torch.tensor([5, 3])
+    names = [name for name, _ in cell.named_parameters()]
+
+    class ScanLayer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = cell
+
+        def forward(self, x, *state):
+            output, _, finals = run_scan_layer([self.cell], x, [state], lengths)
+            return (output, *finals[0])
+
+    layer = ScanLayer()
+
+    def scan(x, *state_and_weights):
+        weights = dict(zip(("cell." + name for name in names), state_and_weights[len(state):]))
+        return torch.func.functional_call(layer, weights, (x, *state_and_weights[: len(state)]))
+
+    weights = [parameter.detach().clone().requires_grad_() for parameter in cell.parameters()]
+    assert torch.autograd.gradcheck(scan, (x, *state, *weights))
+
+
+def test_kernel_choice_per_cell():
+    def kernel(cell, **options):
+        return choose_kernel(rnnkit.Recurrent(cell, 3, 4, **options).layers[0]).kernel
+
+    assert kernel("lstm") == kernel("gru") == kernel("rnn") == "native"
+    assert kernel("janet") == kernel("indrnn") == kernel("gru", reset_after=False) == "scan"
+    assert kernel("lstm", recurrent_dropout=0.1) == kernel("gru", zoneout=0.1) == "scan"
+    assert kernel("indrnn", layer_norm=True) == "scan"  # IndRNN normalises only its input projection
+    assert kernel("lstm", layer_norm=True) == kernel("gru", layer_norm=True) == "reference"
+    assert kernel("lstm", activation="relu") == "reference"
+
+
+def test_required_fast_path_accepts_scan_and_names_what_is_missing():
+    rnnkit.Recurrent("janet", 3, 4, fast_path="required")
+    with pytest.raises(ValueError, match="layer norm inside the recurrence"):
+        rnnkit.Recurrent("gru", 3, 4, layer_norm=True, fast_path="required")
+
+
+def test_explain_reports_each_layer(monkeypatch):
+    monkeypatch.setenv(compiled_module.SWITCH, "0")
+    model = rnnkit.Recurrent("janet", 3, 4, num_layers=2)
+    report = rnnkit.explain(model, torch.randn(5, 2, 3))
+    assert [(line.layer, line.kernel) for line in report] == [(0, "scan"), (1, "scan")]
+    assert "PyTorch loops (RNNKIT_COMPILED=0)" in str(report)
+    lines = str(rnnkit.explain(rnnkit.Recurrent("lstm", 3, 4, layer_norm=True), torch.randn(5, 2, 3))).splitlines()
+    assert len(lines) == 1 and "reference" in lines[0] and "layer_norm" in lines[0]
+
+
+def test_explain_finds_layers_inside_a_model():
+    model = torch.nn.Sequential(rnnkit.Recurrent("lstm", 3, 4))
+    report = rnnkit.explain(model, torch.randn(5, 2, 3))
+    assert report[0].module == "0" and report[0].kernel == "native"
+
+
+def test_failed_build_warns_once_and_falls_back(monkeypatch):
+    from torch.utils import cpp_extension
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Error building extension: no compiler")
+
+    monkeypatch.setenv(compiled_module.SWITCH, "1")
+    monkeypatch.setattr(cpp_extension, "load", broken)
+    compiled_module._build.cache_clear()
+    try:
+        model = rnnkit.Recurrent("indrnn", 3, 4)
+        with pytest.warns(RuntimeWarning, match="no compiler"):
+            expected = _forced(model, "reference")(torch.ones(4, 1, 3))[0]
+            got = _forced(model, "scan")(torch.ones(4, 1, 3))[0]
+        torch.testing.assert_close(got, expected)
+    finally:
+        compiled_module._build.cache_clear()
