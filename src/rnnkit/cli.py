@@ -18,6 +18,7 @@ import tyro
 
 from rnnkit.config_files import apply_yaml, dump_yaml, read_yaml
 from rnnkit.errors import UserError
+from rnnkit.bench import bench_command
 from rnnkit.inspect.command import inspect_command
 from rnnkit.tasks import TASKS, RunConfig, Task, get_task, restore_session
 from rnnkit.train import distributed
@@ -33,6 +34,7 @@ commands:
   generate       generate text from a trained checkpoint: rnnkit generate --checkpoint RUN_FOLDER
   evaluate       evaluate a checkpoint: rnnkit evaluate --checkpoint RUN_FOLDER [--data FILE]
   inspect        figures of gradient flow and gates: rnnkit inspect grad-flow|gates ... (see 'rnnkit inspect --help')
+  bench          time every cell's kernels against torch.nn, the naive loop and the GEMM floor (see 'rnnkit bench --help')
 
 'rnnkit COMMAND --help' shows a command's options. Multi-process: torchrun --nproc_per_node=N -m rnnkit train ..."""
 
@@ -214,7 +216,7 @@ def evaluate_command(arguments: list[str]) -> int:
 
 
 COMMANDS = {"train": train_command, "tasks": tasks_command, "generate": generate_command, "evaluate": evaluate_command,
-            "inspect": inspect_command}
+            "inspect": inspect_command, "bench": bench_command}
 
 
 def main(argv: list[str] | None = None) -> int:
