@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rnnkit.kernels.compiled import compiled_unsupported_reason, load_compiled_loops
+from rnnkit.kernels.compiled import compiled_loops_for
 from rnnkit.kernels.native import native_input_unsupported_reason, native_unsupported_reason, run_native_layer
 from rnnkit.kernels.scan import run_scan_layer, scan_unsupported_reason
 
@@ -74,9 +74,7 @@ def input_fallback(kernel: str, cells: list, inputs: torch.Tensor) -> KernelChoi
 def scan_loops_detail(cells: list, inputs: torch.Tensor) -> str:
     """Which loops the scan kernel runs for these cells and inputs: compiled C++, or PyTorch and why."""
     zoneout = max(cell.zoneout for cell in cells)
-    reason = compiled_unsupported_reason(inputs, zoneout)
-    if reason is None and load_compiled_loops() is None:
-        reason = "the compiled loops could not be built (see the warning)"
+    _, reason = compiled_loops_for(inputs, zoneout)
     return "compiled C++ loops" if reason is None else f"PyTorch loops ({reason})"
 
 

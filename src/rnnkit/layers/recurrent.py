@@ -49,8 +49,8 @@ class Recurrent(nn.Module):
             same thing: PyTorch's fused kernel for plain RNN/LSTM/GRU layers, rnnkit's scan
             kernel for the other cells and the regularised ones, the readable reference loop
             otherwise; "required" raises ValueError, saying why, if a layer would run on the
-            reference loop; "off" always uses the reference loop. ``explain(input)`` (or
-            ``rnnkit.explain(layer, input)``) tells which kernel each layer runs on and why.
+            reference loop; "off" always uses the reference loop. ``rnnkit.explain(layer, input)``
+            tells which kernel each layer runs on and why.
         **cell_options: passed to every cell (activation, layer_norm, recurrent_dropout,
             zoneout, weight_dropout, reset_after, t_max, ...; see each cell).
 
@@ -167,7 +167,7 @@ class Recurrent(nn.Module):
         return Bidirectional(SequenceLayer(make_cell()), SequenceLayer(make_cell(), reverse=True), merge_mode)
 
     def _layer_output_width(self, layer: nn.Module, merge_mode: str | None) -> int:
-        cell_width = _first_cell(layer).output_size
+        cell_width = direction_cells(layer)[0].output_size
         return merged_width(merge_mode, cell_width) if self.bidirectional else cell_width
 
     def _decide_kernel(self, index: int, layer: nn.Module) -> KernelChoice:
@@ -295,7 +295,7 @@ class Recurrent(nn.Module):
         if not isinstance(state, (tuple, list)) or len(state) != len(names):
             raise ValueError(f"state: expected a tuple of {len(names)} tensors {names}, got {type(state).__name__}")
         rows = self.num_layers * self.num_directions
-        sizes = _first_cell(self.layers[0]).state_sizes()
+        sizes = direction_cells(self.layers[0])[0].state_sizes()
         parts = []
         for part, name, size in zip(state, names, sizes):
             check_tensor(f"state.{name}", part)
@@ -325,10 +325,6 @@ class Recurrent(nn.Module):
         if self.bidirectional:
             options.append(f"merge_mode={self.merge_mode!r}")
         return ", ".join(options)
-
-
-def _first_cell(layer: nn.Module) -> RecurrentCell:
-    return next(module for module in layer.modules() if isinstance(module, RecurrentCell))
 
 
 def _repack(output: torch.Tensor, lengths: torch.Tensor, like: PackedSequence) -> PackedSequence:

@@ -55,8 +55,16 @@ def _build():
     return torch.ops.rnnkit_scan
 
 
-def compiled_unsupported_reason(inputs: torch.Tensor, zoneout: float) -> str | None:
-    """Why the compiled loops cannot run this call (None if they can, once built)."""
+def compiled_loops_for(inputs: torch.Tensor, zoneout: float):
+    """(the compiled loops, None) if they run this call, else (None, why not)."""
+    reason = _unsupported_reason(inputs, zoneout)
+    if reason is not None:
+        return None, reason
+    loops = _build()
+    return (loops, None) if loops is not None else (None, "the compiled loops could not be built (see the warning)")
+
+
+def _unsupported_reason(inputs: torch.Tensor, zoneout: float) -> str | None:
     if compiled_loops_disabled():
         return f"{SWITCH}=0"
     if inputs.device.type != "cpu":
@@ -68,4 +76,4 @@ def compiled_unsupported_reason(inputs: torch.Tensor, zoneout: float) -> str | N
     return None
 
 
-__all__ = ["SWITCH", "compiled_unsupported_reason", "load_compiled_loops"]
+__all__ = ["SWITCH", "compiled_loops_for", "load_compiled_loops"]

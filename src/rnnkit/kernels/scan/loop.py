@@ -68,14 +68,14 @@ class ScanFunction(torch.autograd.Function):
         d_inputs, d_recurrent = [None] * options.steps, [None] * options.steps
         for t in reversed(range(options.steps)):
             d_new = list(d_carry)
-            d_new[0] = _add(d_new[0], d_outputs[t])
+            d_new[0] = d_new[0] + d_outputs[t]  # autograd hands zeros, never None, for unused outputs
             d_keep = [None] * len(d_carry)  # what reaches the previous state without passing the step
             if options.alive is not None:
                 alive = options.alive[t]
-                d_keep = [None if d is None else d * ~alive for d in d_carry]
-                d_new = [None if d is None else d * alive for d in d_new]
+                d_keep = [d * ~alive for d in d_carry]
+                d_new = [d * alive for d in d_new]
             if options.zoneout > 0.0:
-                d_new, d_zoned_out = _zoneout_backward(d_new, ctx.zoneout_keeps[t] if ctx.zoneout_keeps else None, options)
+                d_new, d_zoned_out = _zoneout_backward(d_new, ctx.zoneout_keeps[t], options)
                 d_keep = [_add(a, b) for a, b in zip(d_keep, d_zoned_out)]
             d_input, d_previous, d_rec_in, d_pre = step.backward(ctx.saved_steps[t], states[t], d_new, weight, inner_bias)
             if hidden_mask is not None:
@@ -89,11 +89,8 @@ class ScanFunction(torch.autograd.Function):
         rec_inputs = previous_h if hidden_mask is None else previous_h * hidden_mask
         reset = torch.stack([saved[0] for saved in ctx.saved_steps]) if step.needs_reset_gates else None
         d_weight, d_inner = step.weight_gradients(torch.stack(d_recurrent), rec_inputs, inner_bias, reset)
-        d_hidden_mask = None
-        if hidden_mask is not None and ctx.needs_input_grad[5]:
-            raise RuntimeError("the scan kernel does not differentiate the recurrent dropout mask")
         d_state = [torch.zeros_like(s) if d is None else d for d, s in zip(d_carry, states[0])]
-        return (None, None, torch.stack(d_inputs), d_weight, d_inner, d_hidden_mask, *d_state)
+        return (None, None, torch.stack(d_inputs), d_weight, d_inner, None, *d_state)  # the dropout mask is a constant
 
 
 def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:

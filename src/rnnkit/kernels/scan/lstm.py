@@ -35,9 +35,7 @@ class LSTMStep(ScanStep):
         dh, dc = d_state
         d_gates = torch.empty_like(gates)
         d_i, d_f, d_g, d_o = d_gates.chunk(4, dim=1)
-        if dh is None:  # only c carries gradient here (h's gradient can be structurally zero)
-            dh = torch.zeros_like(tanh_c)
-        dc = dh * o * (1.0 - tanh_c * tanh_c) if dc is None else torch.addcmul(dc, dh * o, 1.0 - tanh_c * tanh_c)
+        dc = torch.addcmul(dc, dh * o, 1.0 - tanh_c * tanh_c)
         torch.mul(dh * tanh_c, o * (1.0 - o), out=d_o)
         torch.mul(dc * g, i * (1.0 - i), out=d_i)
         torch.mul(dc * previous[1], f * (1.0 - f), out=d_f)
