@@ -133,6 +133,46 @@ def test_kernel_choice_per_cell():
     assert kernel("lstm", activation="relu") == "reference"
 
 
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_training_calls_of_rnn_and_gru_run_on_the_scan_kernel_on_cpu(cell, monkeypatch):
+    model = rnnkit.Recurrent(cell, 3, 4)
+    x = torch.randn(5, 2, 3)
+    assert model.kernel_plan(x)[0].kernel == "scan"  # the weights need gradients: a backward follows
+    assert "training on CPU" in model.kernel_plan(x)[0].reason
+    with torch.no_grad():
+        assert model.kernel_plan(x)[0].kernel == "native"
+    model.requires_grad_(False)
+    assert model.kernel_plan(x)[0].kernel == "native"  # frozen weights, input without gradient: inference
+    assert model.kernel_plan(x.requires_grad_())[0].kernel == "scan"
+    monkeypatch.setenv(compiled_module.SWITCH, "0")  # the PyTorch loops are not faster than torch.nn
+    assert model.kernel_plan(x)[0].kernel == "native"
+
+
+def test_training_calls_of_the_lstm_stay_on_the_fused_kernel():
+    model = rnnkit.Recurrent("lstm", 3, 4)
+    assert model.kernel_plan(torch.randn(5, 2, 3, requires_grad=True))[0].kernel == "native"
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_rnn_and_gru_training_on_torch_kernel_equals_reference(cell, monkeypatch):
+    monkeypatch.setenv(compiled_module.SWITCH, "0")  # keeps torch's kernel in training, as on a GPU
+    reference = rnnkit.Recurrent(cell, 3, 4, fast_path="off", bidirectional=True)
+    fast = rnnkit.Recurrent(cell, 3, 4, bidirectional=True)
+    fast.load_state_dict(reference.state_dict())
+    x = torch.randn(6, 2, 3, requires_grad=True)
+    assert fast.kernel_plan(x)[0].kernel == "native"
+    expected = torch.autograd.grad(reference(x, lengths=[6, 3])[0].square().sum(), [x, *reference.parameters()])
+    got = torch.autograd.grad(fast(x, lengths=[6, 3])[0].square().sum(), [x, *fast.parameters()])
+    for value, want in zip(got, expected):
+        torch.testing.assert_close(value, want, atol=1e-5, rtol=1e-5)
+
+
+def test_explain_reports_the_training_kernel_in_training_mode():
+    model = rnnkit.Recurrent("gru", 3, 4)
+    assert rnnkit.explain(model, torch.randn(5, 2, 3))[0].kernel == "scan"
+    assert rnnkit.explain(model.eval(), torch.randn(5, 2, 3))[0].kernel == "native"
+
+
 def test_required_fast_path_accepts_scan_and_names_what_is_missing():
     rnnkit.Recurrent("janet", 3, 4, fast_path="required")
     with pytest.raises(ValueError, match="layer norm inside the recurrence"):

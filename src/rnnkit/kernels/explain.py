@@ -1,8 +1,8 @@
 """``rnnkit.explain``: which kernel each recurrent layer of a model runs on, and why.
 
 Other libraries lose speed silently when a configuration leaves the fast path; here one
-call shows it. It runs the model once on an example input (without gradients) and reads
-what each ``Recurrent`` layer stack decided, so the answer is what forward really does.
+call shows it. It runs the model once on an example input and reads what each
+``Recurrent`` layer stack decided, so the answer is what forward really does.
 """
 
 from __future__ import annotations
@@ -40,17 +40,19 @@ class Explanation(list):
 
 
 def explain(model: nn.Module, example_input, *args, **kwargs) -> Explanation:
-    """Run ``model(example_input, *args, **kwargs)`` once without gradients and report each layer's kernel.
+    """Run ``model(example_input, *args, **kwargs)`` once and report each layer's kernel.
 
     ``model`` is an ``rnnkit.Recurrent`` or any module containing them (a language model,
-    a classifier). Training mode is kept: dropout and zoneout affect which loops run.
+    a classifier). The mode is kept and decides what is reported: in training mode the call
+    runs as a training step's forward (gradients on; dropout and zoneout, and whether a
+    backward follows, affect the kernel), in eval mode as inference (no gradients).
     """
     from rnnkit.layers.recurrent import Recurrent  # the layers import the kernels, not the other way round
 
     stacks = [(name, module) for name, module in model.named_modules() if isinstance(module, Recurrent)]
     for _, stack in stacks:
         stack.last_kernels = [None] * stack.num_layers
-    with torch.no_grad():
+    with torch.set_grad_enabled(model.training):
         model(example_input, *args, **kwargs)
 
     report = Explanation()

@@ -101,13 +101,18 @@ def _run_direction(cell: RecurrentCell, inputs, state: State | None, lengths, re
 
 
 def _input_projection(cell: RecurrentCell, inputs: torch.Tensor) -> torch.Tensor:
-    """W_ih x_t (layer-normalised per gate where the cell says so) + b_ih, for all steps at once."""
-    if cell.ln_ih_weight is None:
-        return F.linear(inputs, cell.weight_ih, cell.bias_ih)
+    """W_ih x_t (layer-normalised per gate where the cell says so) + b_ih, for all steps at once.
+
+    The steps are flattened to (T·B, I) rows first: on 2-D inputs ``F.linear`` adds the bias
+    inside the GEMM (addmm) instead of in a second pass over the (T, B, G) result.
+    """
     steps, batch_size = inputs.shape[:2]
-    flat = F.linear(inputs, cell.weight_ih).reshape(steps * batch_size, -1)
-    projected = gate_layer_norm(flat, cell.num_gates, cell.ln_ih_weight).reshape(steps, batch_size, -1)
-    return projected if cell.bias_ih is None else projected + cell.bias_ih
+    rows = inputs.reshape(steps * batch_size, -1)
+    if cell.ln_ih_weight is None:
+        return F.linear(rows, cell.weight_ih, cell.bias_ih).reshape(steps, batch_size, -1)
+    projected = gate_layer_norm(F.linear(rows, cell.weight_ih), cell.num_gates, cell.ln_ih_weight)
+    projected = projected if cell.bias_ih is None else projected + cell.bias_ih
+    return projected.reshape(steps, batch_size, -1)
 
 
 __all__ = ["run_scan_layer", "scan_unsupported_reason"]
