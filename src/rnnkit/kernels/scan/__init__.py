@@ -17,38 +17,38 @@ from rnnkit.cells.normalization import gate_layer_norm
 from rnnkit.kernels.compiled import compiled_loops_for
 from rnnkit.kernels.scan.compiled_loop import CompiledScanFunction
 from rnnkit.kernels.scan.elman import ElmanStep
-from rnnkit.kernels.scan.gru import GRUResetBeforeStep, GRUStep
+from rnnkit.kernels.scan.gru import GRUResetBeforeStep, GRUStep, LayerNormGRUResetBeforeStep, LayerNormGRUStep
 from rnnkit.kernels.scan.indrnn import IndRNNStep
 from rnnkit.kernels.scan.janet import JANETStep
 from rnnkit.kernels.scan.loop import LoopOptions, ScanFunction
-from rnnkit.kernels.scan.lstm import LSTMStep
+from rnnkit.kernels.scan.lstm import LayerNormLSTMStep, LSTMStep
 from rnnkit.kernels.scan.step import ScanStep
 from rnnkit.layers.sequence import reverse_padded
 
 
-def _step_class(cell: RecurrentCell) -> type[ScanStep] | None:
-    """Exact classes only: a subclass may change step()."""
+def step_class(cell: RecurrentCell) -> type[ScanStep] | None:
+    """The scan step computing ``cell``, or None. Exact classes only: a subclass may change step()."""
     kind = type(cell)
-    if kind in (RNNCell, IndRNNCell, JANETCell):
+    if kind in (RNNCell, IndRNNCell, JANETCell):  # IndRNN's layer norm is on its input projection only
         return {RNNCell: ElmanStep, IndRNNCell: IndRNNStep, JANETCell: JANETStep}[kind]
     if kind in (LSTMCell, GRUCell) and cell.activation == "tanh" and cell.recurrent_activation == "sigmoid":
         if kind is LSTMCell:
-            return None if cell.proj_size else LSTMStep
-        return GRUStep if cell.reset_after else GRUResetBeforeStep
+            return None if cell.proj_size else (LayerNormLSTMStep if cell.layer_norm else LSTMStep)
+        if cell.reset_after:
+            return LayerNormGRUStep if cell.layer_norm else GRUStep
+        return LayerNormGRUResetBeforeStep if cell.layer_norm else GRUResetBeforeStep
     return None
 
 
 def scan_unsupported_reason(cell: RecurrentCell) -> str | None:
     """Why ``cell`` cannot run on the scan kernel, or None if it can."""
-    if _step_class(cell) is None:
+    if step_class(cell) is None:
         if type(cell) is LSTMCell and cell.proj_size:
             return "the scan kernel has no LSTM projection (proj_size) with these options"
         return (
             f"{type(cell).__name__} with these options has no scan step (supported: RNNCell, IndRNNCell, "
             "JANETCell, and LSTMCell/GRUCell with tanh/sigmoid)"
         )
-    if cell.layer_norm and (cell.ln_hh_weight is not None or getattr(cell, "ln_cell_weight", None) is not None):
-        return "the scan kernel has no layer norm inside the recurrence (only on the input projection, as IndRNN's)"
     return None
 
 
@@ -78,21 +78,21 @@ def _run_direction(cell: RecurrentCell, inputs, state: State | None, lengths, re
     if lengths is not None and int(lengths.min()) < steps:
         alive = (torch.arange(steps).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(2).to(inputs.device)  # (steps, B, 1)
 
-    step = _step_class(cell)(cell)
+    step = step_class(cell)(cell)
     projected = _input_projection(cell, inputs[:steps])  # (steps, B, G): one GEMM for all steps
     terms, inner_bias = step.input_terms(projected, cell.bias_hh)
     dtype = terms.dtype  # under autocast, the autocast dtype: the loop then runs in it throughout
     weight = cell.recurrent_weight(noise).to(dtype)
-    inner_bias = None if inner_bias is None else inner_bias.to(dtype)
+    inner = tuple(tensor.to(dtype) for tensor in step.inner_tensors(cell, inner_bias))
     mask = None if noise.hidden_mask is None else noise.hidden_mask.to(dtype)
     options = LoopOptions(steps=steps, zoneout=cell.zoneout, training=cell.training, alive=alive)
     state = tuple(part.to(dtype) for part in state)
-    loops, _ = compiled_loops_for(terms, cell.zoneout)
+    loops, _ = compiled_loops_for(terms, cell.zoneout, step.compiled)
     with torch.autocast(inputs.device.type, enabled=False):
         if loops is not None:
-            output, *final = CompiledScanFunction.apply(loops, step, options, terms, weight, inner_bias, mask, *state)
+            output, *final = CompiledScanFunction.apply(loops, step, options, terms, weight, mask, *state, *inner)
         else:
-            output, *final = ScanFunction.apply(step, options, terms, weight, inner_bias, mask, *state)
+            output, *final = ScanFunction.apply(step, options, terms, weight, mask, *state, *inner)
     if steps < max_time:
         output = torch.cat([output, output.new_zeros((max_time - steps,) + output.shape[1:])])
     if reverse:
@@ -115,4 +115,4 @@ def _input_projection(cell: RecurrentCell, inputs: torch.Tensor) -> torch.Tensor
     return projected.reshape(steps, batch_size, -1)
 
 
-__all__ = ["run_scan_layer", "scan_unsupported_reason"]
+__all__ = ["run_scan_layer", "scan_unsupported_reason", "step_class"]

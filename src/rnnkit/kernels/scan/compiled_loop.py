@@ -9,25 +9,29 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.kernels.scan.loop import LoopOptions
+from rnnkit.kernels.scan.loop import LoopOptions, split_state_and_inner
 from rnnkit.kernels.scan.step import ScanStep
 
 
 class CompiledScanFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, loops, step: ScanStep, options: LoopOptions, inputs, weight, inner_bias, hidden_mask, *state):
+    def forward(ctx, loops, step: ScanStep, options: LoopOptions, inputs, weight, hidden_mask, *state_and_inner):
+        state, inner = split_state_and_inner(step, state_and_inner)
+        inner_bias = inner[0] if inner else None  # the compiled steps keep at most one inner tensor: b_hn
         beta = getattr(step, "beta", 0.0)
         outputs, saved, *histories = loops.forward(
             step.compiled_id, inputs.contiguous(), weight, inner_bias, hidden_mask, options.alive, list(state), beta
         )
         ctx.loops, ctx.step, ctx.options, ctx.beta = loops, step, options, beta
         ctx.input_width = inputs.shape[-1]
-        ctx.save_for_backward(weight, inner_bias, hidden_mask, saved, *histories)
+        ctx.num_inner = len(inner)
+        ctx.save_for_backward(weight, hidden_mask, saved, *inner, *histories)
         return (outputs, *(history[-1].clone() for history in histories))
 
     @staticmethod
     def backward(ctx, d_outputs, *d_final):
-        weight, inner_bias, hidden_mask, saved, *histories = ctx.saved_tensors
+        weight, hidden_mask, saved, *rest = ctx.saved_tensors
+        inner, histories = tuple(rest[: ctx.num_inner]), rest[ctx.num_inner :]
         step, H = ctx.step, histories[0].shape[-1]
         d_inputs, d_recurrent, *d_state = ctx.loops.backward(
             step.compiled_id, saved, histories, d_outputs.contiguous(), [d.contiguous() for d in d_final],
@@ -36,5 +40,5 @@ class CompiledScanFunction(torch.autograd.Function):
         d_recurrent = d_recurrent if d_recurrent.numel() else d_inputs  # empty: the same as d_inputs
         rec_inputs = histories[0][:-1] if hidden_mask is None else histories[0][:-1] * hidden_mask
         reset = saved[..., :H] if step.needs_reset_gates else None
-        d_weight, d_inner = step.weight_gradients(d_recurrent, rec_inputs, inner_bias, reset)
-        return (None, None, None, d_inputs, d_weight, d_inner, None, *d_state)  # the dropout mask is a constant
+        d_weight, d_inner = step.weight_gradients(d_recurrent, rec_inputs, inner, reset)
+        return (None, None, None, d_inputs, d_weight, None, *d_state, *d_inner)  # the dropout mask is a constant

@@ -20,12 +20,12 @@ class ElmanStep(ScanStep):
     def compiled_id(self) -> int:
         return 0 if self.activation == "tanh" else 1
 
-    def forward(self, xp_t, state, rec_in, weight_t, inner_bias):
+    def forward(self, xp_t, state, rec_in, weight_t, inner):
         h = torch.addmm(xp_t, rec_in, weight_t)
         h = torch.tanh_(h) if self.activation == "tanh" else torch.relu_(h)
         return (h,), (h,)
 
-    def backward(self, saved, previous, d_state, weight, inner_bias):
+    def backward(self, saved, previous, d_state, weight, inner):
         (h,) = saved
         (dh,) = d_state
         da = dh * activation_derivative(self.activation, h)  # (B, H)

@@ -24,15 +24,15 @@ class IndRNNStep(ScanStep):
     def forward_weight(self, weight):
         return weight  # u is a vector
 
-    def forward(self, xp_t, state, rec_in, weight_t, inner_bias):
+    def forward(self, xp_t, state, rec_in, weight_t, inner):
         h = torch.addcmul(xp_t, rec_in, weight_t)
         h = torch.tanh_(h) if self.activation == "tanh" else torch.relu_(h)
         return (h,), (h,)
 
-    def backward(self, saved, previous, d_state, weight, inner_bias):
+    def backward(self, saved, previous, d_state, weight, inner):
         (h,) = saved
         da = d_state[0] * activation_derivative(self.activation, h)
         return da, (None,), da * weight, da
 
-    def weight_gradients(self, d_recurrent, rec_inputs, inner_bias, reset=None):
-        return (d_recurrent * rec_inputs).sum(dim=(0, 1)), None
+    def weight_gradients(self, d_recurrent, rec_inputs, inner, reset=None):
+        return (d_recurrent * rec_inputs).sum(dim=(0, 1)), ()

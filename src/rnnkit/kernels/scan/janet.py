@@ -20,7 +20,7 @@ class JANETStep(ScanStep):
         super().__init__(cell)
         self.beta = cell.beta
 
-    def forward(self, xp_t, state, rec_in, weight_t, inner_bias):
+    def forward(self, xp_t, state, rec_in, weight_t, inner):
         s, a = torch.addmm(xp_t, rec_in, weight_t).chunk(2, dim=1)
         f = torch.sigmoid(s)
         q = torch.sigmoid(s - self.beta)
@@ -28,7 +28,7 @@ class JANETStep(ScanStep):
         c = torch.addcmul(f * state[0], 1.0 - q, candidate)
         return (c,), (f, q, candidate)
 
-    def backward(self, saved, previous, d_state, weight, inner_bias):
+    def backward(self, saved, previous, d_state, weight, inner):
         f, q, candidate = saved
         (dc,) = d_state
         d_pre = torch.empty(dc.shape[0], 2 * dc.shape[1], dtype=dc.dtype, device=dc.device)

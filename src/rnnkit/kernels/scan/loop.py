@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rnnkit.kernels.scan.step import ScanStep
+from rnnkit.kernels.scan.step import ScanStep, StepGradients
 
 
 @dataclass(frozen=True)
@@ -34,14 +34,20 @@ class LoopOptions:
     alive: torch.Tensor | None = None  # (steps, B, 1) bool, True on real steps; None: all real
 
 
+def split_state_and_inner(step: ScanStep, tensors: tuple) -> tuple[tuple, tuple]:
+    """The loop functions take the state parts, then the step's inner tensors, as one argument list."""
+    return tuple(tensors[: step.state_parts]), tuple(tensors[step.state_parts :])
+
+
 class ScanFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, step: ScanStep, options: LoopOptions, inputs, weight, inner_bias, hidden_mask, *state):
+    def forward(ctx, step: ScanStep, options: LoopOptions, inputs, weight, hidden_mask, *state_and_inner):
+        state, inner = split_state_and_inner(step, state_and_inner)
         weight_t = step.forward_weight(weight)
         states, saved_steps, zoneout_keeps, outputs = [state], [], [], []
         for t in range(options.steps):
             rec_in = state[0] if hidden_mask is None else state[0] * hidden_mask
-            new, saved = step.forward(inputs[t], state, rec_in, weight_t, inner_bias)
+            new, saved = step.forward(inputs[t], state, rec_in, weight_t, inner)
             if options.zoneout > 0.0:
                 new, keep = _zoneout(state, new, options)
                 zoneout_keeps.append(keep)
@@ -56,16 +62,18 @@ class ScanFunction(torch.autograd.Function):
             state = new
         ctx.step, ctx.options = step, options
         ctx.states, ctx.saved_steps, ctx.zoneout_keeps = states, saved_steps, zoneout_keeps
-        ctx.save_for_backward(weight, inner_bias, hidden_mask)
+        ctx.save_for_backward(weight, hidden_mask, *inner)
         return (torch.stack(outputs), *state)
 
     @staticmethod
     def backward(ctx, d_outputs, *d_final):
         step, options = ctx.step, ctx.options
-        weight, inner_bias, hidden_mask = ctx.saved_tensors
+        weight, hidden_mask, *inner = ctx.saved_tensors
+        inner = tuple(inner)
         states = ctx.states
         d_carry = list(d_final)
         d_inputs, d_recurrent = [None] * options.steps, [None] * options.steps
+        d_inner_steps = [None] * len(inner)  # the sum of the steps' shares
         for t in reversed(range(options.steps)):
             d_new = list(d_carry)
             d_new[0] = d_new[0] + d_outputs[t]  # autograd hands zeros, never None, for unused outputs
@@ -77,20 +85,22 @@ class ScanFunction(torch.autograd.Function):
             if options.zoneout > 0.0:
                 d_new, d_zoned_out = _zoneout_backward(d_new, ctx.zoneout_keeps[t], options)
                 d_keep = [_add(a, b) for a, b in zip(d_keep, d_zoned_out)]
-            d_input, d_previous, d_rec_in, d_pre = step.backward(ctx.saved_steps[t], states[t], d_new, weight, inner_bias)
-            if hidden_mask is not None:
-                d_rec_in = d_rec_in * hidden_mask
-            d_previous = list(d_previous)
+            grads = StepGradients(*step.backward(ctx.saved_steps[t], states[t], d_new, weight, inner))
+            d_rec_in = grads.rec_in if hidden_mask is None else grads.rec_in * hidden_mask
+            d_previous = list(grads.previous)
             d_previous[0] = _add(d_previous[0], d_rec_in)
             d_carry = [_add(a, b) for a, b in zip(d_keep, d_previous)]
-            d_inputs[t], d_recurrent[t] = d_input, d_pre
+            d_inputs[t], d_recurrent[t] = grads.input, grads.recurrent
+            if grads.inner:
+                d_inner_steps = [_add(a, b) for a, b in zip(d_inner_steps, grads.inner)]
 
         previous_h = torch.stack([state[0] for state in states[:-1]])  # (steps, B, H)
         rec_inputs = previous_h if hidden_mask is None else previous_h * hidden_mask
         reset = torch.stack([saved[0] for saved in ctx.saved_steps]) if step.needs_reset_gates else None
-        d_weight, d_inner = step.weight_gradients(torch.stack(d_recurrent), rec_inputs, inner_bias, reset)
+        d_weight, d_inner = step.weight_gradients(torch.stack(d_recurrent), rec_inputs, inner, reset)
+        d_inner = [_add(a, b) for a, b in zip(d_inner, d_inner_steps)]
         d_state = [torch.zeros_like(s) if d is None else d for d, s in zip(d_carry, states[0])]
-        return (None, None, torch.stack(d_inputs), d_weight, d_inner, None, *d_state)  # the dropout mask is a constant
+        return (None, None, torch.stack(d_inputs), d_weight, None, *d_state, *d_inner)  # the dropout mask is a constant
 
 
 def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:

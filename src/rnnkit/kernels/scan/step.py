@@ -6,14 +6,21 @@ A ``ScanStep`` is one cell's equations split the way the scan kernel needs them:
   recurrence) is computed for all steps in one GEMM before the loop (``input_terms``);
 * ``forward`` runs one step without autograd and returns what ``backward`` will need;
 * ``backward`` turns the gradient of the new state into the gradients of the step's input
-  term, of the previous state, of the recurrent input and of the recurrent pre-activation;
+  term, of the previous state, of the recurrent input and of the recurrent pre-activation
+  (``StepGradients``);
 * ``weight_gradients`` forms the gradients of W_hh (and of any bias kept inside the loop)
   from all steps at once: one GEMM over T·B rows instead of T small ones.
+
+``inner`` is the tuple of tensors a step uses inside the loop besides W_hh (the reset-after
+GRU's b_hn, the layer-norm gains): ``inner_tensors`` builds it from the cell, and their
+gradients come from ``weight_gradients`` and from the per-step ``StepGradients.inner``.
 
 The readable cells in ``rnnkit.cells`` stay the reference; tests hold each step to them.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 
@@ -29,29 +36,44 @@ def activation_derivative(name: str, output: torch.Tensor) -> torch.Tensor:
     return (output > 0).to(output.dtype)  # relu
 
 
-class ScanStep:
-    """Base of the per-cell steps. ``inner_bias`` is the part of b_hh that must stay inside the loop (or None)."""
+class StepGradients(NamedTuple):
+    """What ``ScanStep.backward`` returns for one step."""
 
+    input: torch.Tensor  # d input term (B, G)
+    previous: tuple  # d previous state without the recurrent input's share; None where zero
+    rec_in: torch.Tensor  # d recurrent input (B, H)
+    recurrent: torch.Tensor  # d recurrent pre-activation, for weight_gradients
+    inner: tuple = ()  # this step's share of the inner tensors' gradients (None where none); the loop sums them
+
+
+class ScanStep:
+    """Base of the per-cell steps."""
+
+    state_parts = 1  # h, or (h, c) for the LSTM
     needs_reset_gates = False  # weight_gradients needs the reset gate of every step (reset-before GRU)
+    compiled = True  # the compiled C++ loops have this step
 
     def __init__(self, cell) -> None:
         self.hidden_size = cell.hidden_size
 
     def input_terms(self, projected: torch.Tensor, bias_hh: torch.Tensor | None):
-        """(T, B, G) W_ih x + b_ih -> (input terms with the foldable recurrent bias added, inner bias or None)."""
+        """(T, B, G) W_ih x + b_ih -> (input terms with the foldable recurrent bias added, bias kept inside or None)."""
         return (projected if bias_hh is None else projected + bias_hh), None
+
+    def inner_tensors(self, cell, inner_bias: torch.Tensor | None) -> tuple:
+        """The tensors ``forward`` uses inside the loop besides W_hh, given the bias ``input_terms`` kept inside."""
+        return () if inner_bias is None else (inner_bias,)
 
     def forward_weight(self, weight: torch.Tensor) -> torch.Tensor:
         """W_hh as ``forward`` takes it: transposed once, not at every step."""
         return weight.t()
 
-    def forward(self, xp_t, state, rec_in, weight_t, inner_bias):
+    def forward(self, xp_t, state, rec_in, weight_t, inner):
         """One step: (new state, tensors saved for backward). ``weight_t`` is W_hh transposed."""
         raise NotImplementedError
 
-    def backward(self, saved, previous, d_state, weight, inner_bias):
-        """Gradients of one step: (d input term, d previous state without the recurrent input's share
-        (None where zero), d recurrent input, d recurrent pre-activation for the weight gradients)."""
+    def backward(self, saved, previous, d_state, weight, inner) -> StepGradients:
+        """Gradients of one step (a ``StepGradients`` or a tuple in its order)."""
         raise NotImplementedError
 
     @property
@@ -59,9 +81,10 @@ class ScanStep:
         """This step's number in the compiled loops (``kernels/compiled/scan_loops.cpp``, enum Cell)."""
         raise NotImplementedError
 
-    def weight_gradients(self, d_recurrent: torch.Tensor, rec_inputs: torch.Tensor, inner_bias, reset=None):
-        """d W_hh and d inner bias from all steps: d_recurrent (T, B, G), rec_inputs (T, B, H),
-        reset (T, B, H) the reset gates where ``needs_reset_gates``."""
+    def weight_gradients(self, d_recurrent: torch.Tensor, rec_inputs: torch.Tensor, inner: tuple, reset=None):
+        """d W_hh and the inner tensors' gradients from all steps (a tuple like ``inner``, None where the
+        steps give them): d_recurrent (T, B, G), rec_inputs (T, B, H), reset (T, B, H) the reset gates
+        where ``needs_reset_gates``."""
         rows = d_recurrent.shape[0] * d_recurrent.shape[1]
         d_weight = d_recurrent.reshape(rows, -1).t() @ rec_inputs.reshape(rows, -1)
-        return d_weight, None
+        return d_weight, (None,) * len(inner)
