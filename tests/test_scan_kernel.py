@@ -115,9 +115,26 @@ def test_scan_equals_reference_float32(case, loops):
         # against float64 is about 1e-6 of that) is spread over small entries: compare relative to each
         # tensor's largest entry. Exactness is checked in float64 above.
         for a, b in zip(ours, reference):
-            torch.testing.assert_close(a, b, atol=1e-5 * max(1.0, float(b.abs().max())), rtol=1e-5)
+            torch.testing.assert_close(a, b, atol=1e-5 * max(1.0, float(b.detach().abs().max())), rtol=1e-5)
     else:
         _assert_close(ours, reference, 1e-5)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scan_inference_equals_reference(case, dtype, loops):
+    """Without gradients the compiled loops keep only the last step: outputs and final state still agree."""
+    cell, options = CASES[case]
+    torch.manual_seed(0)
+    model = rnnkit.Recurrent(cell, 4, 5, num_layers=2, bidirectional=True, dtype=dtype, **options).eval()
+    _perturb_layer_norm(model)
+    x = torch.randn(7, 3, 4, dtype=dtype)
+    lengths = torch.tensor([7, 2, 5])
+    with torch.no_grad():
+        expected = _forced(model, "reference")(x, lengths=lengths)
+        got = _forced(model, "scan")(x, lengths=lengths)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-10
+    _assert_close([got[0], *got[1]], [expected[0], *expected[1]], tolerance)
 
 
 @pytest.mark.parametrize(
@@ -166,28 +183,30 @@ def test_kernel_choice_per_cell():
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru"])
-def test_training_calls_of_rnn_and_gru_run_on_the_scan_kernel_on_cpu(cell, monkeypatch):
+def test_rnn_and_gru_run_on_the_compiled_scan_loops_on_cpu(cell, monkeypatch):
     model = rnnkit.Recurrent(cell, 3, 4)
     x = torch.randn(5, 2, 3)
-    assert model.kernel_plan(x)[0].kernel == "scan"  # the weights need gradients: a backward follows
-    assert "training on CPU" in model.kernel_plan(x)[0].reason
+    monkeypatch.setenv(compiled_module.SWITCH, "1")
+    if compiled_module.load_compiled_loops() is None:
+        pytest.skip("the compiled loops cannot be built here")
+    assert choose_kernel(model.layers[0]).kernel == "native"  # the static choice; the input decides the rest
+    assert model.kernel_plan(x)[0].kernel == "scan"
+    assert "faster than torch.nn" in model.kernel_plan(x)[0].reason
     with torch.no_grad():
-        assert model.kernel_plan(x)[0].kernel == "native"
-    model.requires_grad_(False)
-    assert model.kernel_plan(x)[0].kernel == "native"  # frozen weights, input without gradient: inference
-    assert model.kernel_plan(x.requires_grad_())[0].kernel == "scan"
+        assert model.kernel_plan(x)[0].kernel == "scan"
     monkeypatch.setenv(compiled_module.SWITCH, "0")  # the PyTorch loops are not faster than torch.nn
     assert model.kernel_plan(x)[0].kernel == "native"
 
 
-def test_training_calls_of_the_lstm_stay_on_the_fused_kernel():
+def test_the_lstm_stays_on_the_fused_kernel():
     model = rnnkit.Recurrent("lstm", 3, 4)
     assert model.kernel_plan(torch.randn(5, 2, 3, requires_grad=True))[0].kernel == "native"
+    assert model.kernel_plan(torch.randn(5, 2, 3))[0].kernel == "native"
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru"])
-def test_rnn_and_gru_training_on_torch_kernel_equals_reference(cell, monkeypatch):
-    monkeypatch.setenv(compiled_module.SWITCH, "0")  # keeps torch's kernel in training, as on a GPU
+def test_rnn_and_gru_on_torch_kernel_equal_reference(cell, monkeypatch):
+    monkeypatch.setenv(compiled_module.SWITCH, "0")  # keeps torch's kernel, as on a GPU
     reference = rnnkit.Recurrent(cell, 3, 4, fast_path="off", bidirectional=True)
     fast = rnnkit.Recurrent(cell, 3, 4, bidirectional=True)
     fast.load_state_dict(reference.state_dict())
@@ -199,10 +218,13 @@ def test_rnn_and_gru_training_on_torch_kernel_equals_reference(cell, monkeypatch
         torch.testing.assert_close(value, want, atol=1e-5, rtol=1e-5)
 
 
-def test_explain_reports_the_training_kernel_in_training_mode():
+def test_explain_reports_what_the_input_decides(monkeypatch):
     model = rnnkit.Recurrent("gru", 3, 4)
-    assert rnnkit.explain(model, torch.randn(5, 2, 3))[0].kernel == "scan"
-    assert rnnkit.explain(model.eval(), torch.randn(5, 2, 3))[0].kernel == "native"
+    monkeypatch.setenv(compiled_module.SWITCH, "0")
+    assert rnnkit.explain(model, torch.randn(5, 2, 3))[0].kernel == "native"
+    monkeypatch.setenv(compiled_module.SWITCH, "1")
+    if compiled_module.load_compiled_loops() is not None:
+        assert rnnkit.explain(model.eval(), torch.randn(5, 2, 3))[0].kernel == "scan"
 
 
 def test_required_fast_path_accepts_scan_and_names_what_is_missing():

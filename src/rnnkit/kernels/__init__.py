@@ -9,9 +9,9 @@ Three kernels, fastest first:
 * ``reference``: the readable cell stepped by ``SequenceLayer`` under autograd.
 
 ``choose_kernel(layer)`` picks the fastest kernel that computes exactly what the reference
-computes, and says why; ``input_fallback(kernel, cells, inputs)`` says whether a particular
-call needs another one (an input the kernel cannot take, or a training call that another kernel
-runs faster); ``run_kernel`` runs a layer with the contract of ``layer(inputs, state, lengths)``.
+computes, and says why; ``input_override(kernel, cells, inputs)`` says whether a particular
+call needs another one (an input the kernel cannot take, or one that another kernel runs
+faster); ``run_kernel`` runs a layer with the contract of ``layer(inputs, state, lengths)``.
 """
 
 from __future__ import annotations
@@ -61,42 +61,34 @@ def choose_kernel(layer: nn.Module) -> KernelChoice:
     return KernelChoice("reference", f"{no_native}; {no_scan}")
 
 
-def input_fallback(kernel: str, cells: list, inputs: torch.Tensor) -> KernelChoice | None:
+def input_override(kernel: str, cells: list, inputs: torch.Tensor) -> KernelChoice | None:
     """Another kernel for this call of a layer chosen for ``kernel``, or None if ``kernel`` runs it."""
     if kernel != "native":
         return None
     reason = native_input_unsupported_reason(inputs)
     if reason is None:
-        return _faster_training_kernel(cells, inputs)
+        return _faster_on_cpu(cells, inputs)
     if _first_reason(scan_unsupported_reason, cells) is None:
         return KernelChoice("scan", reason)
     return KernelChoice("reference", reason)
 
 
-def _faster_training_kernel(cells: list, inputs: torch.Tensor) -> KernelChoice | None:
-    """The scan kernel for a training call of an RNN or GRU layer on CPU, when its C++ loops run.
+def _faster_on_cpu(cells: list, inputs: torch.Tensor) -> KernelChoice | None:
+    """The scan kernel for an RNN or GRU layer on CPU, when its compiled loops run this input.
 
-    PyTorch fuses only the LSTM on CPU (oneDNN); its RNN and GRU run step by step under
-    autograd, and their backward makes two small GEMMs a step. The scan kernel's hand-written
-    backward makes one, plus one GEMM over all steps: measured 1.0-4x faster in training
-    (docs/benchmarks.md), while in inference torch's forward is as fast or faster.
+    PyTorch fuses only the LSTM on CPU (oneDNN); its RNN and GRU run one ATen op after
+    another at each step, and their backward makes two small GEMMs a step under autograd.
+    The compiled scan loops fuse each step's element-wise work into one vectorised pass and
+    make one GEMM a step in backward: measured 0.4-1.0x torch.nn's time in inference and
+    0.1-1.0x in training over the benchmark shapes (docs/benchmarks.md).
     """
     if not all(type(cell) in (RNNCell, GRUCell) for cell in cells):
-        return None
-    if not _builds_graph(cells, inputs):
         return None
     if inputs.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
         return None
     if compiled_loops_for(inputs, max(cell.zoneout for cell in cells))[0] is None:
         return None
-    return KernelChoice("scan", "training on CPU: the scan kernel's backward is faster than torch.nn's for RNN and GRU")
-
-
-def _builds_graph(cells: list, inputs: torch.Tensor) -> bool:
-    """Whether this call records a backward: gradients on, and the input or a weight needs them."""
-    if not torch.is_grad_enabled():
-        return False
-    return inputs.requires_grad or any(p.requires_grad for cell in cells for p in cell.parameters())
+    return KernelChoice("scan", "on CPU the scan kernel's compiled loops run RNN and GRU faster than torch.nn")
 
 
 def scan_loops_detail(cells: list, inputs: torch.Tensor) -> str:
@@ -125,7 +117,7 @@ __all__ = [
     "KernelChoice",
     "choose_kernel",
     "direction_cells",
-    "input_fallback",
+    "input_override",
     "run_kernel",
     "scan_loops_detail",
 ]

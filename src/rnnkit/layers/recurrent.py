@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnkit._checks import check_choice, check_positive_int, check_tensor, shape_error
 from rnnkit.cells import RecurrentCell, State, get_cell_class
-from rnnkit.kernels import FAST_PATH_POLICIES, KernelChoice, choose_kernel, direction_cells, input_fallback, run_kernel
+from rnnkit.kernels import FAST_PATH_POLICIES, KernelChoice, choose_kernel, direction_cells, input_override, run_kernel
 from rnnkit.layers.bidirectional import MERGE_MODES, Bidirectional, merged_width
 from rnnkit.layers.sequence import check_lengths, step_mask
 from rnnkit.layers.sequence_layer import SequenceLayer, is_hooked
@@ -147,7 +147,7 @@ class Recurrent(nn.Module):
             self._residual_at.append(residual and layer_merge is not None and width == layer_input)
             output_widths.append(width)
         self._kernel_at = [self._decide_kernel(index, layer) for index, layer in enumerate(self.layers)]
-        self._input_fallbacks_logged: set[str] = set()
+        self._input_overrides_logged: set[str] = set()
         self.last_kernels: list[tuple[KernelChoice, torch.Tensor] | None] = [None] * num_layers  # as the last forward ran
         if residual and not any(self._residual_at):
             raise ValueError(
@@ -191,15 +191,15 @@ class Recurrent(nn.Module):
             return choice
         if is_hooked(layer) or any(cell.gate_observer is not None for cell in direction_cells(layer)):
             return KernelChoice("reference", "rnnkit.inspect is recording this layer step by step")
-        fallback = input_fallback(choice.kernel, direction_cells(layer), inputs)
-        if fallback is None:
+        override = input_override(choice.kernel, direction_cells(layer), inputs)  # slower (unsupported input) or faster
+        if override is None:
             return choice
-        if fallback.kernel == "reference" and self.fast_path == "required":
-            raise ValueError(f"fast_path='required': layer {index} cannot run on a fast kernel here: {fallback.reason}")
-        if fallback.reason not in self._input_fallbacks_logged:  # once per layer stack and reason, not at every step
-            self._input_fallbacks_logged.add(fallback.reason)
-            logger.debug("layer %d runs on the %s kernel for this input: %s", index, fallback.kernel, fallback.reason)
-        return fallback
+        if override.kernel == "reference" and self.fast_path == "required":
+            raise ValueError(f"fast_path='required': layer {index} cannot run on a fast kernel here: {override.reason}")
+        if override.reason not in self._input_overrides_logged:  # once per layer stack and reason, not at every step
+            self._input_overrides_logged.add(override.reason)
+            logger.debug("layer %d runs on the %s kernel for this input: %s", index, override.kernel, override.reason)
+        return override
 
     @property
     def cells(self) -> list[RecurrentCell]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import platform
 import warnings
 from pathlib import Path
 
@@ -23,6 +24,9 @@ logger = logging.getLogger("rnnkit")
 
 SOURCE = Path(__file__).with_name("scan_loops.cpp")
 SWITCH = "RNNKIT_COMPILED"  # "0" turns the compiled loops off
+# PyTorch's own flags for its CPU kernels; without them GCC keeps the clamps in exp as branches
+# (floating-point traps) and does not vectorise the element-wise loops.
+FLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno"]
 
 
 def compiled_loops_disabled() -> bool:
@@ -38,11 +42,10 @@ def load_compiled_loops():
 def _build():
     from torch.utils import cpp_extension
 
-    logger.info("building the compiled scan loops (first use only, about 20 s)")
+    name, flags = _build_target()
+    logger.info("building the compiled scan loops %s (first use only, about 20 s)", name)
     try:
-        cpp_extension.load(
-            name="rnnkit_scan_loops", sources=[str(SOURCE)], extra_cflags=["-O3"], is_python_module=False, verbose=False
-        )
+        cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=flags, is_python_module=False, verbose=False)
     except Exception as error:  # any build failure means: run the PyTorch loops instead
         cause = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         warnings.warn(
@@ -53,6 +56,20 @@ def _build():
         )
         return None
     return torch.ops.rnnkit_scan
+
+
+def _build_target() -> tuple[str, list[str]]:
+    """The extension's name and compiler flags for this CPU.
+
+    The element-wise loops are written to vectorise; on an x86 CPU that PyTorch itself runs
+    with AVX2 (or AVX-512) they are built for AVX2 and FMA. The name carries the instruction
+    set, because torch's build cache is keyed on the name and sources, not on the CPU: a cache
+    shared with an older machine then builds its own copy instead of loading one it cannot run.
+    """
+    capability = torch.backends.cpu.get_cpu_capability()
+    if platform.machine().lower() in ("x86_64", "amd64") and capability in ("AVX2", "AVX512"):
+        return "rnnkit_scan_loops_avx2", [*FLAGS, "-mavx2", "-mfma"]
+    return "rnnkit_scan_loops", FLAGS
 
 
 def compiled_loops_for(inputs: torch.Tensor, zoneout: float, compiled_step: bool = True):

@@ -85,8 +85,11 @@ def _run_direction(cell: RecurrentCell, inputs, state: State | None, lengths, re
     weight = cell.recurrent_weight(noise).to(dtype)
     inner = tuple(tensor.to(dtype) for tensor in step.inner_tensors(cell, inner_bias))
     mask = None if noise.hidden_mask is None else noise.hidden_mask.to(dtype)
-    options = LoopOptions(steps=steps, zoneout=cell.zoneout, training=cell.training, alive=alive)
     state = tuple(part.to(dtype) for part in state)
+    backward_follows = torch.is_grad_enabled() and any(t.requires_grad for t in (terms, weight, *inner, *state))
+    options = LoopOptions(
+        steps=steps, zoneout=cell.zoneout, training=cell.training, alive=alive, backward_follows=backward_follows
+    )
     loops, _ = compiled_loops_for(terms, cell.zoneout, step.compiled)
     with torch.autocast(inputs.device.type, enabled=False):
         if loops is not None:

@@ -20,7 +20,8 @@ class CompiledScanFunction(torch.autograd.Function):
         inner_bias = inner[0] if inner else None  # the compiled steps keep at most one inner tensor: b_hn
         beta = getattr(step, "beta", 0.0)
         outputs, saved, *histories = loops.forward(
-            step.compiled_id, inputs.contiguous(), weight, inner_bias, hidden_mask, options.alive, list(state), beta
+            step.compiled_id, inputs.contiguous(), weight, _contiguous(inner_bias), _contiguous(hidden_mask), options.alive,
+            [part.contiguous() for part in state], beta, options.backward_follows,
         )
         ctx.loops, ctx.step, ctx.options, ctx.beta = loops, step, options, beta
         ctx.input_width = inputs.shape[-1]
@@ -35,10 +36,14 @@ class CompiledScanFunction(torch.autograd.Function):
         step, H = ctx.step, histories[0].shape[-1]
         d_inputs, d_recurrent, *d_state = ctx.loops.backward(
             step.compiled_id, saved, histories, d_outputs.contiguous(), [d.contiguous() for d in d_final],
-            weight, hidden_mask, ctx.options.alive, ctx.input_width, ctx.beta,
+            weight, _contiguous(hidden_mask), ctx.options.alive, ctx.input_width, ctx.beta,
         )
         d_recurrent = d_recurrent if d_recurrent.numel() else d_inputs  # empty: the same as d_inputs
         rec_inputs = histories[0][:-1] if hidden_mask is None else histories[0][:-1] * hidden_mask
         reset = saved[..., :H] if step.needs_reset_gates else None
         d_weight, d_inner = step.weight_gradients(d_recurrent, rec_inputs, inner, reset)
         return (None, None, None, d_inputs, d_weight, None, *d_state, *d_inner)  # the dropout mask is a constant
+
+
+def _contiguous(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else tensor.contiguous()

@@ -32,6 +32,7 @@ class LoopOptions:
     zoneout: float = 0.0
     training: bool = False
     alive: torch.Tensor | None = None  # (steps, B, 1) bool, True on real steps; None: all real
+    backward_follows: bool = True  # False in inference: the compiled loops then keep only the last step
 
 
 def split_state_and_inner(step: ScanStep, tensors: tuple) -> tuple[tuple, tuple]:
