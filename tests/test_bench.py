@@ -57,3 +57,30 @@ def test_bench_bad_input_is_one_line(arguments, message, capsys):
     assert main(["bench", *arguments]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("rnnkit bench: error: ") and message in error and "\n" not in error
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "janet"])
+def test_generation_record_times_rnnkit_and_torch_nn_stepping(cell):
+    import torch
+
+    from rnnkit.bench.generation import GenerationShape, _NativeLanguageModel, generation_row, measure_generation
+    from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
+
+    record = measure_generation(cell, GenerationShape(layers=2, hidden=8, characters=3), repeats=1)
+    seconds = record["seconds_per_character"]
+    assert record["mode"] == "generate" and record["model"] == {"layers": 2, "hidden": 8, "vocabulary": 65, "batch": 1}
+    assert seconds["rnnkit"] > 0
+    if cell == "janet":
+        assert seconds["native"] is None and record["ratio_to_native"] is None
+    else:
+        assert record["ratio_to_native"] == pytest.approx(seconds["rnnkit"] / seconds["native"])
+        # The twin computes what the rnnkit model computes, so the timings compare the same work.
+        model = LanguageModel(65, LanguageModelConfig(cell=cell, hidden_size=8, num_layers=2)).eval()
+        twin = _NativeLanguageModel(cell, model).eval()
+        tokens = torch.tensor([[1], [4], [2]])
+        expected, _, expected_state = model(tokens)
+        got, _, state = twin(tokens)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+        for part, want in zip(state, expected_state):
+            torch.testing.assert_close(part, want, atol=1e-5, rtol=1e-5)
+    assert generation_row(record).startswith(cell)

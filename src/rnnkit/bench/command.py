@@ -1,4 +1,4 @@
-"""``rnnkit bench [--cells lstm,gru,...] [--shapes 100x32x256,...] [--json FILE]``: the table and the JSON records."""
+"""``rnnkit bench [--cells lstm,gru,...] [--shapes 100x32x256,...] [--json FILE] [--generation]``: the tables and the JSON records."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 import tyro
 
+from rnnkit.bench.generation import GENERATION_HEADER, GenerationShape, generation_row, measure_generation
 from rnnkit.bench.measure import MODES, CaseResult, Shape, measure_case
 from rnnkit.cells import CELLS
 from rnnkit.errors import UserError
@@ -28,6 +29,9 @@ class BenchOptions:
     """Write one record per (cell, shape, mode) to this file."""
     repeats: int = 3
     """Timed calls of each implementation; the fastest counts."""
+    generation: bool = False
+    """Also time generation (what rnnkit generate does): per-character latency of a 2x512 char-level
+    model of each cell at batch 1, against the same model on torch.nn stepped one character at a time."""
 
 
 def _parse(options: BenchOptions) -> tuple[list[str], list[Shape]]:
@@ -104,7 +108,15 @@ def bench_command(arguments: list[str]) -> int:
             for result in measure_case(cell, shape, options.repeats):
                 print(table_row(result), flush=True)
                 records.append(result.record())
+    if options.generation:
+        print()
+        print(GENERATION_HEADER)
+        for cell in cells:
+            record = measure_generation(cell, GenerationShape(), options.repeats)
+            print(generation_row(record), flush=True)
+            records.append(record)
     if options.json is not None:
-        atomic_write_json(Path(options.json), {"machine": about, "modes": list(MODES), "records": records})
+        modes = [*MODES, "generate"] if options.generation else list(MODES)
+        atomic_write_json(Path(options.json), {"machine": about, "modes": modes, "records": records})
         print(f"wrote {options.json}")
     return 0

@@ -152,7 +152,7 @@ def measure_case(cell: str, shape: Shape, repeats: int) -> list[CaseResult]:
         calls = {"rnnkit": _call(layer, x, mode), "naive": _call(naive, x, mode), "gemm_floor": _gemm_floor_call(cell, shape, mode)}
         if native is not None:
             calls["native"] = _call(native, x, mode)
-        seconds = _round_robin(calls, repeats)
+        seconds = round_robin(calls, repeats)
         seconds.setdefault("native", None)
         saved = {"rnnkit": None, "native": None, "naive": None}
         if mode == "forward_backward":
@@ -162,7 +162,7 @@ def measure_case(cell: str, shape: Shape, repeats: int) -> list[CaseResult]:
     return results
 
 
-def _round_robin(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+def round_robin(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     for call in calls.values():  # warm-up: first-call allocations, the compiled loops' build
         call()
     best = {name: float("inf") for name in calls}

@@ -80,9 +80,10 @@ def _faster_on_cpu(cells: list, inputs: torch.Tensor) -> KernelChoice | None:
     another at each step, and their backward makes two small GEMMs a step under autograd.
     The compiled scan loops fuse each step's element-wise work into one vectorised pass and
     make one GEMM a step in backward: measured 0.4-1.0x torch.nn's time in inference and
-    0.1-1.0x in training over the benchmark shapes (docs/benchmarks.md).
+    0.1-1.0x in training over the benchmark shapes (docs/benchmarks.md). A single step (one
+    character of generation) has no loop to fuse, and torch's one call costs less around it.
     """
-    if not all(type(cell) in (RNNCell, GRUCell) for cell in cells):
+    if not all(type(cell) in (RNNCell, GRUCell) for cell in cells) or inputs.shape[0] == 1:
         return None
     if inputs.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
         return None

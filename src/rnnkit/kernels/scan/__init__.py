@@ -79,8 +79,8 @@ def _run_direction(cell: RecurrentCell, inputs, state: State | None, lengths, re
         alive = (torch.arange(steps).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(2).to(inputs.device)  # (steps, B, 1)
 
     step = step_class(cell)(cell)
-    projected = _input_projection(cell, inputs[:steps])  # (steps, B, G): one GEMM for all steps
-    terms, inner_bias = step.input_terms(projected, cell.bias_hh)
+    outer_bias, inner_bias = step.split_recurrent_bias(cell.bias_hh)
+    terms = _input_terms(cell, inputs[:steps], outer_bias)  # (steps, B, G): one GEMM for all steps
     dtype = terms.dtype  # under autocast, the autocast dtype: the loop then runs in it throughout
     weight = cell.recurrent_weight(noise).to(dtype)
     inner = tuple(tensor.to(dtype) for tensor in step.inner_tensors(cell, inner_bias))
@@ -103,19 +103,25 @@ def _run_direction(cell: RecurrentCell, inputs, state: State | None, lengths, re
     return output, tuple(final)
 
 
-def _input_projection(cell: RecurrentCell, inputs: torch.Tensor) -> torch.Tensor:
-    """W_ih x_t (layer-normalised per gate where the cell says so) + b_ih, for all steps at once.
+def _input_terms(cell: RecurrentCell, inputs: torch.Tensor, outer_bias: torch.Tensor | None) -> torch.Tensor:
+    """W_ih x_t (layer-normalised per gate where the cell says so) + b_ih + ``outer_bias``, for all steps at once.
 
-    The steps are flattened to (T·B, I) rows first: on 2-D inputs ``F.linear`` adds the bias
-    inside the GEMM (addmm) instead of in a second pass over the (T, B, G) result.
+    The steps are flattened to (T·B, I) rows and the biases summed first, so that ``F.linear``
+    adds them inside the GEMM (addmm) instead of in passes over the (T, B, G) result.
     """
     steps, batch_size = inputs.shape[:2]
     rows = inputs.reshape(steps * batch_size, -1)
+    bias = _sum(cell.bias_ih, outer_bias)
     if cell.ln_ih_weight is None:
-        return F.linear(rows, cell.weight_ih, cell.bias_ih).reshape(steps, batch_size, -1)
+        return F.linear(rows, cell.weight_ih, bias).reshape(steps, batch_size, -1)
     projected = gate_layer_norm(F.linear(rows, cell.weight_ih), cell.num_gates, cell.ln_ih_weight)
-    projected = projected if cell.bias_ih is None else projected + cell.bias_ih
-    return projected.reshape(steps, batch_size, -1)
+    return (projected if bias is None else projected + bias).reshape(steps, batch_size, -1)
+
+
+def _sum(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    if a is None:
+        return b
+    return a if b is None else a + b
 
 
 __all__ = ["run_scan_layer", "scan_unsupported_reason", "step_class"]

@@ -35,12 +35,12 @@ class GRUStep(ScanStep):
 
     compiled_id = 3
 
-    def input_terms(self, projected, bias_hh):
+    def split_recurrent_bias(self, bias_hh):
         if bias_hh is None:
-            return projected, None
+            return None, None
         H = self.hidden_size
         # b_hr, b_hz add to the input terms; b_hn is multiplied by r, so it stays inside the loop.
-        return torch.cat([projected[..., : 2 * H] + bias_hh[: 2 * H], projected[..., 2 * H :]], dim=-1), bias_hh[2 * H :]
+        return torch.cat([bias_hh[: 2 * H], bias_hh.new_zeros(H)]), bias_hh[2 * H :]
 
     def forward(self, xp_t, state, rec_in, weight_t, inner):
         return self.gates_forward(xp_t, state, rec_in @ weight_t, inner[0] if inner else None)

@@ -3,7 +3,7 @@
 A ``ScanStep`` is one cell's equations split the way the scan kernel needs them:
 
 * the input term W_ih x_t + b_ih (+ the recurrent bias where it can be added outside the
-  recurrence) is computed for all steps in one GEMM before the loop (``input_terms``);
+  recurrence, ``split_recurrent_bias``) is computed for all steps in one GEMM before the loop;
 * ``forward`` runs one step without autograd and returns what ``backward`` will need;
 * ``backward`` turns the gradient of the new state into the gradients of the step's input
   term, of the previous state, of the recurrent input and of the recurrent pre-activation
@@ -56,12 +56,12 @@ class ScanStep:
     def __init__(self, cell) -> None:
         self.hidden_size = cell.hidden_size
 
-    def input_terms(self, projected: torch.Tensor, bias_hh: torch.Tensor | None):
-        """(T, B, G) W_ih x + b_ih -> (input terms with the foldable recurrent bias added, bias kept inside or None)."""
-        return (projected if bias_hh is None else projected + bias_hh), None
+    def split_recurrent_bias(self, bias_hh: torch.Tensor | None):
+        """b_hh -> (the part added to the input terms before the loop (G,) or None, the part kept inside or None)."""
+        return bias_hh, None
 
     def inner_tensors(self, cell, inner_bias: torch.Tensor | None) -> tuple:
-        """The tensors ``forward`` uses inside the loop besides W_hh, given the bias ``input_terms`` kept inside."""
+        """The tensors ``forward`` uses inside the loop besides W_hh, given the bias kept inside."""
         return () if inner_bias is None else (inner_bias,)
 
     def forward_weight(self, weight: torch.Tensor) -> torch.Tensor:
