@@ -1,8 +1,10 @@
 """The scan kernel: any rnnkit cell's recurrence as one autograd function with a hand-written backward.
 
-Pure PyTorch, on any device and dtype. It is the fast path of every cell that PyTorch has
-no fused kernel for (JANET, IndRNN, the reset-before GRU) and of the regularised cells
-(recurrent dropout, DropConnect, zoneout). ``scan_unsupported_reason`` says when a cell
+Pure PyTorch, on any device and dtype, with its loops compiled from C++ on CPU where it
+can (``kernels/compiled``). It is the fast path of every cell that PyTorch has no fused
+kernel for (JANET, IndRNN, the reset-before GRU), of the regularised and layer-normalised
+cells (recurrent dropout, DropConnect, zoneout, layer norm), and on CPU of the RNN and
+GRU, which it runs faster than torch.nn. ``scan_unsupported_reason`` says when a cell
 cannot run on it; ``run_scan_layer`` runs one layer, one or both directions, with the
 same arguments and results as ``run_native_layer``.
 """

@@ -1,8 +1,8 @@
 """The scan kernel's time loop on the compiled C++ loops (``rnnkit/kernels/compiled``).
 
 Same contract and same maths as ``ScanFunction`` (loop.py), which stays the readable
-version and the fallback; tests hold the two equal. Zoneout is not compiled: calls with it
-run the PyTorch loops.
+version and the fallback; tests hold the two equal. Zoneout and the layer-normalised steps
+are not compiled: calls with them run the PyTorch loops.
 """
 
 from __future__ import annotations

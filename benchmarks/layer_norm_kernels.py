@@ -1,0 +1,45 @@
+"""Layer-normalised LSTM and GRU: the scan kernel against the readable reference loop.
+
+``rnnkit bench`` times the plain cells; this times ``layer_norm=True`` (both GRU variants),
+forward + backward, round-robin in one run like ``rnnkit bench``:
+
+    python benchmarks/layer_norm_kernels.py                       # the shapes of issue 6 but the longest
+    python benchmarks/layer_norm_kernels.py --shapes 100x32x256 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+import rnnkit
+from rnnkit.bench.measure import Shape, round_robin
+from rnnkit.kernels import run_kernel
+
+VARIANTS = {"lstm": {}, "gru": {}, "gru-reset-before": {"reset_after": False}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default="100x32x256,50x64x512,200x1x128,35x20x200")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"{'cell':<18}{'shape':<13}{'scan ms':>9}{'reference':>11}{'speed-up':>10}")
+    for name, options in VARIANTS.items():
+        for shape in map(Shape.parse, args.shapes.split(",")):
+            torch.manual_seed(0)
+            model = rnnkit.Recurrent(name.split("-")[0], shape.hidden, shape.hidden, layer_norm=True, **options)
+            x = torch.randn(shape.steps, shape.batch, shape.hidden, requires_grad=True)
+
+            def training_step(kernel: str, layer=model.layers[0], x=x) -> None:
+                output, _ = run_kernel(kernel, layer, x, None, None)
+                output.sum().backward()
+
+            seconds = round_robin({kernel: lambda k=kernel: training_step(k) for kernel in ("scan", "reference")}, args.repeats)
+            print(f"{name:<18}{str(shape):<13}{seconds['scan'] * 1e3:>9.1f}{seconds['reference'] * 1e3:>11.1f}"
+                  f"{seconds['reference'] / seconds['scan']:>9.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
