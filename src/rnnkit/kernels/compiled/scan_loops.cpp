@@ -7,7 +7,7 @@
 //   inputs (T, B, G): W_ih x + biases for every step (computed outside, one GEMM)
 //   returns [outputs (T, B, H), saved (T, B, S), history of each state part (T+1, B, H)...];
 //   without keep_for_backward (inference) saved and histories only hold the last step.
-// backward(cell, saved, histories, d_outputs, d_final, weight, hidden_mask, alive, input_width, beta)
+// backward(cell, saved, histories, d_outputs, d_final, weight, hidden_mask, alive, input_width)
 //   returns [d_inputs (T, B, G), d_recurrent (T, B, G) or empty where it equals d_inputs, d_state parts...]
 // W_hh's gradient is one GEMM over d_recurrent, done by the caller (ScanStep.weight_gradients).
 #include <ATen/ATen.h>
@@ -203,15 +203,20 @@ std::vector<Tensor> scan_forward(int64_t cell, const Tensor& inputs, const Tenso
   Tensor reset_input = at::empty({B, H}, options);           // reset-before GRU: r ⊙ h_{t-1}
   const Tensor b_hn = inner_bias.has_value() ? inner_bias->contiguous() : at::zeros({H}, options);
   const Tensor alive_rows = alive.has_value() ? alive->reshape({T, B}).contiguous() : Tensor();
+  // The reset-before GRU's two GEMMs take W_hr,z and W_hn apart; the views are made once, not every step.
+  const Tensor weight_rz = cell == GRU_RESET_BEFORE ? weight_t.narrow(1, 0, 2 * H) : Tensor();
+  const Tensor weight_n = cell == GRU_RESET_BEFORE ? weight_t.narrow(1, 2 * H, H) : Tensor();
   AT_DISPATCH_FLOATING_TYPES(inputs.scalar_type(), "rnnkit_scan_forward", [&] {
     const scalar_t value_beta = static_cast<scalar_t>(beta);
     const bool relu = cell == RNN_RELU || cell == INDRNN_RELU;
+    const scalar_t* u = element_wise ? weight_t.data_ptr<scalar_t>() : nullptr;  // IndRNN's recurrent weights
+    const scalar_t* bias_n = b_hn.data_ptr<scalar_t>();
     for (int64_t t = 0; t < T; ++t) {
       const int64_t read = keep_for_backward ? t : t % 2, write = keep_for_backward ? t + 1 : 1 - t % 2;
       const Tensor h_prev = histories[0][read];
       const Tensor h_in = hidden_mask.has_value() ? at::mul_out(rec_in, h_prev, *hidden_mask) : h_prev;
       if (cell == GRU_RESET_BEFORE) {
-        at::mm_out(rz_pre, h_in, weight_t.narrow(1, 0, 2 * H));
+        at::mm_out(rz_pre, h_in, weight_rz);
       } else if (!element_wise) {
         at::mm_out(pre, h_in, weight_t);
       }
@@ -230,7 +235,7 @@ std::vector<Tensor> scan_forward(int64_t cell, const Tensor& inputs, const Tenso
           for (int64_t b = begin; b < end; ++b)
             gru_reset_gates_row(H, x + b * G, prz + b * 2 * H, in + b * H, sv + b * S, ri + b * H);
         });
-        at::mm_out(pre, reset_input, weight_t.narrow(1, 2 * H, H));
+        at::mm_out(pre, reset_input, weight_n);
       }
       const bool* live = alive.has_value() ? alive_rows.data_ptr<bool>() + t * B : nullptr;
       scalar_t* out = outputs.data_ptr<scalar_t>() + t * B * H;
@@ -239,10 +244,10 @@ std::vector<Tensor> scan_forward(int64_t cell, const Tensor& inputs, const Tenso
           const int64_t row = b * H;
           switch (cell) {
             case RNN_TANH: case RNN_RELU: elman_row(H, relu, x + b * G, p + row, h + row); break;
-            case INDRNN_TANH: case INDRNN_RELU: indrnn_row(H, relu, x + b * G, weight_t.data_ptr<scalar_t>(), in + row, h + row); break;
+            case INDRNN_TANH: case INDRNN_RELU: indrnn_row(H, relu, x + b * G, u, in + row, h + row); break;
             case LSTM: lstm_row(H, x + b * G, p + b * G, cp + row, c + row, h + row, sv + b * S); break;
             case JANET: janet_row(H, value_beta, x + b * G, p + b * G, hp + row, h + row, sv + b * S); break;
-            case GRU: gru_row(H, x + b * G, p + b * G, b_hn.data_ptr<scalar_t>(), hp + row, h + row, sv + b * S); break;
+            case GRU: gru_row(H, x + b * G, p + b * G, bias_n, hp + row, h + row, sv + b * S); break;
             case GRU_RESET_BEFORE: gru_candidate_row(H, x + b * G + 2 * H, p + row, hp + row, h + row, sv + b * S); break;
             default: TORCH_CHECK(false, "unknown cell id ", cell);
           }
@@ -352,7 +357,7 @@ RNNKIT_ROW void carry_row(int64_t H, const T* __restrict__ through, const T* __r
 
 std::vector<Tensor> scan_backward(int64_t cell, const Tensor& saved, const std::vector<Tensor>& histories, const Tensor& d_outputs,
                                   const std::vector<Tensor>& d_final, const Tensor& weight, const c10::optional<Tensor>& hidden_mask,
-                                  const c10::optional<Tensor>& alive, int64_t input_width, double beta) {
+                                  const c10::optional<Tensor>& alive, int64_t input_width) {
   const int64_t T = d_outputs.size(0), B = d_outputs.size(1), H = histories[0].size(2), G = input_width, S = saved_width(cell, H);
   const auto options = d_outputs.options();
   Tensor d_inputs = at::empty({T, B, G}, options);
@@ -369,6 +374,8 @@ std::vector<Tensor> scan_backward(int64_t cell, const Tensor& saved, const std::
   const Tensor mask = hidden_mask.has_value() ? hidden_mask->contiguous() : at::ones({B, H}, options);
   const Tensor alive_rows = alive.has_value() ? alive->reshape({T, B}).contiguous() : Tensor();
   const bool element_wise = cell == INDRNN_RELU || cell == INDRNN_TANH;
+  const Tensor weight_rz = cell == GRU_RESET_BEFORE ? weight.narrow(0, 0, 2 * H) : Tensor();
+  const Tensor weight_n = cell == GRU_RESET_BEFORE ? weight.narrow(0, 2 * H, H) : Tensor();
   AT_DISPATCH_FLOATING_TYPES(d_outputs.scalar_type(), "rnnkit_scan_backward", [&] {
     const bool relu = cell == RNN_RELU || cell == INDRNN_RELU;
     scalar_t* ch = carry_h.data_ptr<scalar_t>();
@@ -411,14 +418,14 @@ std::vector<Tensor> scan_backward(int64_t cell, const Tensor& saved, const std::
       } else if (cell == GRU) {
         at::mm_out(d_rec_in, d_recurrent[t], weight);
       } else if (cell == GRU_RESET_BEFORE) {
-        at::mm_out(d_reset_input, d_in.narrow(1, 2 * H, H), weight.narrow(0, 2 * H, H));  // d (r ⊙ h_{t-1})
+        at::mm_out(d_reset_input, d_in.narrow(1, 2 * H, H), weight_n);  // d (r ⊙ h_{t-1})
         at::mul_out(h_in, histories[0][t], mask);
         const scalar_t* dri = d_reset_input.data_ptr<scalar_t>();
         const scalar_t* in = h_in.data_ptr<scalar_t>();
         for_rows(B, H, [&](int64_t begin, int64_t end) {
           for (int64_t b = begin; b < end; ++b) gru_reset_backward_row(H, dri + b * H, sv + b * S, in + b * H, d + b * G, drin + b * H);
         });
-        d_rec_in.addmm_(d_in.narrow(1, 0, 2 * H), weight.narrow(0, 0, 2 * H));
+        d_rec_in.addmm_(d_in.narrow(1, 0, 2 * H), weight_rz);
       } else {
         at::mm_out(d_rec_in, d_in, weight);
       }

@@ -23,7 +23,7 @@ class CompiledScanFunction(torch.autograd.Function):
             step.compiled_id, inputs.contiguous(), weight, _contiguous(inner_bias), _contiguous(hidden_mask), options.alive,
             [part.contiguous() for part in state], beta, options.backward_follows,
         )
-        ctx.loops, ctx.step, ctx.options, ctx.beta = loops, step, options, beta
+        ctx.loops, ctx.step, ctx.options = loops, step, options
         ctx.input_width = inputs.shape[-1]
         ctx.num_inner = len(inner)
         ctx.save_for_backward(weight, hidden_mask, saved, *inner, *histories)
@@ -36,7 +36,7 @@ class CompiledScanFunction(torch.autograd.Function):
         step, H = ctx.step, histories[0].shape[-1]
         d_inputs, d_recurrent, *d_state = ctx.loops.backward(
             step.compiled_id, saved, histories, d_outputs.contiguous(), [d.contiguous() for d in d_final],
-            weight, _contiguous(hidden_mask), ctx.options.alive, ctx.input_width, ctx.beta,
+            weight, _contiguous(hidden_mask), ctx.options.alive, ctx.input_width,
         )
         d_recurrent = d_recurrent if d_recurrent.numel() else d_inputs  # empty: the same as d_inputs
         rec_inputs = histories[0][:-1] if hidden_mask is None else histories[0][:-1] * hidden_mask
