@@ -1,4 +1,4 @@
-"""Layer-normalised LSTM and GRU: the scan kernel against the readable reference loop.
+"""Layer-normalised LSTM and GRU: the scan kernel, on its compiled and its PyTorch loops, against the reference loop.
 
 ``rnnkit bench`` times the plain cells; this times ``layer_norm=True`` (both GRU variants),
 forward + backward, round-robin in one run like ``rnnkit bench``:
@@ -10,12 +10,15 @@ forward + backward, round-robin in one run like ``rnnkit bench``:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 
 import torch
 
 import rnnkit
 from rnnkit.bench.measure import Shape, round_robin
 from rnnkit.kernels import run_kernel
+from rnnkit.kernels.compiled import SWITCH, load_compiled_loops
 
 VARIANTS = {"lstm": {}, "gru": {}, "gru-reset-before": {"reset_after": False}}
 
@@ -25,20 +28,42 @@ def main() -> None:
     parser.add_argument("--shapes", default="100x32x256,50x64x512,200x1x128,35x20x200")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    print(f"{'cell':<18}{'shape':<13}{'scan ms':>9}{'reference':>11}{'speed-up':>10}")
+    if load_compiled_loops() is None:
+        raise SystemExit("the compiled loops are off or cannot be built here; nothing to compare")
+    print(f"{'cell':<18}{'shape':<13}{'compiled ms':>12}{'PyTorch loops':>15}{'reference':>11}{'speed-up':>10}")
     for name, options in VARIANTS.items():
         for shape in map(Shape.parse, args.shapes.split(",")):
             torch.manual_seed(0)
             model = rnnkit.Recurrent(name.split("-")[0], shape.hidden, shape.hidden, layer_norm=True, **options)
             x = torch.randn(shape.steps, shape.batch, shape.hidden, requires_grad=True)
 
-            def training_step(kernel: str, layer=model.layers[0], x=x) -> None:
-                output, _ = run_kernel(kernel, layer, x, None, None)
-                output.sum().backward()
+            def training_step(kernel: str, compiled: bool = True, layer=model.layers[0], x=x) -> None:
+                with _compiled_loops(compiled):
+                    output, _ = run_kernel(kernel, layer, x, None, None)
+                    output.sum().backward()
 
-            seconds = round_robin({kernel: lambda k=kernel: training_step(k) for kernel in ("scan", "reference")}, args.repeats)
-            print(f"{name:<18}{str(shape):<13}{seconds['scan'] * 1e3:>9.1f}{seconds['reference'] * 1e3:>11.1f}"
-                  f"{seconds['reference'] / seconds['scan']:>9.2f}x", flush=True)
+            contenders = {
+                "compiled": lambda: training_step("scan"),
+                "python": lambda: training_step("scan", compiled=False),
+                "reference": lambda: training_step("reference"),
+            }
+            seconds = round_robin(contenders, args.repeats)
+            print(f"{name:<18}{str(shape):<13}{seconds['compiled'] * 1e3:>12.1f}{seconds['python'] * 1e3:>15.1f}"
+                  f"{seconds['reference'] * 1e3:>11.1f}{seconds['reference'] / seconds['compiled']:>9.2f}x", flush=True)
+
+
+@contextlib.contextmanager
+def _compiled_loops(enabled: bool):
+    """The scan kernel reads the switch at every call, so it can be flipped between contenders."""
+    previous = os.environ.get(SWITCH)
+    os.environ[SWITCH] = "1" if enabled else "0"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[SWITCH]
+        else:
+            os.environ[SWITCH] = previous
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from torch import nn
 from rnnkit.cells import GRUCell, RNNCell
 from rnnkit.kernels.compiled import compiled_loops_for
 from rnnkit.kernels.native import native_input_unsupported_reason, native_unsupported_reason, run_native_layer
-from rnnkit.kernels.scan import run_scan_layer, scan_unsupported_reason, step_class
+from rnnkit.kernels.scan import run_scan_layer, scan_unsupported_reason
 
 FAST_PATH_POLICIES = ("auto", "required", "off")
 KERNELS = ("native", "scan", "reference")
@@ -95,7 +95,7 @@ def _faster_on_cpu(cells: list, inputs: torch.Tensor) -> KernelChoice | None:
 def scan_loops_detail(cells: list, inputs: torch.Tensor) -> str:
     """Which loops the scan kernel runs for these cells and inputs: compiled C++, or PyTorch and why."""
     zoneout = max(cell.zoneout for cell in cells)
-    _, reason = compiled_loops_for(inputs, zoneout, step_class(cells[0]).compiled)
+    _, reason = compiled_loops_for(inputs, zoneout)
     return "compiled C++ loops" if reason is None else f"PyTorch loops ({reason})"
 
 

@@ -72,12 +72,9 @@ def _build_target() -> tuple[str, list[str]]:
     return "rnnkit_scan_loops", FLAGS
 
 
-def compiled_loops_for(inputs: torch.Tensor, zoneout: float, compiled_step: bool = True):
-    """(the compiled loops, None) if they run this call, else (None, why not).
-
-    ``compiled_step``: whether the loops have the cell's step (not the layer-normalised ones).
-    """
-    reason = _unsupported_reason(inputs, zoneout) or (None if compiled_step else "the compiled loops have no layer norm")
+def compiled_loops_for(inputs: torch.Tensor, zoneout: float):
+    """(the compiled loops, None) if they run this call, else (None, why not)."""
+    reason = _unsupported_reason(inputs, zoneout)
     if reason is not None:
         return None, reason
     loops = _build()

@@ -92,7 +92,7 @@ def _run_direction(cell: RecurrentCell, inputs, state: State | None, lengths, re
     options = LoopOptions(
         steps=steps, zoneout=cell.zoneout, training=cell.training, alive=alive, backward_follows=backward_follows
     )
-    loops, _ = compiled_loops_for(terms, cell.zoneout, step.compiled)
+    loops, _ = compiled_loops_for(terms, cell.zoneout)
     with torch.autocast(inputs.device.type, enabled=False):
         if loops is not None:
             output, *final = CompiledScanFunction.apply(loops, step, options, terms, weight, mask, *state, *inner)

@@ -1,15 +1,17 @@
 """The scan kernel's time loop on the compiled C++ loops (``rnnkit/kernels/compiled``).
 
 Same contract and same maths as ``ScanFunction`` (loop.py), which stays the readable
-version and the fallback; tests hold the two equal. Zoneout and the layer-normalised steps
-are not compiled: calls with them run the PyTorch loops.
+version and the fallback; tests hold the two equal. Zoneout is not compiled: calls with it
+run the PyTorch loops. W_hh's gradient is formed here from all steps at once
+(``ScanStep.weight_gradients``); the layer-norm gains' are summed inside the C++ loops.
 """
 
 from __future__ import annotations
 
 import torch
 
-from rnnkit.kernels.scan.loop import LoopOptions, split_state_and_inner
+from rnnkit.cells.normalization import EPSILON
+from rnnkit.kernels.scan.loop import LoopOptions, add_gradients, split_state_and_inner
 from rnnkit.kernels.scan.step import ScanStep
 
 
@@ -17,11 +19,10 @@ class CompiledScanFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, loops, step: ScanStep, options: LoopOptions, inputs, weight, hidden_mask, *state_and_inner):
         state, inner = split_state_and_inner(step, state_and_inner)
-        inner_bias = inner[0] if inner else None  # the compiled steps keep at most one inner tensor: b_hn
-        beta = getattr(step, "beta", 0.0)
+        inner = tuple(tensor.contiguous() for tensor in inner)
         outputs, saved, *histories = loops.forward(
-            step.compiled_id, inputs.contiguous(), weight, _contiguous(inner_bias), _contiguous(hidden_mask), options.alive,
-            [part.contiguous() for part in state], beta, options.backward_follows,
+            step.compiled_id, inputs.contiguous(), weight, list(inner), _contiguous(hidden_mask), options.alive,
+            [part.contiguous() for part in state], getattr(step, "beta", 0.0), EPSILON, options.backward_follows,
         )
         ctx.loops, ctx.step, ctx.options = loops, step, options
         ctx.input_width = inputs.shape[-1]
@@ -34,14 +35,16 @@ class CompiledScanFunction(torch.autograd.Function):
         weight, hidden_mask, saved, *rest = ctx.saved_tensors
         inner, histories = tuple(rest[: ctx.num_inner]), rest[ctx.num_inner :]
         step, H = ctx.step, histories[0].shape[-1]
-        d_inputs, d_recurrent, *d_state = ctx.loops.backward(
+        d_inputs, d_recurrent, *rest = ctx.loops.backward(
             step.compiled_id, saved, histories, d_outputs.contiguous(), [d.contiguous() for d in d_final],
-            weight, _contiguous(hidden_mask), ctx.options.alive, ctx.input_width,
+            weight, list(inner), _contiguous(hidden_mask), ctx.options.alive, ctx.input_width,
         )
+        d_state, d_inner_summed = rest[: step.state_parts], rest[step.state_parts :]  # summed in the loop; empty: not
         d_recurrent = d_recurrent if d_recurrent.numel() else d_inputs  # empty: the same as d_inputs
         rec_inputs = histories[0][:-1] if hidden_mask is None else histories[0][:-1] * hidden_mask
         reset = saved[..., :H] if step.needs_reset_gates else None
         d_weight, d_inner = step.weight_gradients(d_recurrent, rec_inputs, inner, reset)
+        d_inner = tuple(add_gradients(a, b if b.numel() else None) for a, b in zip(d_inner, d_inner_summed))
         return (None, None, None, d_inputs, d_weight, None, *d_state, *d_inner)  # the dropout mask is a constant
 
 

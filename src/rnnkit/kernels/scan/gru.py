@@ -73,9 +73,9 @@ class GRUStep(ScanStep):
 
 
 class LayerNormGRUStep(GRUStep):
-    """reset_after=True, layer_norm=True; inner = (b_hn, γ_hh) or (γ_hh,). Runs on the PyTorch loops only."""
+    """reset_after=True, layer_norm=True; inner = (b_hn, γ_hh) or (γ_hh,)."""
 
-    compiled = False
+    compiled_id = 9
 
     def inner_tensors(self, cell, inner_bias):
         return super().inner_tensors(cell, inner_bias) + (cell.ln_hh_weight,)
@@ -95,7 +95,7 @@ class LayerNormGRUStep(GRUStep):
 
     def weight_gradients(self, d_recurrent, rec_inputs, inner, reset=None):
         d_weight, _ = ScanStep.weight_gradients(self, d_recurrent, rec_inputs, inner)
-        return d_weight, (None,) * len(inner)  # the steps gave b_hn's and γ_hh's
+        return d_weight, (None,) * len(inner)  # the loops give b_hn's and γ_hh's, summed over the steps
 
 
 class GRUResetBeforeStep(ScanStep):
@@ -134,13 +134,13 @@ class GRUResetBeforeStep(ScanStep):
 
 
 class LayerNormGRUResetBeforeStep(GRUResetBeforeStep):
-    """reset_after=False, layer_norm=True; inner = (γ_hh,). Runs on the PyTorch loops only.
+    """reset_after=False, layer_norm=True; inner = (γ_hh,).
 
     d_recurrent holds d(W_hr,z h_{t-1}) and d(W_hn (r ⊙ h_{t-1})), before the normalisation,
     so the parent's weight_gradients applies unchanged.
     """
 
-    compiled = False
+    compiled_id = 10
 
     def inner_tensors(self, cell, inner_bias):
         return (cell.ln_hh_weight,)

@@ -85,26 +85,26 @@ class ScanFunction(torch.autograd.Function):
                 d_new = [d * alive for d in d_new]
             if options.zoneout > 0.0:
                 d_new, d_zoned_out = _zoneout_backward(d_new, ctx.zoneout_keeps[t], options)
-                d_keep = [_add(a, b) for a, b in zip(d_keep, d_zoned_out)]
+                d_keep = [add_gradients(a, b) for a, b in zip(d_keep, d_zoned_out)]
             grads = StepGradients(*step.backward(ctx.saved_steps[t], states[t], d_new, weight, inner))
             d_rec_in = grads.rec_in if hidden_mask is None else grads.rec_in * hidden_mask
             d_previous = list(grads.previous)
-            d_previous[0] = _add(d_previous[0], d_rec_in)
-            d_carry = [_add(a, b) for a, b in zip(d_keep, d_previous)]
+            d_previous[0] = add_gradients(d_previous[0], d_rec_in)
+            d_carry = [add_gradients(a, b) for a, b in zip(d_keep, d_previous)]
             d_inputs[t], d_recurrent[t] = grads.input, grads.recurrent
             if grads.inner:
-                d_inner_steps = [_add(a, b) for a, b in zip(d_inner_steps, grads.inner)]
+                d_inner_steps = [add_gradients(a, b) for a, b in zip(d_inner_steps, grads.inner)]
 
         previous_h = torch.stack([state[0] for state in states[:-1]])  # (steps, B, H)
         rec_inputs = previous_h if hidden_mask is None else previous_h * hidden_mask
         reset = torch.stack([saved[0] for saved in ctx.saved_steps]) if step.needs_reset_gates else None
         d_weight, d_inner = step.weight_gradients(torch.stack(d_recurrent), rec_inputs, inner, reset)
-        d_inner = [_add(a, b) for a, b in zip(d_inner, d_inner_steps)]
+        d_inner = [add_gradients(a, b) for a, b in zip(d_inner, d_inner_steps)]
         d_state = [torch.zeros_like(s) if d is None else d for d, s in zip(d_carry, states[0])]
         return (None, None, torch.stack(d_inputs), d_weight, None, *d_state, *d_inner)  # the dropout mask is a constant
 
 
-def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+def add_gradients(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
     """Sum of two gradients where None means zero."""
     if a is None:
         return b

@@ -64,9 +64,9 @@ class LSTMStep(ScanStep):
 
 
 class LayerNormLSTMStep(LSTMStep):
-    """layer_norm=True; inner = (γ_hh, γ_c, β_c). Runs on the PyTorch loops only."""
+    """layer_norm=True; inner = (γ_hh, γ_c, β_c)."""
 
-    compiled = False
+    compiled_id = 8
 
     def inner_tensors(self, cell, inner_bias):
         return (cell.ln_hh_weight, cell.ln_cell_weight, cell.ln_cell_bias)

@@ -13,7 +13,8 @@ A ``ScanStep`` is one cell's equations split the way the scan kernel needs them:
 
 ``inner`` is the tuple of tensors a step uses inside the loop besides W_hh (the reset-after
 GRU's b_hn, the layer-norm gains): ``inner_tensors`` builds it from the cell, and their
-gradients come from ``weight_gradients`` and from the per-step ``StepGradients.inner``.
+gradients come from ``weight_gradients`` and from the per-step ``StepGradients.inner`` (which
+the compiled loops form in C++ and sum row by row).
 
 The readable cells in ``rnnkit.cells`` stay the reference; tests hold each step to them.
 """
@@ -51,7 +52,6 @@ class ScanStep:
 
     state_parts = 1  # h, or (h, c) for the LSTM
     needs_reset_gates = False  # weight_gradients needs the reset gate of every step (reset-before GRU)
-    compiled = True  # the compiled C++ loops have this step
 
     def __init__(self, cell) -> None:
         self.hidden_size = cell.hidden_size
