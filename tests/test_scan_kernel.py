@@ -198,10 +198,20 @@ def test_rnn_and_gru_run_on_the_compiled_scan_loops_on_cpu(cell, monkeypatch):
     assert model.kernel_plan(x)[0].kernel == "native"
 
 
-def test_the_lstm_stays_on_the_fused_kernel():
-    model = rnnkit.Recurrent("lstm", 3, 4)
+def test_the_lstm_stays_on_the_fused_kernel_but_for_single_steps():
+    model = rnnkit.Recurrent("lstm", 3, 4, num_layers=2, fast_path="required")
     assert model.kernel_plan(torch.randn(5, 2, 3, requires_grad=True))[0].kernel == "native"
     assert model.kernel_plan(torch.randn(5, 2, 3))[0].kernel == "native"
+    step = torch.randn(1, 2, 3)
+    plan = model.kernel_plan(step)  # one step of generation: the cell's own step, which "required" accepts
+    assert [choice.kernel for choice in plan] == ["reference", "reference"]
+    assert "oneDNN" in plan[0].reason
+    state = (torch.randn(2, 2, 4), torch.randn(2, 2, 4))
+    native = rnnkit.Recurrent("lstm", 3, 4, num_layers=2)
+    native.load_state_dict(model.state_dict())
+    _forced(native, "native")  # the same step on torch's kernel
+    for got, want in zip([model(step, state)[0], *model(step, state)[1]], [native(step, state)[0], *native(step, state)[1]]):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru"])

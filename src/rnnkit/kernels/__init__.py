@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rnnkit.cells import GRUCell, RNNCell
+from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.kernels.compiled import compiled_loops_for
 from rnnkit.kernels.native import native_input_unsupported_reason, native_unsupported_reason, run_native_layer
 from rnnkit.kernels.scan import run_scan_layer, scan_unsupported_reason
@@ -36,6 +36,7 @@ class KernelChoice:
 
     kernel: str  # one of KERNELS
     reason: str
+    for_speed: bool = False  # an input override that runs faster, not one the chosen kernel cannot run
 
 
 def direction_cells(layer: nn.Module) -> list:
@@ -74,22 +75,32 @@ def input_override(kernel: str, cells: list, inputs: torch.Tensor) -> KernelChoi
 
 
 def _faster_on_cpu(cells: list, inputs: torch.Tensor) -> KernelChoice | None:
-    """The scan kernel for an RNN or GRU layer on CPU, when its compiled loops run this input.
+    """Another kernel for a native layer on CPU where it is measured faster than torch's.
 
-    PyTorch fuses only the LSTM on CPU (oneDNN); its RNN and GRU run one ATen op after
-    another at each step, and their backward makes two small GEMMs a step under autograd.
-    The compiled scan loops fuse each step's element-wise work into one vectorised pass and
-    make one GEMM a step in backward: measured 0.4-1.0x torch.nn's time in inference and
-    0.1-1.0x in training over the benchmark shapes (docs/benchmarks.md). A single step (one
-    character of generation) has no loop to fuse, and torch's one call costs less around it.
+    * A single step of an LSTM (one character of generation): the cell's own step. oneDNN's
+      fused LSTM lays its weights out anew at every call, which a long sequence amortises and
+      a single step does not: 2,041 against 331 µs for a 512-unit step at batch 1, 6,776
+      against 2,264 µs at batch 16 (docs/benchmarks.md). torch's single steps of RNN and GRU
+      are as fast as the cell's and stay.
+    * RNN and GRU over several steps: the scan kernel, when its compiled loops run the input.
+      PyTorch fuses only the LSTM on CPU; its RNN and GRU run one ATen op after another at
+      each step, and their backward makes two small GEMMs a step under autograd. The compiled
+      scan loops fuse each step's element-wise work into one vectorised pass and make one GEMM
+      a step in backward: measured 0.4-1.0x torch.nn's time in inference and 0.1-1.0x in
+      training over the benchmark shapes.
     """
-    if not all(type(cell) in (RNNCell, GRUCell) for cell in cells) or inputs.shape[0] == 1:
-        return None
     if inputs.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+        return None
+    if inputs.shape[0] == 1:
+        if all(type(cell) is LSTMCell for cell in cells):
+            return KernelChoice("reference", "a single LSTM step on CPU: the cell's own step is faster than "
+                                "oneDNN's, which lays out the weights anew at every call", for_speed=True)
+        return None
+    if not all(type(cell) in (RNNCell, GRUCell) for cell in cells):
         return None
     if compiled_loops_for(inputs, max(cell.zoneout for cell in cells))[0] is None:
         return None
-    return KernelChoice("scan", "on CPU the scan kernel's compiled loops run RNN and GRU faster than torch.nn")
+    return KernelChoice("scan", "on CPU the scan kernel's compiled loops run RNN and GRU faster than torch.nn", for_speed=True)
 
 
 def scan_loops_detail(cells: list, inputs: torch.Tensor) -> str:

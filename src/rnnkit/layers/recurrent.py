@@ -194,7 +194,7 @@ class Recurrent(nn.Module):
         override = input_override(choice.kernel, direction_cells(layer), inputs)  # slower (unsupported input) or faster
         if override is None:
             return choice
-        if override.kernel == "reference" and self.fast_path == "required":
+        if override.kernel == "reference" and not override.for_speed and self.fast_path == "required":
             raise ValueError(f"fast_path='required': layer {index} cannot run on a fast kernel here: {override.reason}")
         if override.reason not in self._input_overrides_logged:  # once per layer stack and reason, not at every step
             self._input_overrides_logged.add(override.reason)
