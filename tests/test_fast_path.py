@@ -2,11 +2,14 @@
 
 import itertools
 import logging
+from unittest import mock
 
 import pytest
 import torch
 
 import rnnkit
+from rnnkit.kernels import compiled
+from rnnkit.layers import recurrent
 
 T, B, I, H = 7, 4, 5, 6
 LENGTHS = [7, 2, 5, 1]
@@ -28,6 +31,7 @@ ELIGIBLE = [
         for (cell, options), topology, with_lengths in itertools.product(
             ELIGIBLE,
             [dict(), dict(bidirectional=True, merge_mode="max"), dict(bidirectional=True, merge_mode=None, num_layers=2),
+             dict(bidirectional=True, num_layers=2),  # as torch.nn chains layers: one call of torch's kernel
              dict(num_layers=3, residual=True, bidirectional=True, merge_mode="sum"), dict(num_layers=2, dense=True)],
             [False, True],
         )
@@ -104,3 +108,37 @@ def test_bf16_without_bf16_instructions_runs_on_the_scan_kernel(monkeypatch, cap
         expected, _ = reference(x)
     # The scan runs its loop in bf16 (as the fused kernels do); the reference promotes its fp32 zero state.
     torch.testing.assert_close(output.float(), expected.float(), atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("steps", [1, T])
+def test_a_native_stack_runs_in_one_call_of_torchs_kernel(cell, steps, monkeypatch):
+    """Layers chained as torch.nn chains them run in one call, with the per-layer loop's results."""
+    monkeypatch.setenv(compiled.SWITCH, "0")  # RNN and GRU then stay on torch's kernel over several steps too
+    reference = rnnkit.Recurrent(cell, I, H, num_layers=3, bidirectional=True, fast_path="off")
+    fast = rnnkit.Recurrent(cell, I, H, num_layers=3, bidirectional=True)
+    fast.load_state_dict(reference.state_dict())
+    x = torch.randn(steps, B, I, requires_grad=True)
+    state = tuple(torch.randn(6, B, H, requires_grad=True) for _ in fast.state_names)
+    lengths = [min(steps, n) for n in LENGTHS]
+    with mock.patch.object(recurrent, "run_native_stack_of", wraps=recurrent.run_native_stack_of) as stack:
+        output, final = fast(x, state, lengths=lengths)
+    single_lstm_step = cell == "lstm" and steps == 1  # runs the cell's own step, layer by layer
+    assert stack.call_count == (0 if single_lstm_step else 1)
+    expected_output, expected_final = reference(x, state, lengths=lengths)
+    got = torch.autograd.grad(output.square().sum() + final[0].sum(), [x, *state, *fast.parameters()], allow_unused=True)
+    want = torch.autograd.grad(
+        expected_output.square().sum() + expected_final[0].sum(), [x, *state, *reference.parameters()], allow_unused=True
+    )
+    for value, expected in zip([output, *final, *got], [expected_output, *expected_final, *want]):
+        torch.testing.assert_close(value, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_dropout_between_layers_keeps_the_per_layer_loop():
+    model = rnnkit.Recurrent("lstm", I, H, num_layers=2, dropout=0.5)
+    x = torch.randn(T, B, I)
+    with mock.patch.object(recurrent, "run_native_stack_of", wraps=recurrent.run_native_stack_of) as stack:
+        model.train()(x)
+        assert stack.call_count == 0  # torch's kernel would draw its own dropout masks
+        model.eval()(x)
+        assert stack.call_count == 1

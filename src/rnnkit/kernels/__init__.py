@@ -23,7 +23,12 @@ from torch import nn
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.kernels.compiled import compiled_loops_for
-from rnnkit.kernels.native import native_input_unsupported_reason, native_unsupported_reason, run_native_layer
+from rnnkit.kernels.native import (
+    native_input_unsupported_reason,
+    native_unsupported_reason,
+    run_native_layer,
+    run_native_stack,
+)
 from rnnkit.kernels.scan import run_scan_layer, scan_unsupported_reason
 
 FAST_PATH_POLICIES = ("auto", "required", "off")
@@ -123,6 +128,23 @@ def run_kernel(kernel: str, layer: nn.Module, inputs: torch.Tensor, state, lengt
     return layer.merge(forward_output, backward_output), tuple(final_states)
 
 
+def run_native_stack_of(layers: list[nn.Module], inputs: torch.Tensor, layer_states: list, lengths: torch.Tensor | None):
+    """Layers that each run on the native kernel, chained as torch.nn chains them (each on the one below's
+    output, directions concatenated, nothing between them), in one call of torch's kernel instead of one
+    per layer: what a layer stack costs around each call counts most in generation, one step at a time.
+
+    ``layer_states``: per layer, None or one state per direction. Returns the top layer's merged output
+    and, per layer, the final state of each direction.
+    """
+    states = None if layer_states[0] is None else layer_states
+    forward_output, backward_output, final_states = run_native_stack(
+        [direction_cells(layer) for layer in layers], inputs, states, lengths
+    )
+    top = layers[-1]
+    output = forward_output if top.num_directions == 1 else top.merge(forward_output, backward_output)
+    return output, final_states
+
+
 __all__ = [
     "FAST_PATH_POLICIES",
     "KERNELS",
@@ -131,5 +153,6 @@ __all__ = [
     "direction_cells",
     "input_override",
     "run_kernel",
+    "run_native_stack_of",
     "scan_loops_detail",
 ]

@@ -85,25 +85,39 @@ def run_native_layer(
     inputs (T, B, I) -> forward output (T, B, P), backward output (T, B, P) or None,
     and one final state per direction. Outputs past each length are zero.
     """
-    first = cells[0]
+    forward_output, backward_output, final_states = run_native_stack([cells], inputs, None if states is None else [states], lengths)
+    return forward_output, backward_output, final_states[0]
+
+
+def run_native_stack(
+    layers: list[list[RecurrentCell]], inputs: torch.Tensor, states: list[list[State]] | None, lengths: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, list[list[State]]]:
+    """Stacked layers (each one cell per direction) in one call of torch's kernel, as torch.nn runs them.
+
+    The layers must chain as torch.nn's do: each takes the one below's output, both
+    directions concatenated, with no dropout between them. Returns the top layer's forward
+    and backward outputs and, per layer, one final state per direction.
+    """
+    first = layers[0][0]
     kernel = _kernel_for(first)
-    bidirectional = len(cells) == 2
+    num_directions = len(layers[0])
+    bidirectional = num_directions == 2
     max_time, batch_size = inputs.shape[:2]
     if states is None:
-        states = [cell.initial_state(batch_size, device=inputs.device, dtype=inputs.dtype) for cell in cells]
-    # torch wants each state part stacked over directions: (D, B, size)
-    hx = tuple(torch.stack(parts) for parts in zip(*states))
+        states = [[cell.initial_state(batch_size, device=inputs.device, dtype=inputs.dtype) for cell in cells] for cells in layers]
+    # torch wants each state part stacked over layers and directions: (L·D, B, size), layer-major
+    hx = tuple(torch.stack(parts) for parts in zip(*(state for layer_states in states for state in layer_states)))
     hx = hx if len(hx) > 1 else hx[0]
-    weights = [w for cell in cells for w in _flat_weights(cell)]
-    dropout, train = 0.0, first.training
+    weights = [w for cells in layers for cell in cells for w in _flat_weights(cell)]
+    dropout, train, num_layers = 0.0, first.training, len(layers)
 
     if lengths is None:
-        output, *final = kernel(inputs, hx, weights, first.bias, 1, dropout, train, bidirectional, False)
+        output, *final = kernel(inputs, hx, weights, first.bias, num_layers, dropout, train, bidirectional, False)
     else:
         packed = pack_padded_sequence(inputs, lengths, enforce_sorted=False)
         order, inverse = packed.sorted_indices, packed.unsorted_indices
         hx_sorted = tuple(part.index_select(1, order) for part in hx) if isinstance(hx, tuple) else hx.index_select(1, order)
-        data, *final = kernel(packed.data, packed.batch_sizes, hx_sorted, weights, first.bias, 1, dropout, train, bidirectional)
+        data, *final = kernel(packed.data, packed.batch_sizes, hx_sorted, weights, first.bias, num_layers, dropout, train, bidirectional)
         output, _ = pad_packed_sequence(
             type(packed)(data, packed.batch_sizes, order, inverse), total_length=max_time
         )
@@ -111,5 +125,8 @@ def run_native_layer(
     width = first.output_size
     forward_output = output[..., :width]
     backward_output = output[..., width:] if bidirectional else None
-    final_states = [tuple(part[direction] for part in final) for direction in range(len(cells))]
+    final_states = [
+        [tuple(part[layer * num_directions + direction] for part in final) for direction in range(num_directions)]
+        for layer in range(num_layers)
+    ]
     return forward_output, backward_output, final_states

@@ -18,7 +18,15 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnkit._checks import check_choice, check_positive_int, check_tensor, shape_error
 from rnnkit.cells import RecurrentCell, State, get_cell_class
-from rnnkit.kernels import FAST_PATH_POLICIES, KernelChoice, choose_kernel, direction_cells, input_override, run_kernel
+from rnnkit.kernels import (
+    FAST_PATH_POLICIES,
+    KernelChoice,
+    choose_kernel,
+    direction_cells,
+    input_override,
+    run_kernel,
+    run_native_stack_of,
+)
 from rnnkit.layers.bidirectional import MERGE_MODES, Bidirectional, merged_width
 from rnnkit.layers.sequence import check_lengths, step_mask
 from rnnkit.layers.sequence_layer import SequenceLayer, is_hooked
@@ -250,6 +258,11 @@ class Recurrent(nn.Module):
     def _run_layers(
         self, inputs: torch.Tensor, layer_states: list[list[State] | None], lengths: torch.Tensor | None
     ) -> tuple[torch.Tensor, list[list[State]]]:
+        plan = self.kernel_plan(inputs)  # what the input decides is the same at every layer: T, dtype, device
+        if self._chains_as_torch_nn(plan):
+            for index, choice in enumerate(plan):
+                self.last_kernels[index] = (choice, inputs.new_empty(0))
+            return run_native_stack_of(list(self.layers), inputs, layer_states, lengths)
         x = inputs
         outputs: list[torch.Tensor] = []
         final_states: list[list[State]] = []
@@ -261,7 +274,7 @@ class Recurrent(nn.Module):
             else:
                 skip = inputs
             layer_state = None if states is None else (states[0] if layer.num_directions == 1 else tuple(states))
-            choice = self._kernel_for(index, layer, x)
+            choice = plan[index]
             self.last_kernels[index] = (choice, x.new_empty(0))  # for rnnkit.explain: the kernel, the input's dtype and device
             y, new_state = run_kernel(choice.kernel, layer, x, layer_state, lengths)
             if self._residual_at[index]:
@@ -269,6 +282,18 @@ class Recurrent(nn.Module):
             outputs.append(y)
             final_states.append([new_state] if layer.num_directions == 1 else list(new_state))
         return outputs[-1], final_states
+
+    def _chains_as_torch_nn(self, plan: list[KernelChoice]) -> bool:
+        """Whether the whole stack can be one call of torch's kernel: every layer native, and the layers
+        connected as torch.nn connects them (no residual or dense links, no dropout drawn between them,
+        both directions concatenated)."""
+        return (
+            all(choice.kernel == "native" for choice in plan)
+            and not self.dense
+            and not any(self._residual_at)
+            and not (self.dropout and self.training)
+            and self.merge_mode == "concat"
+        )
 
     # ----------------------------------------------------------------- checks and layouts
     def _time_major(self, input: torch.Tensor) -> tuple[torch.Tensor, bool]:
