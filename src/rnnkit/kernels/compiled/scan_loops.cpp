@@ -534,7 +534,7 @@ std::vector<Tensor> scan_backward(int64_t cell, const Tensor& saved, const std::
   Tensor d_rec_in = at::empty({B, H}, options), d_reset_input = at::empty({B, H}, options);
   Tensor h_in = at::empty({B, H}, options);  // h_{t-1} ⊙ mask, for the reset-before GRU's d_r
   // Behind a layer norm: the gradient at its output, d m (LSTM, H) or d (γ x̂) (reset-after GRU, 3H).
-  Tensor d_normalised = at::empty({B, cell == GRU_LN ? 3 * H : H}, options);
+  Tensor d_normalised = at::empty({B, cell == GRU_LN ? 3 * H : cell == LSTM_LN ? H : 0}, options);
   const Tensor mask = hidden_mask.has_value() ? hidden_mask->contiguous() : at::ones({B, H}, options);
   const Tensor alive_rows = alive.has_value() ? alive->reshape({T, B}).contiguous() : Tensor();
   const Inner in_loop = unpack_inner(cell, inner, H, options);

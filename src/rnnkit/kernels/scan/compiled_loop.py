@@ -35,11 +35,12 @@ class CompiledScanFunction(torch.autograd.Function):
         weight, hidden_mask, saved, *rest = ctx.saved_tensors
         inner, histories = tuple(rest[: ctx.num_inner]), rest[ctx.num_inner :]
         step, H = ctx.step, histories[0].shape[-1]
-        d_inputs, d_recurrent, *rest = ctx.loops.backward(
+        d_inputs, d_recurrent, *d_state_and_inner = ctx.loops.backward(
             step.compiled_id, saved, histories, d_outputs.contiguous(), [d.contiguous() for d in d_final],
             weight, list(inner), _contiguous(hidden_mask), ctx.options.alive, ctx.input_width,
         )
-        d_state, d_inner_summed = rest[: step.state_parts], rest[step.state_parts :]  # summed in the loop; empty: not
+        # The inner gradients the loops summed (the layer-norm gains'); empty where weight_gradients forms them.
+        d_state, d_inner_summed = split_state_and_inner(step, d_state_and_inner)
         d_recurrent = d_recurrent if d_recurrent.numel() else d_inputs  # empty: the same as d_inputs
         rec_inputs = histories[0][:-1] if hidden_mask is None else histories[0][:-1] * hidden_mask
         reset = saved[..., :H] if step.needs_reset_gates else None
