@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 import torch
 
@@ -258,6 +261,18 @@ def test_explain_finds_layers_inside_a_model():
     model = torch.nn.Sequential(rnnkit.Recurrent("lstm", 3, 4))
     report = rnnkit.explain(model, torch.randn(5, 2, 3))
     assert report[0].module == "0" and report[0].kernel == "native"
+
+
+def test_the_compiled_loops_build_wherever_a_compiler_and_ninja_are_present(monkeypatch):
+    """The compiled-loop tests skip where the loops cannot be built; this keeps a broken source from
+    passing as a skip on a machine that can build them (as CI's can)."""
+    from torch.utils import cpp_extension
+
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None or not cpp_extension.is_ninja_available():
+        pytest.skip(f"no {compiler} or no ninja: the PyTorch loops run instead")
+    monkeypatch.setenv(compiled_module.SWITCH, "1")
+    assert compiled_module.load_compiled_loops() is not None, "scan_loops.cpp failed to build (see the warning)"
 
 
 def test_failed_build_warns_once_and_falls_back(monkeypatch):
