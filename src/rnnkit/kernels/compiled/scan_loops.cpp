@@ -213,16 +213,25 @@ RNNKIT_ROW void indrnn_row(int64_t H, bool relu, const T* __restrict__ x, const 
   }
 }
 
+// Unit j of an LSTM step, both variants: i, f, o = σ, g = tanh of x + pre; c_j = f c_{t-1} + i g, kept in
+// saved (i, f, g, o) and c; returns c_j.
+template <typename T>
+RNNKIT_MATH T lstm_gates_at(int64_t H, int64_t j, const T* __restrict__ x, const T* __restrict__ pre, const T* __restrict__ c_prev,
+                            T* __restrict__ c, T* __restrict__ saved) {
+  const T i = sigmoid(x[j] + pre[j]), f = sigmoid(x[H + j] + pre[H + j]);
+  const T g = tanh_(x[2 * H + j] + pre[2 * H + j]), o = sigmoid(x[3 * H + j] + pre[3 * H + j]);
+  c[j] = f * c_prev[j] + i * g;
+  saved[j] = i; saved[H + j] = f; saved[2 * H + j] = g; saved[3 * H + j] = o;
+  return c[j];
+}
+
 template <typename T>
 RNNKIT_ROW void lstm_row(int64_t H, const T* __restrict__ x, const T* __restrict__ pre, const T* __restrict__ c_prev, T* __restrict__ c,
               T* __restrict__ h, T* __restrict__ saved) {  // saved: i, f, g, o, tanh c
   for (int64_t j = 0; j < H; ++j) {
-    const T i = sigmoid(x[j] + pre[j]), f = sigmoid(x[H + j] + pre[H + j]);
-    const T g = tanh_(x[2 * H + j] + pre[2 * H + j]), o = sigmoid(x[3 * H + j] + pre[3 * H + j]);
-    c[j] = f * c_prev[j] + i * g;
-    const T tanh_c = tanh_(c[j]);
-    h[j] = o * tanh_c;
-    saved[j] = i; saved[H + j] = f; saved[2 * H + j] = g; saved[3 * H + j] = o; saved[4 * H + j] = tanh_c;
+    const T tanh_c = tanh_(lstm_gates_at(H, j, x, pre, c_prev, c, saved));
+    h[j] = saved[3 * H + j] * tanh_c;
+    saved[4 * H + j] = tanh_c;
   }
 }
 
@@ -232,12 +241,7 @@ template <typename T>
 RNNKIT_ROW void layer_norm_lstm_row(int64_t H, T epsilon, const T* __restrict__ x, const T* __restrict__ pre, const T* __restrict__ gain_c,
                                     const T* __restrict__ shift_c, const T* __restrict__ c_prev, T* __restrict__ c, T* __restrict__ h,
                                     T* __restrict__ saved) {
-  for (int64_t j = 0; j < H; ++j) {
-    const T i = sigmoid(x[j] + pre[j]), f = sigmoid(x[H + j] + pre[H + j]);
-    const T g = tanh_(x[2 * H + j] + pre[2 * H + j]), o = sigmoid(x[3 * H + j] + pre[3 * H + j]);
-    c[j] = f * c_prev[j] + i * g;
-    saved[j] = i; saved[H + j] = f; saved[2 * H + j] = g; saved[3 * H + j] = o;
-  }
+  for (int64_t j = 0; j < H; ++j) lstm_gates_at(H, j, x, pre, c_prev, c, saved);
   T* c_hat = saved + 9 * H;
   saved[10 * H + 4] = normalise(H, epsilon, c, c_hat);
   for (int64_t j = 0; j < H; ++j) {
@@ -410,17 +414,25 @@ RNNKIT_ROW void activation_backward_row(int64_t H, bool relu, const T* __restric
   }
 }
 
+// Unit j of an LSTM step's backward, both variants: the gate pre-activations' gradients d from the total
+// dc reaching c_j and from dh ⊙ tanh(·) reaching o; returns dc_{t-1} = dc ⊙ f.
+template <typename T>
+RNNKIT_MATH T lstm_gates_backward_at(int64_t H, int64_t j, T dc, T dh_tanh, const T* __restrict__ saved, const T* __restrict__ c_prev,
+                                     T* __restrict__ d) {
+  const T i = saved[j], f = saved[H + j], g = saved[2 * H + j], o = saved[3 * H + j];
+  d[j] = dc * g * i * (T(1) - i);
+  d[H + j] = dc * c_prev[j] * f * (T(1) - f);
+  d[2 * H + j] = dc * i * (T(1) - g * g);
+  d[3 * H + j] = dh_tanh * o * (T(1) - o);
+  return dc * f;
+}
+
 template <typename T>
 RNNKIT_ROW void lstm_backward_row(int64_t H, const T* __restrict__ dh, const T* __restrict__ dc_next, const T* __restrict__ saved,
                        const T* __restrict__ c_prev, T* __restrict__ d, T* __restrict__ dc_prev) {
   for (int64_t j = 0; j < H; ++j) {
-    const T i = saved[j], f = saved[H + j], g = saved[2 * H + j], o = saved[3 * H + j], tanh_c = saved[4 * H + j];
-    const T dc = dc_next[j] + dh[j] * o * (T(1) - tanh_c * tanh_c);
-    d[j] = dc * g * i * (T(1) - i);
-    d[H + j] = dc * c_prev[j] * f * (T(1) - f);
-    d[2 * H + j] = dc * i * (T(1) - g * g);
-    d[3 * H + j] = dh[j] * tanh_c * o * (T(1) - o);
-    dc_prev[j] = dc * f;
+    const T o = saved[3 * H + j], tanh_c = saved[4 * H + j];
+    dc_prev[j] = lstm_gates_backward_at(H, j, dc_next[j] + dh[j] * o * (T(1) - tanh_c * tanh_c), dh[j] * tanh_c, saved, c_prev, d);
   }
 }
 
@@ -441,13 +453,7 @@ RNNKIT_ROW void layer_norm_lstm_backward_row(int64_t H, const T* __restrict__ dh
   }
   normalise_backward(H, d_m, gain_c, c_hat, saved[10 * H + 4], dc_prev);  // dc_prev holds d c through m, for now
   for (int64_t j = 0; j < H; ++j) {
-    const T i = saved[j], f = saved[H + j], g = saved[2 * H + j], o = saved[3 * H + j], tanh_m = saved[4 * H + j];
-    const T dc = dc_next[j] + dc_prev[j];
-    d[j] = dc * g * i * (T(1) - i);
-    d[H + j] = dc * c_prev[j] * f * (T(1) - f);
-    d[2 * H + j] = dc * i * (T(1) - g * g);
-    d[3 * H + j] = dh[j] * tanh_m * o * (T(1) - o);
-    dc_prev[j] = dc * f;
+    dc_prev[j] = lstm_gates_backward_at(H, j, dc_next[j] + dc_prev[j], dh[j] * saved[4 * H + j], saved, c_prev, d);
   }
 }
 
