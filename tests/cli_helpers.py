@@ -1,11 +1,15 @@
-"""Running the real ``rnnkit`` entry point in a subprocess, on small texts made here."""
+"""Running the real ``rnnkit`` entry point in a subprocess (or, for bad input, in this process), on small
+texts made here."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 from safetensors.torch import load_file
@@ -26,6 +30,27 @@ def rnnkit(*arguments, env: dict | None = None, timeout: float = 180, cwd: Path 
     environment = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "rnnkit", *map(str, arguments)], capture_output=True, text=True,
                           timeout=timeout, env=environment, cwd=cwd)
+
+
+def rnnkit_here(*arguments) -> subprocess.CompletedProcess:
+    """``rnnkit`` run by its entry point in this process, with the same result as ``rnnkit(...)``.
+
+    For the many bad-input cases, which stop before any work: a subprocess spends about 3 s of
+    each importing torch. An exception that would print a traceback is written to stderr as one,
+    so that ``assert_one_line_error`` fails on it as it would on the subprocess's. The process-level
+    contract (exit status, nothing else printed) is checked through subprocesses elsewhere."""
+    from rnnkit.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            status = main([str(argument) for argument in arguments])
+        except SystemExit as exit:
+            status = exit.code if isinstance(exit.code, int) else 1
+        except Exception:
+            traceback.print_exc()
+            status = 1
+    return subprocess.CompletedProcess(["rnnkit", *map(str, arguments)], status, stdout.getvalue(), stderr.getvalue())
 
 
 def start_rnnkit(*arguments) -> subprocess.Popen:

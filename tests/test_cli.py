@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit, start_rnnkit, tree_digest, weights
+from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit, rnnkit_here, start_rnnkit, tree_digest, weights
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +234,7 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 @pytest.mark.parametrize("case", ["missing", "empty", "binary", "non-utf8", "too short"])
 def test_bad_data_files(tmp_path, case):
     path, message = _bad_files(tmp_path)[case]
-    assert_one_line_error(rnnkit("train", "--data", path, *TINY, "--max-steps", "2", "--out", tmp_path / "run"), message, str(path))
+    assert_one_line_error(rnnkit_here("train", "--data", path, *TINY, "--max-steps", "2", "--out", tmp_path / "run"), message, str(path))
     assert not (tmp_path / "run").exists()
 
 
@@ -256,7 +256,7 @@ def test_bad_data_files(tmp_path, case):
     ],
 )
 def test_bad_hyperparameters(tmp_path, text, options, message):
-    result = rnnkit("train", "--data", text, *TINY, "--max-steps", "2", *options, "--out", tmp_path / "run")
+    result = rnnkit_here("train", "--data", text, *TINY, "--max-steps", "2", *options, "--out", tmp_path / "run")
     assert_one_line_error(result, message)
     assert not (tmp_path / "run").exists()
 

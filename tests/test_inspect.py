@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit
+from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit, rnnkit_here
 from rnnkit import Recurrent
 from rnnkit.inspect import gate_statistics, record
 
@@ -140,5 +140,5 @@ def test_gates_of_a_char_lm_also_draw_a_unit_over_text(runs, tmp_path):
 ])
 def test_inspect_rejects_bad_input_in_one_line(runs, tmp_path, arguments, fragments):
     arguments = [a.format(**{name: str(path) for name, path in runs.items()}) for a in arguments]
-    result = rnnkit("inspect", *arguments, "--out", tmp_path) if arguments[0] != "views" else rnnkit("inspect", *arguments)
+    result = rnnkit_here("inspect", *arguments, "--out", tmp_path) if arguments[0] != "views" else rnnkit_here("inspect", *arguments)
     assert_one_line_error(result, *fragments)

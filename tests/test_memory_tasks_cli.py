@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from cli_helpers import assert_one_line_error, rnnkit, weights
+from cli_helpers import assert_one_line_error, rnnkit, rnnkit_here, weights
 
 TINY = ["--hidden-size", "8", "--batch-size", "8", "--max-minutes", "0", "--eval-every", "3",
         "--validation-size", "16", "--test-size", "16"]
@@ -66,5 +66,5 @@ def test_evaluate_scores_the_fixed_test_set(tmp_path):
 ])
 def test_bad_task_options_are_one_line_errors(tmp_path, arguments, fragments):
     out = tmp_path / "run"
-    assert_one_line_error(rnnkit("train", *arguments, "--max-steps", "1", "--out", out), *fragments)
+    assert_one_line_error(rnnkit_here("train", *arguments, "--max-steps", "1", "--out", out), *fragments)
     assert not out.exists()
