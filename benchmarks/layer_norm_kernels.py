@@ -10,13 +10,11 @@ forward + backward, round-robin in one run like ``rnnkit bench``:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 
 import torch
 
 import rnnkit
-from rnnkit.bench.measure import Shape, round_robin
+from rnnkit.bench.measure import Shape, kernel_switches, round_robin
 from rnnkit.kernels import run_kernel
 from rnnkit.kernels.compiled import SWITCH, load_compiled_loops
 
@@ -38,7 +36,7 @@ def main() -> None:
             x = torch.randn(shape.steps, shape.batch, shape.hidden, requires_grad=True)
 
             def training_step(kernel: str, compiled: bool = True, layer=model.layers[0], x=x) -> None:
-                with _compiled_loops(compiled):
+                with kernel_switches({SWITCH: "1" if compiled else "0"}):
                     output, _ = run_kernel(kernel, layer, x, None, None)
                     output.sum().backward()
 
@@ -50,20 +48,6 @@ def main() -> None:
             seconds = round_robin(contenders, args.repeats)
             print(f"{name:<18}{str(shape):<13}{seconds['compiled'] * 1e3:>12.1f}{seconds['python'] * 1e3:>15.1f}"
                   f"{seconds['reference'] * 1e3:>11.1f}{seconds['reference'] / seconds['compiled']:>9.2f}x", flush=True)
-
-
-@contextlib.contextmanager
-def _compiled_loops(enabled: bool):
-    """The scan kernel reads the switch at every call, so it can be flipped between contenders."""
-    previous = os.environ.get(SWITCH)
-    os.environ[SWITCH] = "1" if enabled else "0"
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ[SWITCH]
-        else:
-            os.environ[SWITCH] = previous
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ on a shared, noisy machine even when the absolute times drift.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -172,3 +174,19 @@ def round_robin(calls: dict[str, Callable[[], object]], repeats: int) -> dict[st
             call()
             best[name] = min(best[name], time.perf_counter() - start)
     return best
+
+
+@contextlib.contextmanager
+def kernel_switches(values: dict[str, str]):
+    """Environment switches of the kernels (``RNNKIT_COMPILED``, ``RNNKIT_FUSED``) set for a block.
+    The kernels read them at every call, so a benchmark can flip them between its contenders."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value

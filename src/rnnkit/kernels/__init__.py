@@ -29,7 +29,7 @@ from rnnkit.kernels.native import (
     run_native_layer,
     run_native_stack,
 )
-from rnnkit.kernels.scan import run_scan_layer, scan_unsupported_reason
+from rnnkit.kernels.scan import choose_loops, run_scan_layer, scan_unsupported_reason
 
 FAST_PATH_POLICIES = ("auto", "required", "off")
 KERNELS = ("native", "scan", "reference")
@@ -109,10 +109,9 @@ def _faster_on_cpu(cells: list, inputs: torch.Tensor) -> KernelChoice | None:
 
 
 def scan_loops_detail(cells: list, inputs: torch.Tensor) -> str:
-    """Which loops the scan kernel runs for these cells and inputs: compiled C++, or PyTorch and why."""
+    """Which loops the scan kernel runs for these cells and inputs (fused, compiled C++ or PyTorch), and why."""
     zoneout = max(cell.zoneout for cell in cells)
-    _, reason = compiled_loops_for(inputs, zoneout)
-    return "compiled C++ loops" if reason is None else f"PyTorch loops ({reason})"
+    return choose_loops(inputs, zoneout, any(cell.training for cell in cells)).detail
 
 
 def run_kernel(kernel: str, layer: nn.Module, inputs: torch.Tensor, state, lengths: torch.Tensor | None):

@@ -1,15 +1,17 @@
 """The scan kernel: any rnnkit cell's recurrence as one autograd function with a hand-written backward.
 
 Pure PyTorch, on any device and dtype, with its loops compiled from C++ on CPU where it
-can (``kernels/compiled``). It is the fast path of every cell that PyTorch has no fused
-kernel for (JANET, IndRNN, the reset-before GRU), of the regularised and layer-normalised
+can (``kernels/compiled``) and its steps fused by ``torch.compile`` on GPU (``kernels/fused.py``).
+It is the fast path of every cell that PyTorch has no fused kernel for (JANET, IndRNN, the reset-before GRU), of the regularised and layer-normalised
 cells (recurrent dropout, DropConnect, zoneout, layer norm), and on CPU of the RNN and
 GRU, which it runs faster than torch.nn. ``scan_unsupported_reason`` says when a cell
 cannot run on it; ``run_scan_layer`` runs one layer, one or both directions, with the
-same arguments and results as ``run_native_layer``.
+same arguments and results as ``run_native_layer``; ``choose_loops`` says which loops run a call.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,12 +19,13 @@ import torch.nn.functional as F
 from rnnkit.cells import GRUCell, IndRNNCell, JANETCell, LSTMCell, RecurrentCell, RNNCell, State
 from rnnkit.cells.normalization import gate_layer_norm
 from rnnkit.kernels.compiled import compiled_loops_for
+from rnnkit.kernels.fused import CHUNK, fused_runner_for
 from rnnkit.kernels.scan.compiled_loop import CompiledScanFunction
 from rnnkit.kernels.scan.elman import ElmanStep
 from rnnkit.kernels.scan.gru import GRUResetBeforeStep, GRUStep, LayerNormGRUResetBeforeStep, LayerNormGRUStep
 from rnnkit.kernels.scan.indrnn import IndRNNStep
 from rnnkit.kernels.scan.janet import JANETStep
-from rnnkit.kernels.scan.loop import LoopOptions, ScanFunction
+from rnnkit.kernels.scan.loop import PYTHON_STEPS, LoopOptions, ScanFunction
 from rnnkit.kernels.scan.lstm import LayerNormLSTMStep, LSTMStep
 from rnnkit.kernels.scan.step import ScanStep
 from rnnkit.layers.sequence import reverse_padded
@@ -52,6 +55,28 @@ def scan_unsupported_reason(cell: RecurrentCell) -> str | None:
             "JANETCell, and LSTMCell/GRUCell with tanh/sigmoid)"
         )
     return None
+
+
+@dataclass(frozen=True)
+class Loops:
+    """The loops that run a scan call, fastest first: "fused" (steps compiled by torch.compile,
+    ``implementation`` a StepRunner), "compiled" (the C++ loops, ``implementation`` their ops) or
+    "python" (``PYTHON_STEPS``); ``detail`` says which, and why not a faster one."""
+
+    kind: str
+    implementation: object
+    detail: str
+
+
+def choose_loops(inputs: torch.Tensor, zoneout: float, training: bool) -> Loops:
+    """The loops for a call on ``inputs`` (the input terms, or any tensor of their device and dtype)."""
+    runner, no_fused = fused_runner_for(inputs, zoneout, training)
+    if runner is not None:
+        return Loops("fused", runner, f"torch.compile fused loops, {CHUNK} steps a call")
+    loops, no_compiled = compiled_loops_for(inputs, zoneout)
+    if loops is not None:
+        return Loops("compiled", loops, "compiled C++ loops")
+    return Loops("python", PYTHON_STEPS, f"PyTorch loops ({no_compiled}; {no_fused})")
 
 
 def run_scan_layer(
@@ -92,12 +117,10 @@ def _run_direction(cell: RecurrentCell, inputs, state: State | None, lengths, re
     options = LoopOptions(
         steps=steps, zoneout=cell.zoneout, training=cell.training, alive=alive, backward_follows=backward_follows
     )
-    loops, _ = compiled_loops_for(terms, cell.zoneout)
+    loops = choose_loops(terms, cell.zoneout, cell.training)
+    function = CompiledScanFunction if loops.kind == "compiled" else ScanFunction
     with torch.autocast(inputs.device.type, enabled=False):
-        if loops is not None:
-            output, *final = CompiledScanFunction.apply(loops, step, options, terms, weight, mask, *state, *inner)
-        else:
-            output, *final = ScanFunction.apply(step, options, terms, weight, mask, *state, *inner)
+        output, *final = function.apply(loops.implementation, step, options, terms, weight, mask, *state, *inner)
     if steps < max_time:
         output = torch.cat([output, output.new_zeros((max_time - steps,) + output.shape[1:])])
     if reverse:
@@ -126,4 +149,4 @@ def _sum(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
     return a if b is None else a + b
 
 
-__all__ = ["run_scan_layer", "scan_unsupported_reason", "step_class"]
+__all__ = ["Loops", "choose_loops", "run_scan_layer", "scan_unsupported_reason", "step_class"]

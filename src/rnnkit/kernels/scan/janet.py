@@ -31,8 +31,7 @@ class JANETStep(ScanStep):
     def backward(self, saved, previous, d_state, weight, inner):
         f, q, candidate = saved
         (dc,) = d_state
-        d_pre = torch.empty(dc.shape[0], 2 * dc.shape[1], dtype=dc.dtype, device=dc.device)
-        d_s, d_a = d_pre.chunk(2, dim=1)
-        torch.mul(dc, previous[0] * f * (1.0 - f) - candidate * q * (1.0 - q), out=d_s)
-        torch.mul(dc * (1.0 - q), 1.0 - candidate * candidate, out=d_a)
+        d_s = dc * (previous[0] * f * (1.0 - f) - candidate * q * (1.0 - q))
+        d_a = dc * (1.0 - q) * (1.0 - candidate * candidate)
+        d_pre = torch.cat([d_s, d_a], dim=1)
         return d_pre, (dc * f,), d_pre @ weight, d_pre

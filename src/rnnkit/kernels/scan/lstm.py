@@ -34,13 +34,11 @@ def _activate(gates: torch.Tensor, H: int) -> torch.Tensor:
 def _gate_gradients(gates: torch.Tensor, previous_c: torch.Tensor, dc: torch.Tensor, dh_tanh: torch.Tensor) -> torch.Tensor:
     """d[i f g o] (pre-activation) from the total dc and from dh ⊙ tanh(·) that reaches o."""
     i, f, g, o = gates.chunk(4, dim=1)
-    d_gates = torch.empty_like(gates)
-    d_i, d_f, d_g, d_o = d_gates.chunk(4, dim=1)
-    torch.mul(dh_tanh, o * (1.0 - o), out=d_o)
-    torch.mul(dc * g, i * (1.0 - i), out=d_i)
-    torch.mul(dc * previous_c, f * (1.0 - f), out=d_f)
-    torch.mul(dc * i, 1.0 - g * g, out=d_g)
-    return d_gates
+    d_i = dc * g * i * (1.0 - i)
+    d_f = dc * previous_c * f * (1.0 - f)
+    d_g = dc * i * (1.0 - g * g)
+    d_o = dh_tanh * o * (1.0 - o)
+    return torch.cat([d_i, d_f, d_g, d_o], dim=1)
 
 
 class LSTMStep(ScanStep):
