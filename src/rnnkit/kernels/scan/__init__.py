@@ -1,12 +1,13 @@
 """The scan kernel: any rnnkit cell's recurrence as one autograd function with a hand-written backward.
 
 Pure PyTorch, on any device and dtype, with its loops compiled from C++ on CPU where it
-can (``kernels/compiled``) and its steps fused by ``torch.compile`` on GPU (``kernels/fused.py``).
-It is the fast path of every cell that PyTorch has no fused kernel for (JANET, IndRNN, the reset-before GRU), of the regularised and layer-normalised
-cells (recurrent dropout, DropConnect, zoneout, layer norm), and on CPU of the RNN and
-GRU, which it runs faster than torch.nn. ``scan_unsupported_reason`` says when a cell
-cannot run on it; ``run_scan_layer`` runs one layer, one or both directions, with the
-same arguments and results as ``run_native_layer``; ``choose_loops`` says which loops run a call.
+can (``kernels/compiled``) and its steps fused by ``torch.compile`` on GPU
+(``kernels/fused.py``). It is the fast path of every cell that PyTorch has no fused kernel
+for (JANET, IndRNN, the reset-before GRU), of the regularised and layer-normalised cells
+(recurrent dropout, DropConnect, zoneout, layer norm), and on CPU of the RNN and GRU,
+which it runs faster than torch.nn. ``scan_unsupported_reason`` says when a cell cannot
+run on it; ``run_scan_layer`` runs one layer, one or both directions, with the same
+arguments and results as ``run_native_layer``; ``choose_loops`` says which loops run a call.
 """
 
 from __future__ import annotations
