@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from cli_helpers import assert_one_line_error, rnnkit_here
 from rnnkit.bench.measure import Shape, layer_flops
 from rnnkit.cli import main
 
@@ -53,10 +54,8 @@ def test_flops_count_the_recurrent_product_except_for_indrnn():
         (["--json", "/no/such/folder/out.json"], "--json: the folder"),
     ],
 )
-def test_bench_bad_input_is_one_line(arguments, message, capsys):
-    assert main(["bench", *arguments]) == 2
-    error = capsys.readouterr().err.strip()
-    assert error.startswith("rnnkit bench: error: ") and message in error and "\n" not in error
+def test_bench_bad_input_is_one_line(arguments, message):
+    assert_one_line_error(rnnkit_here("bench", *arguments), "rnnkit bench: error: ", message)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "janet"])

@@ -26,7 +26,7 @@ from rnnkit.kernels.scan.elman import ElmanStep
 from rnnkit.kernels.scan.gru import GRUResetBeforeStep, GRUStep, LayerNormGRUResetBeforeStep, LayerNormGRUStep
 from rnnkit.kernels.scan.indrnn import IndRNNStep
 from rnnkit.kernels.scan.janet import JANETStep
-from rnnkit.kernels.scan.loop import PYTHON_STEPS, LoopOptions, ScanFunction
+from rnnkit.kernels.scan.loop import PYTHON_STEPS, LoopOptions, ScanFunction, add_optional
 from rnnkit.kernels.scan.lstm import LayerNormLSTMStep, LSTMStep
 from rnnkit.kernels.scan.step import ScanStep
 from rnnkit.layers.sequence import reverse_padded
@@ -137,17 +137,11 @@ def _input_terms(cell: RecurrentCell, inputs: torch.Tensor, outer_bias: torch.Te
     """
     steps, batch_size = inputs.shape[:2]
     rows = inputs.reshape(steps * batch_size, -1)
-    bias = _sum(cell.bias_ih, outer_bias)
+    bias = add_optional(cell.bias_ih, outer_bias)
     if cell.ln_ih_weight is None:
         return F.linear(rows, cell.weight_ih, bias).reshape(steps, batch_size, -1)
     projected = gate_layer_norm(F.linear(rows, cell.weight_ih), cell.num_gates, cell.ln_ih_weight)
     return (projected if bias is None else projected + bias).reshape(steps, batch_size, -1)
-
-
-def _sum(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
-    if a is None:
-        return b
-    return a if b is None else a + b
 
 
 __all__ = ["Loops", "choose_loops", "run_scan_layer", "scan_unsupported_reason", "step_class"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from rnnkit.cells.normalization import EPSILON
-from rnnkit.kernels.scan.loop import LoopOptions, add_gradients, split_state_and_inner
+from rnnkit.kernels.scan.loop import LoopOptions, add_optional, split_state_and_inner
 from rnnkit.kernels.scan.step import ScanStep
 
 
@@ -45,7 +45,7 @@ class CompiledScanFunction(torch.autograd.Function):
         rec_inputs = histories[0][:-1] if hidden_mask is None else histories[0][:-1] * hidden_mask
         reset = saved[..., :H] if step.needs_reset_gates else None
         d_weight, d_inner = step.weight_gradients(d_recurrent, rec_inputs, inner, reset)
-        d_inner = tuple(add_gradients(a, b if b.numel() else None) for a, b in zip(d_inner, d_inner_summed))
+        d_inner = tuple(add_optional(a, b if b.numel() else None) for a, b in zip(d_inner, d_inner_summed))
         return (None, None, None, d_inputs, d_weight, None, *d_state, *d_inner)  # the dropout mask is a constant
 
 

@@ -108,16 +108,16 @@ def backward_steps(step: ScanStep, zoneout: float, saved, previous, d_outputs, d
             d_new = [d * alive[t] for d in d_new]
         if zoneout > 0.0:
             d_new, d_zoned_out = _zoneout_backward(d_new, zoneout, None if keeps is None else [k[t] for k in keeps])
-            d_keep = [add_gradients(a, b) for a, b in zip(d_keep, d_zoned_out)]
+            d_keep = [add_optional(a, b) for a, b in zip(d_keep, d_zoned_out)]
         state_t = tuple(part[t] for part in previous)
         grads = StepGradients(*step.backward(tuple(s[t] for s in saved), state_t, d_new, weight, inner))
         d_rec_in = grads.rec_in if hidden_mask is None else grads.rec_in * hidden_mask
         d_previous = list(grads.previous)
-        d_previous[0] = add_gradients(d_previous[0], d_rec_in)
-        d_carry = [add_gradients(a, b) for a, b in zip(d_keep, d_previous)]
+        d_previous[0] = add_optional(d_previous[0], d_rec_in)
+        d_carry = [add_optional(a, b) for a, b in zip(d_keep, d_previous)]
         d_inputs[t], d_recurrent[t] = grads.input, grads.recurrent
         if grads.inner:
-            d_inner = [add_gradients(a, b) for a, b in zip(d_inner, grads.inner)]
+            d_inner = [add_optional(a, b) for a, b in zip(d_inner, grads.inner)]
     return torch.stack(d_inputs), torch.stack(d_recurrent), tuple(d_carry), tuple(d_inner)
 
 
@@ -167,21 +167,21 @@ class ScanFunction(torch.autograd.Function):
             )
             d_inputs.insert(0, d_input)
             d_recurrent.insert(0, d_rec)
-            d_inner_steps = tuple(add_gradients(a, b) for a, b in zip(d_inner_steps, d_inner))
+            d_inner_steps = tuple(add_optional(a, b) for a, b in zip(d_inner_steps, d_inner))
 
         steps = options.steps
         previous_h = histories[0][:steps]
         rec_inputs = previous_h if hidden_mask is None else previous_h * hidden_mask
         reset = ctx.saved_steps[0][:steps] if step.needs_reset_gates else None
         d_weight, d_inner = step.weight_gradients(torch.cat(d_recurrent)[:steps], rec_inputs, inner, reset)
-        d_inner = [add_gradients(a, b) for a, b in zip(d_inner, d_inner_steps)]
+        d_inner = [add_optional(a, b) for a, b in zip(d_inner, d_inner_steps)]
         d_state = [torch.zeros_like(history[0]) if d is None else d for d, history in zip(d_carry, histories)]
         # the runner, step and options are not tensors; the dropout mask is a constant
         return (None, None, None, torch.cat(d_inputs)[:steps], d_weight, None, *d_state, *d_inner)
 
 
-def add_gradients(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
-    """Sum of two gradients where None means zero."""
+def add_optional(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    """a + b where None means zero (a gradient that is structurally zero, a bias that is absent)."""
     if a is None:
         return b
     return a if b is None else a + b
