@@ -1,6 +1,6 @@
-"""The scan kernel's loops side by side: fused by torch.compile, compiled C++, PyTorch, and the reference.
+"""The loop kernel's loops side by side: fused by torch.compile, compiled C++, PyTorch, and the reference.
 
-The fused loops are the GPU path of the cells cuDNN lacks (``rnnkit/kernels/fused.py``). On a
+The fused loops are the GPU path of the cells cuDNN lacks (``rnnkit/kernels/loop/fused.py``). On a
 CPU Inductor writes C++ for them, which this times too, against the hand-written C++ loops
 that run there by default. Forward + backward of one layer, round-robin in one run like
 ``rnnkit bench``; the first call of the fused loops (Dynamo's trace and Inductor's compile,
@@ -19,13 +19,14 @@ import torch
 
 import rnnkit
 from rnnkit.bench.measure import Shape, kernel_switches, round_robin
-from rnnkit.kernels import compiled, fused, run_kernel
+from rnnkit.kernels import KERNELS, compiled
+from rnnkit.kernels.loop import fused
 
 CELLS = {"janet": ("janet", {}), "indrnn": ("indrnn", {}), "gru-reset-before": ("gru", {"reset_after": False})}
 LOOPS = {  # contender: (RNNKIT_FUSED, RNNKIT_COMPILED, kernel)
-    "fused": ("1", "0", "scan"),
-    "C++": ("0", "1", "scan"),
-    "PyTorch": ("0", "0", "scan"),
+    "fused": ("1", "0", "loop"),
+    "C++": ("0", "1", "loop"),
+    "PyTorch": ("0", "0", "loop"),
     "reference": ("0", "0", "reference"),
 }
 
@@ -53,7 +54,7 @@ def main() -> None:
             def training_step(switches, layer=model.layers[0], x=x) -> None:
                 fused_switch, compiled_switch, kernel = switches
                 with kernel_switches({fused.SWITCH: fused_switch, compiled.SWITCH: compiled_switch}):
-                    output, _ = run_kernel(kernel, layer, x, None, None)
+                    output, _ = KERNELS[kernel].run(layer, x, None, None)
                     output.sum().backward()
                 if device.type == "cuda":
                     torch.cuda.synchronize()

@@ -1,4 +1,4 @@
-"""Layer-normalised LSTM and GRU: the scan kernel, on its compiled and its PyTorch loops, against the reference loop.
+"""Layer-normalised LSTM and GRU: the loop kernel, on its compiled and its PyTorch loops, against the reference loop.
 
 ``rnnkit bench`` times the plain cells; this times ``layer_norm=True`` (both GRU variants),
 forward + backward, round-robin in one run like ``rnnkit bench``:
@@ -15,7 +15,7 @@ import torch
 
 import rnnkit
 from rnnkit.bench.measure import Shape, kernel_switches, round_robin
-from rnnkit.kernels import run_kernel
+from rnnkit.kernels import KERNELS
 from rnnkit.kernels.compiled import SWITCH, load_compiled_loops
 
 VARIANTS = {"lstm": {}, "gru": {}, "gru-reset-before": {"reset_after": False}}
@@ -37,12 +37,12 @@ def main() -> None:
 
             def training_step(kernel: str, compiled: bool = True, layer=model.layers[0], x=x) -> None:
                 with kernel_switches({SWITCH: "1" if compiled else "0"}):
-                    output, _ = run_kernel(kernel, layer, x, None, None)
+                    output, _ = KERNELS[kernel].run(layer, x, None, None)
                     output.sum().backward()
 
             contenders = {
-                "compiled": lambda: training_step("scan"),
-                "python": lambda: training_step("scan", compiled=False),
+                "compiled": lambda: training_step("loop"),
+                "python": lambda: training_step("loop", compiled=False),
                 "reference": lambda: training_step("reference"),
             }
             seconds = round_robin(contenders, args.repeats)

@@ -30,7 +30,7 @@ def test_bench_writes_one_record_per_cell_shape_and_mode(tmp_path, capsys):
             assert record["ratio_to_native"] == pytest.approx(seconds["rnnkit"] / seconds["native"])
         else:
             assert seconds["native"] is None and record["ratio_to_native"] is None
-            assert record["kernel"].startswith("scan")
+            assert record["kernel"].startswith("loop")
         if record["mode"] == "forward_backward":
             assert record["saved_for_backward_bytes"]["rnnkit"] > 0
     assert data["machine"]["torch_threads"] >= 1

@@ -62,7 +62,7 @@ def test_fast_path_equals_reference_path(cell, options, topology, with_lengths):
     "cell,options,reason",
     [
         ("lstm", dict(layer_norm=True, proj_size=2), "layer_norm=True has no torch.nn kernel; .*projection"),
-        ("gru", dict(activation="relu"), "GRUCell with these options has no torch.nn kernel .*no scan step"),
+        ("gru", dict(activation="relu"), "GRUCell with these options has no torch.nn kernel .*no loop step"),
         ("lstm", dict(proj_size=2, zoneout=0.1), "zoneout=0.1 has no torch.nn kernel; .*projection"),
     ],
 )
@@ -72,20 +72,21 @@ def test_required_fast_path_raises_and_says_why(cell, options, reason):
 
 
 def test_auto_falls_back_with_a_debug_message(caplog):
+    x = torch.randn(T, B, I)
+    layer = rnnkit.Recurrent("lstm", I, H, activation="relu")
     with caplog.at_level(logging.DEBUG, logger="rnnkit"):
-        layer = rnnkit.Recurrent("lstm", I, H, activation="relu")
-    assert layer._kernel_at[0].kernel == "reference"
-    assert "layer 0 runs on the reference path: LSTMCell with these options" in caplog.text
-    assert rnnkit.Recurrent("lstm", I, H)._kernel_at[0].kernel == "native"
-    assert rnnkit.Recurrent("janet", I, H)._kernel_at[0].kernel == "scan"
-    assert rnnkit.Recurrent("lstm", I, H, fast_path="off")._kernel_at[0].kernel == "reference"
+        assert layer.kernel_plan(x)[0].kernel == "reference"
+    assert "layer 0 runs on the reference kernel: LSTMCell with these options" in caplog.text
+    assert rnnkit.Recurrent("lstm", I, H).kernel_plan(x)[0].kernel == "native"
+    assert rnnkit.Recurrent("janet", I, H).kernel_plan(x)[0].kernel == "loop"
+    assert rnnkit.Recurrent("lstm", I, H, fast_path="off").kernel_plan(x)[0].kernel == "reference"
 
 
 def test_a_custom_subclass_never_takes_the_fast_path():
     class Mine(rnnkit.LSTMCell):
         pass
 
-    assert rnnkit.Recurrent(Mine, I, H)._kernel_at[0].kernel == "reference"
+    assert rnnkit.Recurrent(Mine, I, H).kernel_plan(torch.randn(T, B, I))[0].kernel == "reference"
 
 
 def test_unknown_fast_path_policy():
@@ -93,20 +94,20 @@ def test_unknown_fast_path_policy():
         rnnkit.Recurrent("lstm", I, H, fast_path="fast")
 
 
-def test_bf16_without_bf16_instructions_runs_on_the_scan_kernel(monkeypatch, caplog):
+def test_bf16_without_bf16_instructions_runs_on_the_loop_kernel(monkeypatch, caplog):
     # oneDNN's fused kernels have no bf16 implementation on such CPUs (AVX2-only machines).
     monkeypatch.setattr("rnnkit.kernels.native.cpu_computes_bf16", lambda: False)
-    layer = rnnkit.Recurrent("lstm", 4, 8, fast_path="required")  # the scan kernel is a fast kernel
+    layer = rnnkit.Recurrent("lstm", 4, 8, fast_path="required")  # the loop kernel is a fast kernel
     x = torch.randn(5, 3, 4)
     with caplog.at_level(logging.DEBUG, logger="rnnkit"), torch.autocast("cpu", dtype=torch.bfloat16):
         output, _ = layer(x)
         output.float().sum().backward()
-    assert "layer 0 runs on the scan kernel for this input: bf16 on a CPU without" in caplog.text
+    assert "layer 0 runs on the loop kernel: bf16 on a CPU without" in caplog.text
     reference = rnnkit.Recurrent("lstm", 4, 8, fast_path="off")
     reference.load_state_dict(layer.state_dict())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         expected, _ = reference(x)
-    # The scan runs its loop in bf16 (as the fused kernels do); the reference promotes its fp32 zero state.
+    # The loop kernel runs its loop in bf16 (as the fused kernels do); the reference promotes its fp32 zero state.
     torch.testing.assert_close(output.float(), expected.float(), atol=2e-2, rtol=2e-2)
 
 

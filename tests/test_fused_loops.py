@@ -1,4 +1,4 @@
-"""The scan kernel's fused loops (steps compiled by torch.compile, the GPU path of the cells cuDNN lacks),
+"""The loop kernel's fused loops (steps compiled by torch.compile, the GPU path of the cells cuDNN lacks),
 checked on CPU: against the readable reference, and for how they choose, fall back and say so."""
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.kernels import KernelChoice
 from rnnkit.kernels import compiled as compiled_module
-from rnnkit.kernels import fused
-from rnnkit.kernels.scan import choose_loops
+from rnnkit.kernels.loop import fused
+from rnnkit.kernels.loop import choose_loops
 
 # Importing Dynamo touches torch.jit's deprecated script_method: torch's warning, not rnnkit's.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
@@ -34,7 +33,7 @@ def fused_on(monkeypatch):
 
 def _run(model, kernel, x, lengths, seed=1):
     """Outputs, final state and the gradients of a loss that weighs every output differently."""
-    model._kernel_at = [KernelChoice(kernel, "forced by the test")] * model.num_layers
+    model.kernel = kernel
     torch.manual_seed(seed)  # the same dropout masks for both kernels
     y, final = model(x, lengths=lengths)
     weights = torch.linspace(-1, 1, y.numel(), dtype=y.dtype).reshape(y.shape)
@@ -44,7 +43,7 @@ def _run(model, kernel, x, lengths, seed=1):
 
 # (cell, options, bidirectional, training, lengths); 11 steps: a chunk of 8 and one padded with 5 dead steps.
 # Few cases, because Dynamo takes seconds to trace each: the loop itself is checked on every cell in
-# test_scan_kernel.py, and these check what compiling it adds (chunks, padding, masks, inner tensors).
+# test_loop_kernel.py, and these check what compiling it adds (chunks, padding, masks, inner tensors).
 CASES = {
     "janet": ("janet", {}, True, True, [11, 4, 9]),
     "indrnn-both-noises": ("indrnn", {"recurrent_dropout": 0.2, "weight_dropout": 0.2}, False, True, [11, 4, 9]),
@@ -61,7 +60,7 @@ def test_fused_loops_equal_reference_float64(case, fused_on):
     x = torch.randn(11, 3, 4, dtype=torch.float64, requires_grad=True)
     assert choose_loops(x, model.cells[0].zoneout, training).kind == "fused"
     lengths = None if lengths is None else torch.tensor(lengths)
-    ours, reference = _run(model, "scan", x, lengths), _run(model, "reference", x, lengths)
+    ours, reference = _run(model, "loop", x, lengths), _run(model, "reference", x, lengths)
     for a, b in zip(ours, reference):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
     assert not fused._failure
@@ -78,7 +77,7 @@ def test_fused_loops_compile_with_inductor(monkeypatch):
     model = rnnkit.Recurrent("indrnn", 4, 6)
     x = torch.randn(11, 3, 4, requires_grad=True)
     lengths = torch.tensor([11, 5, 8])
-    ours, reference = _run(model, "scan", x, lengths), _run(model, "reference", x, lengths)
+    ours, reference = _run(model, "loop", x, lengths), _run(model, "reference", x, lengths)
     assert not fused._failure, fused._failure
     for a, b in zip(ours, reference):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
@@ -93,8 +92,8 @@ def test_a_failed_compile_warns_once_and_runs_the_pytorch_loops(fused_on, monkey
     model = rnnkit.Recurrent("janet", 3, 4)
     x = torch.randn(10, 2, 3, requires_grad=True)
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler found") as caught:
-        ours = _run(model, "scan", x, None)
-        _run(model, "scan", x, None)
+        ours = _run(model, "loop", x, None)
+        _run(model, "loop", x, None)
     assert len([w for w in caught if "fused loops" in str(w.message)]) == 1
     for a, b in zip(ours, _run(model, "reference", x, None)):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)

@@ -62,6 +62,6 @@ def test_every_registered_optimizer_builds_and_steps(name):
 
 def test_unknown_names_are_rejected():
     with pytest.raises(UserError, match="--optimizer: expected one of sgd, adam, adamw, rmsprop, got 'x'"):
-        build_optimizer([], TrainConfig(optimizer="x"))
+        TrainConfig(optimizer="x").validate()
     with pytest.raises(UserError, match="--schedule: expected one of"):
-        LearningRateSchedule(TrainConfig(schedule="x"))
+        TrainConfig(schedule="x").validate()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.layers.sequence import reverse_padded
+from rnnkit.sequences import reverse_padded
 
 T, B, I, H = 5, 3, 4, 3
 LENGTHS = [3, 5, 1]

@@ -12,6 +12,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnkit
+from rnnkit.kernels import plan_layers
 
 T, B, I, H = 6, 4, 5, 7
 LENGTHS = [4, 6, 1, 5]  # unsorted on purpose: no enforce_sorted trap
@@ -77,7 +78,7 @@ def test_matches_torch_nn(mode, num_layers, bidirectional, batch_first, with_len
     reference, ours = make_pair(
         mode, fast_path, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first
     )
-    assert all(choice.kernel == "native" for choice in ours._kernel_at) == (fast_path == "auto")
+    assert all(choice.kernel == "native" for choice in plan_layers(ours.layers, None, ours.fast_path)) == (fast_path == "auto")
     x = torch.randn((B, T, I) if batch_first else (T, B, I), requires_grad=True)
     hx = initial_state(reference, batch_first)
     lengths = LENGTHS if with_lengths else None

@@ -32,7 +32,7 @@ from rnnkit.layers import (
     detach_state,
 )
 
-from rnnkit.kernels.explain import explain  # after the layers: the kernels import rnnkit.layers.sequence
+from rnnkit.explain import explain
 
 __version__ = "0.1.0"
 

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 
 import rnnkit
-from rnnkit.kernels import direction_cells, scan_loops_detail
+from rnnkit.kernels import KERNELS
 
 NATIVE = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 MODES = ("forward", "forward_backward")
@@ -146,8 +146,8 @@ def measure_case(cell: str, shape: Shape, repeats: int) -> list[CaseResult]:
     x = torch.randn(shape.steps, shape.batch, shape.hidden, requires_grad=True)
     kernel = layer.kernel_plan(x)[0]
     kernel_name = kernel.kernel
-    if kernel.kernel == "scan":
-        kernel_name += f" ({scan_loops_detail(direction_cells(layer.layers[0]), x)})"
+    if kernel.kernel == "loop":
+        kernel_name += f" ({KERNELS['loop'].detail(layer.layers[0].direction_cells, x)})"
 
     results = []
     for mode in MODES:

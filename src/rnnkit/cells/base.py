@@ -45,9 +45,13 @@ class RecurrentCell(nn.Module, ABC):
 
     num_gates: ClassVar[int] = 1
     state_names: ClassVar[tuple[str, ...]] = ("h",)
-    supports_layer_norm: ClassVar[bool] = False
-    supports_projection: ClassVar[bool] = False
     gate_names: ClassVar[tuple[str, ...]] = ()  # the gates step() reports to a gate observer
+    # What the cell supports, declared once here for configuration, layers and kernels to ask:
+    supports_layer_norm: ClassVar[bool] = False  # layer_norm=True
+    supports_projection: ClassVar[bool] = False  # proj_size (the LSTM's h_t = W_hr (o ⊙ φ(c_t)))
+    supports_t_max: ClassVar[bool] = False  # t_max, the longest span to remember (chrono init, |u| bound)
+    activations: ClassVar[tuple[str, ...]] = ()  # what activation= accepts, its default first; () if none
+    has_recurrent_weight: ClassVar[bool] = True  # a W_hh, on which recurrent_dropout and weight_dropout act
 
     def __init__(
         self,
@@ -65,6 +69,9 @@ class RecurrentCell(nn.Module, ABC):
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         if layer_norm and not self.supports_layer_norm:
             raise ValueError(f"layer_norm: not supported by {type(self).__name__}; use lstm, gru or indrnn")
+        for name, value in (("recurrent_dropout", recurrent_dropout), ("weight_dropout", weight_dropout)):
+            if value and not self.has_recurrent_weight:
+                raise ValueError(f"{name}: {type(self).__name__} has no recurrent weight W_hh for it to act on")
         self.bias = bool(bias)
         self.layer_norm = bool(layer_norm)
         self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)

@@ -26,6 +26,7 @@ class RNNCell(RecurrentCell):
 
     num_gates = 1
     state_names = ("h",)
+    activations = ("tanh", "relu")
 
     def __init__(
         self,
@@ -39,7 +40,7 @@ class RNNCell(RecurrentCell):
     ) -> None:
         super().__init__(input_size, hidden_size, **options)
         self.activation = activation
-        self.phi = get_activation(activation, "activation", allowed=("tanh", "relu"))
+        self.phi = get_activation(activation, "activation", allowed=self.activations)
         self._create_parameters((hidden_size, hidden_size), dict(device=device, dtype=dtype))
         self.reset_parameters()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.cells.activations import get_activation
+from rnnkit.cells.activations import ACTIVATIONS, get_activation
 from rnnkit.cells.base import RecurrentCell, State
 from rnnkit.cells.noise import RecurrentNoise
 
@@ -39,6 +39,7 @@ class GRUCell(RecurrentCell):
     state_names = ("h",)
     gate_names = ("reset", "update")
     supports_layer_norm = True
+    activations = tuple(ACTIVATIONS)  # Keras' activation/recurrent_activation; torch.nn has tanh/sigmoid only
 
     def __init__(
         self,

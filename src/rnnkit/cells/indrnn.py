@@ -40,6 +40,8 @@ class IndRNNCell(RecurrentCell):
     num_gates = 1
     state_names = ("h",)
     supports_layer_norm = True
+    supports_t_max = True
+    activations = ("relu", "tanh")
 
     def __init__(
         self,
@@ -54,7 +56,7 @@ class IndRNNCell(RecurrentCell):
     ) -> None:
         super().__init__(input_size, hidden_size, **options)
         self.activation = activation
-        self.phi = get_activation(activation, "activation", allowed=("relu", "tanh"))
+        self.phi = get_activation(activation, "activation", allowed=self.activations)
         self.t_max = t_max
         self.recurrent_max = indrnn_recurrent_max(t_max)
         # The recurrence is never normalised (see above): only the input gain exists.

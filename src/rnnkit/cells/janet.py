@@ -36,6 +36,7 @@ class JANETCell(RecurrentCell):
 
     num_gates = 2
     state_names = ("h",)
+    supports_t_max = True
     gate_names = ("forget",)
 
     def __init__(

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from rnnkit._checks import check_positive_int
-from rnnkit.cells.activations import get_activation
+from rnnkit.cells.activations import ACTIVATIONS, get_activation
 from rnnkit.cells.base import RecurrentCell, State
 from rnnkit.cells.noise import RecurrentNoise
 from rnnkit.cells.normalization import gate_layer_norm
@@ -46,6 +46,7 @@ class LSTMCell(RecurrentCell):
     state_names = ("h", "c")
     supports_layer_norm = True
     supports_projection = True
+    activations = tuple(ACTIVATIONS)  # Keras' activation/recurrent_activation; torch.nn has tanh/sigmoid only
     gate_names = ("input", "forget", "output")
 
     def __init__(

@@ -3,9 +3,9 @@
 rnnkit's cells keep torch.nn's weight names and gate order, so a layer whose cells
 compute exactly what ``torch.nn.RNN/LSTM/GRU`` compute can hand its weights to the same
 kernels torch.nn uses (``torch.rnn_tanh``, ``torch.rnn_relu``, ``torch.lstm``,
-``torch.gru``). This file decides when that is exact (``native_unsupported_reason``) and
-runs one layer, one or both directions, through them (``run_native_layer``). Anything
-it cannot run exactly stays on the readable reference path.
+``torch.gru``). ``NativeKernel`` says when that is exact and runs one layer, one or
+both directions, through them; ``run_native_stack`` runs several layers chained as
+torch.nn chains them in one call.
 """
 
 from __future__ import annotations
@@ -16,20 +16,22 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, State
+from rnnkit.kernels.kernel import DirectionResults, Kernel, exact_class, first_reason
 
 
 def _kernel_for(cell: RecurrentCell):
     """The torch op computing ``cell`` exactly, or None. Exact classes only: a subclass may change step()."""
-    if type(cell) is RNNCell:
+    kind = exact_class(cell)
+    if kind is RNNCell:
         return torch.rnn_tanh if cell.activation == "tanh" else torch.rnn_relu
-    if type(cell) is LSTMCell and cell.activation == "tanh" and cell.recurrent_activation == "sigmoid":
+    if kind is LSTMCell and cell.activation == "tanh" and cell.recurrent_activation == "sigmoid":
         return torch.lstm
-    if type(cell) is GRUCell and cell.reset_after and cell.activation == "tanh" and cell.recurrent_activation == "sigmoid":
+    if kind is GRUCell and cell.reset_after and cell.activation == "tanh" and cell.recurrent_activation == "sigmoid":
         return torch.gru
     return None
 
 
-def native_unsupported_reason(cell: RecurrentCell) -> str | None:
+def _cell_reason(cell: RecurrentCell) -> str | None:
     """Why ``cell`` cannot run on PyTorch's fused kernel, or None if it can."""
     if _kernel_for(cell) is None:
         return (
@@ -51,20 +53,35 @@ def cpu_computes_bf16() -> bool:
     return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
-def native_input_unsupported_reason(inputs: torch.Tensor) -> str | None:
-    """Why this call cannot run on the fused kernel although its cells can, or None.
+class NativeKernel(Kernel):
+    """PyTorch's fused RNN/LSTM/GRU kernels: torch.nn's own speed for the cells torch.nn has."""
 
-    oneDNN's fused CPU kernels have no bf16 implementation without bf16 instructions: on
-    such a CPU ("could not create a primitive descriptor"), bf16 runs on the reference loop.
-    """
-    if inputs.device.type != "cpu":
+    name = "native"
+
+    def why_not(self, cells):
+        return first_reason(_cell_reason, cells)
+
+    def why_not_for(self, cells, inputs):
+        """oneDNN's fused CPU kernels have no bf16 implementation without bf16 instructions ("could not
+        create a primitive descriptor"), and torch.compile cannot trace torch's fused RNN ops: their
+        oneDNN op (aten.mkldnn_rnn_layer) fails on fake tensors. torch.nn's own layers are not traced
+        either: Dynamo leaves them out of the graph (``torch._dynamo.config.allow_rnn``)."""
+        if torch.compiler.is_compiling():
+            return "torch.compile cannot trace PyTorch's fused RNN kernels"
+        if inputs.device.type != "cpu":
+            return None
+        bf16 = inputs.dtype == torch.bfloat16 or (
+            torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        )
+        if bf16 and not cpu_computes_bf16():
+            return "bf16 on a CPU without AVX512-BF16 or AMX has no fused kernel"
         return None
-    bf16 = inputs.dtype == torch.bfloat16 or (
-        torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-    )
-    if bf16 and not cpu_computes_bf16():
-        return "bf16 on a CPU without AVX512-BF16 or AMX has no fused kernel"
-    return None
+
+    def run_directions(self, cells, inputs, states, lengths) -> DirectionResults:
+        forward_output, backward_output, final_states = run_native_stack(
+            [cells], inputs, None if states is None else [states], lengths
+        )
+        return forward_output, backward_output, final_states[0]
 
 
 def _flat_weights(cell: RecurrentCell) -> list[torch.Tensor]:
@@ -75,18 +92,6 @@ def _flat_weights(cell: RecurrentCell) -> list[torch.Tensor]:
     if getattr(cell, "weight_hr", None) is not None:
         weights.append(cell.weight_hr)
     return weights
-
-
-def run_native_layer(
-    cells: list[RecurrentCell], inputs: torch.Tensor, states: list[State] | None, lengths: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor, list[State]]:
-    """One layer (one cell per direction) on torch's kernel.
-
-    inputs (T, B, I) -> forward output (T, B, P), backward output (T, B, P) or None,
-    and one final state per direction. Outputs past each length are zero.
-    """
-    forward_output, backward_output, final_states = run_native_stack([cells], inputs, None if states is None else [states], lengths)
-    return forward_output, backward_output, final_states[0]
 
 
 def run_native_stack(
@@ -130,3 +135,20 @@ def run_native_stack(
         for layer in range(num_layers)
     ]
     return forward_output, backward_output, final_states
+
+
+def run_native_stack_of(layers: list, inputs: torch.Tensor, layer_states: list, lengths: torch.Tensor | None):
+    """Layers that each run on the native kernel, chained as torch.nn chains them (each on the one below's
+    output, directions concatenated, nothing between them), in one call of torch's kernel instead of one
+    per layer: what a layer stack costs around each call counts most in generation, one step at a time.
+
+    ``layer_states``: per layer, None or one state per direction. Returns the top layer's merged output
+    and, per layer, the final state of each direction.
+    """
+    states = None if layer_states[0] is None else layer_states
+    forward_output, backward_output, final_states = run_native_stack(
+        [layer.direction_cells for layer in layers], inputs, states, lengths
+    )
+    top = layers[-1]
+    output = forward_output if top.num_directions == 1 else top.merge(forward_output, backward_output)
+    return output, final_states

@@ -2,7 +2,7 @@
 
 from rnnkit.layers.bidirectional import MERGE_MODES, Bidirectional
 from rnnkit.layers.recurrent import Recurrent
-from rnnkit.layers.sequence import reverse_padded
+from rnnkit.sequences import reverse_padded
 from rnnkit.layers.sequence_layer import SequenceLayer
 from rnnkit.layers.state import apply_constraints, detach_state
 from rnnkit.layers.torch_compatible import GRU, LSTM, RNN, IndRNN, JANET, TorchCompatibleRecurrent

@@ -60,6 +60,15 @@ class Bidirectional(nn.Module):
         backward_output, backward_state = self.backward_layer(inputs, backward_state, lengths)
         return self.merge(forward_output, backward_output), (forward_state, backward_state)
 
+    @property
+    def direction_cells(self) -> list:
+        """The cell of each direction, forward first: what a kernel runs."""
+        return [self.forward_layer.cell, self.backward_layer.cell]
+
+    @property
+    def observed(self) -> bool:
+        return self.forward_layer.observed or self.backward_layer.observed
+
     def merge(self, forward_output: torch.Tensor, backward_output: torch.Tensor) -> torch.Tensor:
         return MERGE_MODES[self.merge_mode](forward_output, backward_output)
 

@@ -20,16 +20,15 @@ from rnnkit._checks import check_choice, check_positive_int, check_tensor, shape
 from rnnkit.cells import RecurrentCell, State, get_cell_class
 from rnnkit.kernels import (
     FAST_PATH_POLICIES,
+    KERNELS,
     KernelChoice,
-    choose_kernel,
-    direction_cells,
-    input_override,
-    run_kernel,
+    check_kernel_name,
+    plan_layers,
     run_native_stack_of,
 )
 from rnnkit.layers.bidirectional import MERGE_MODES, Bidirectional, merged_width
-from rnnkit.layers.sequence import check_lengths, step_mask
-from rnnkit.layers.sequence_layer import SequenceLayer, is_hooked
+from rnnkit.layers.sequence_layer import SequenceLayer
+from rnnkit.sequences import check_lengths, step_mask
 
 logger = logging.getLogger("rnnkit")
 
@@ -54,11 +53,16 @@ class Recurrent(nn.Module):
         batch_first: inputs and outputs are (B, T, ...) instead of (T, B, ...).
         bias, proj_size: as in torch.nn.LSTM (proj_size only for LSTM cells).
         fast_path: "auto" runs each layer on the fastest kernel that computes exactly the
-            same thing: PyTorch's fused kernel for plain RNN/LSTM/GRU layers, rnnkit's scan
+            same thing: PyTorch's fused kernel for plain RNN/LSTM/GRU layers, rnnkit's loop
             kernel for the other cells and the regularised ones, the readable reference loop
             otherwise; "required" raises ValueError, saying why, if a layer would run on the
-            reference loop; "off" always uses the reference loop. ``rnnkit.explain(layer, input)``
-            tells which kernel each layer runs on and why.
+            reference loop; "off" always uses the reference loop. The choice is made at every
+            call, from the cells as they are then. ``rnnkit.explain(layer, input)`` tells which
+            kernel each layer runs on and why.
+        kernel: "auto" (fast_path decides), or "native", "loop" or "reference" to run every
+            layer on that kernel (ValueError, saying why, where it cannot). Also settable later:
+            ``layer.kernel = "reference"``. Under ``torch.compile`` the layers run the
+            reference loop, the kernel the compiler can trace.
         **cell_options: passed to every cell (activation, layer_norm, recurrent_dropout,
             zoneout, weight_dropout, reset_after, t_max, ...; see each cell).
 
@@ -95,6 +99,7 @@ class Recurrent(nn.Module):
         bias: bool = True,
         proj_size: int = 0,
         fast_path: str = "auto",
+        kernel: str = "auto",
         device=None,
         dtype=None,
         **cell_options,
@@ -135,6 +140,7 @@ class Recurrent(nn.Module):
         self.bias = bool(bias)
         self.proj_size = proj_size
         self.fast_path = fast_path
+        self.kernel = check_kernel_name(kernel)
 
         self.layers = nn.ModuleList()
         self._residual_at: list[bool] = []
@@ -154,8 +160,7 @@ class Recurrent(nn.Module):
             width = self._layer_output_width(layer, layer_merge)
             self._residual_at.append(residual and layer_merge is not None and width == layer_input)
             output_widths.append(width)
-        self._kernel_at = [self._decide_kernel(index, layer) for index, layer in enumerate(self.layers)]
-        self._input_overrides_logged: set[str] = set()
+        self._choices_logged: set[tuple[int, str]] = set()
         self.last_kernels: list[tuple[KernelChoice, torch.Tensor] | None] = [None] * num_layers  # as the last forward ran
         if residual and not any(self._residual_at):
             raise ValueError(
@@ -164,6 +169,7 @@ class Recurrent(nn.Module):
             )
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
+        plan_layers(self.layers, None, fast_path, kernel)  # what the cells alone rule out raises now, not at the first call
 
     # ----------------------------------------------------------------- construction
     def _build_layer(self, cell_class, layer_input, hidden_size, merge_mode, bias, cell_options) -> nn.Module:
@@ -175,39 +181,19 @@ class Recurrent(nn.Module):
         return Bidirectional(SequenceLayer(make_cell()), SequenceLayer(make_cell(), reverse=True), merge_mode)
 
     def _layer_output_width(self, layer: nn.Module, merge_mode: str | None) -> int:
-        cell_width = direction_cells(layer)[0].output_size
+        cell_width = layer.direction_cells[0].output_size
         return merged_width(merge_mode, cell_width) if self.bidirectional else cell_width
 
-    def _decide_kernel(self, index: int, layer: nn.Module) -> KernelChoice:
-        if self.fast_path == "off":
-            return KernelChoice("reference", "fast_path='off'")
-        choice = choose_kernel(layer)
-        if choice.kernel == "reference":
-            if self.fast_path == "required":
-                raise ValueError(f"fast_path='required': layer {index} cannot run on a fast kernel: {choice.reason}")
-            logger.debug("layer %d runs on the reference path: %s", index, choice.reason)
-        return choice
-
     def kernel_plan(self, inputs: torch.Tensor) -> list[KernelChoice]:
-        """The kernel each layer runs on for (T, B, I) ``inputs`` (as forward decides it), and why."""
-        return [self._kernel_for(index, layer, inputs) for index, layer in enumerate(self.layers)]
-
-    def _kernel_for(self, index: int, layer: nn.Module, inputs: torch.Tensor) -> KernelChoice:
-        """Layer ``index``'s kernel for these inputs: its chosen kernel unless a hook or the input rules it out."""
-        choice = self._kernel_at[index]
-        if choice.kernel == "reference":
-            return choice
-        if is_hooked(layer) or any(cell.gate_observer is not None for cell in direction_cells(layer)):
-            return KernelChoice("reference", "rnnkit.inspect is recording this layer step by step")
-        override = input_override(choice.kernel, direction_cells(layer), inputs)  # slower (unsupported input) or faster
-        if override is None:
-            return choice
-        if override.kernel == "reference" and not override.for_speed and self.fast_path == "required":
-            raise ValueError(f"fast_path='required': layer {index} cannot run on a fast kernel here: {override.reason}")
-        if override.reason not in self._input_overrides_logged:  # once per layer stack and reason, not at every step
-            self._input_overrides_logged.add(override.reason)
-            logger.debug("layer %d runs on the %s kernel for this input: %s", index, override.kernel, override.reason)
-        return override
+        """The kernel each layer runs on for (T, B, I) ``inputs``, and why: what forward decides, at every call."""
+        plan = plan_layers(self.layers, inputs, self.fast_path, self.kernel)
+        if torch.compiler.is_compiling():
+            return plan  # Dynamo cannot trace logging calls; explain() reports the traced plan
+        for index, choice in enumerate(plan):
+            if choice.kernel != "native" and (index, choice.reason) not in self._choices_logged:  # once, not at every step
+                self._choices_logged.add((index, choice.reason))
+                logger.debug("layer %d runs on the %s kernel: %s", index, choice.kernel, choice.reason)
+        return plan
 
     @property
     def cells(self) -> list[RecurrentCell]:
@@ -239,8 +225,10 @@ class Recurrent(nn.Module):
             unbatched = False
         else:
             inputs, unbatched = self._time_major(input)
+        self._check_against_weights(inputs)
         max_time, batch_size = inputs.shape[:2]
         lengths = check_lengths(lengths, batch_size, max_time)
+        self._run_cell_pre_hooks()
         layer_states = self._split_state(state, batch_size, unbatched)
 
         output, final_states = self._run_layers(inputs, layer_states, lengths)
@@ -276,7 +264,7 @@ class Recurrent(nn.Module):
             layer_state = None if states is None else (states[0] if layer.num_directions == 1 else tuple(states))
             choice = plan[index]
             self.last_kernels[index] = (choice, x.new_empty(0))  # for rnnkit.explain: the kernel, the input's dtype and device
-            y, new_state = run_kernel(choice.kernel, layer, x, layer_state, lengths)
+            y, new_state = KERNELS[choice.kernel].run(layer, x, layer_state, lengths)
             if self._residual_at[index]:
                 y = y + skip
             outputs.append(y)
@@ -310,6 +298,34 @@ class Recurrent(nn.Module):
             raise shape_error("input", layout, input.shape, "T and B must be at least 1")
         return (input.transpose(0, 1) if self.batch_first else input), False
 
+    def _check_against_weights(self, inputs: torch.Tensor) -> None:
+        """One clear line where a kernel would fail deep inside (oneDNN: "unsupported data type")."""
+        weight = next(self.parameters())
+        if inputs.device != weight.device:
+            raise ValueError(
+                f"input: on {inputs.device}, but the weights are on {weight.device}; "
+                f"move the input with input.to({str(weight.device)!r}) or the model with model.to({str(inputs.device)!r})"
+            )
+        if inputs.dtype != weight.dtype and not torch.is_autocast_enabled(inputs.device.type):
+            raise ValueError(
+                f"input: dtype {inputs.dtype} differs from the weights' {weight.dtype}; "
+                f"convert the input with input.to({weight.dtype}) or the model with model.to({inputs.dtype})"
+            )
+
+    def _run_cell_pre_hooks(self) -> None:
+        """Run each cell's forward pre-hooks once per call, as torch.nn runs a module's once per forward.
+
+        They are how ``torch.nn.utils.prune`` (and the older ``weight_norm``/``spectral_norm``)
+        recompute a weight from its parameters; no kernel calls a cell's ``forward``, so without
+        this a pruned cell would run on the weight computed when it was pruned.
+        """
+        for cell in self.cells:
+            for key, hook in list(cell._forward_pre_hooks.items()):
+                if key in cell._forward_pre_hooks_with_kwargs:
+                    hook(cell, (), {})
+                else:
+                    hook(cell, ())
+
     def _split_state(self, state, batch_size: int, unbatched: bool) -> list[list[State] | None]:
         """(L*D, B, size) per state tensor -> per layer, per direction, a cell state tuple."""
         if state is None:
@@ -320,7 +336,7 @@ class Recurrent(nn.Module):
         if not isinstance(state, (tuple, list)) or len(state) != len(names):
             raise ValueError(f"state: expected a tuple of {len(names)} tensors {names}, got {type(state).__name__}")
         rows = self.num_layers * self.num_directions
-        sizes = direction_cells(self.layers[0])[0].state_sizes()
+        sizes = self.layers[0].direction_cells[0].state_sizes()
         parts = []
         for part, name, size in zip(state, names, sizes):
             check_tensor(f"state.{name}", part)
@@ -344,7 +360,8 @@ class Recurrent(nn.Module):
     def extra_repr(self) -> str:
         options = [f"{self.cell_class.__name__}", f"{self.input_size}, {self.hidden_size}"]
         for name, default in (("num_layers", 1), ("bidirectional", False), ("dropout", 0.0), ("residual", False),
-                              ("dense", False), ("batch_first", False), ("proj_size", 0), ("fast_path", "auto")):
+                              ("dense", False), ("batch_first", False), ("proj_size", 0), ("fast_path", "auto"),
+                              ("kernel", "auto")):
             if getattr(self, name) != default:
                 options.append(f"{name}={getattr(self, name)}")
         if self.bidirectional:

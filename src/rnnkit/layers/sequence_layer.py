@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from rnnkit.cells.base import RecurrentCell, State
-from rnnkit.layers.sequence import reverse_padded
+from rnnkit.sequences import reverse_padded, step_mask
 
 
 class SequenceLayer(nn.Module):
@@ -47,7 +47,7 @@ class SequenceLayer(nn.Module):
         noise = self.cell.sample_noise(batch_size, inputs)  # one draw for the whole sequence
         # Steps past the longest sequence change nothing: skip them.
         steps = max_time if lengths is None else int(lengths.max())
-        alive = None if lengths is None else (torch.arange(steps).unsqueeze(1) < lengths.cpu()).to(inputs.device)
+        alive = None if lengths is None else step_mask(lengths, steps, inputs.device)  # (steps, B)
         outputs = []
         # unbind, not inputs[t]: the backward of T selects would write T zero tensors of the full
         # input's size (quadratic in T); unbind's backward stacks the T gradients once.
@@ -71,11 +71,15 @@ class SequenceLayer(nn.Module):
             output = reverse_padded(output, lengths)
         return output, state
 
+    @property
+    def direction_cells(self) -> list[RecurrentCell]:
+        """The cell of each direction (one here): what a kernel runs."""
+        return [self.cell]
+
+    @property
+    def observed(self) -> bool:
+        """Whether rnnkit.inspect is recording this layer's steps (a step hook or a gate observer is set)."""
+        return self.step_hook is not None or self.cell.gate_observer is not None
+
     def extra_repr(self) -> str:
         return "reverse=True" if self.reverse else ""
-
-
-def is_hooked(layer: nn.Module) -> bool:
-    """Whether ``layer`` (a SequenceLayer or a Bidirectional pair of them) has a step hook set."""
-    directions = (layer,) if isinstance(layer, SequenceLayer) else (layer.forward_layer, layer.backward_layer)
-    return any(direction.step_hook is not None for direction in directions)

@@ -9,8 +9,6 @@ from rnnkit.errors import UserError
 from rnnkit.layers import MERGE_MODES, Recurrent
 
 MERGE_MODE_NAMES = tuple("none" if mode is None else mode for mode in MERGE_MODES)
-CELLS_WITH_ACTIVATION = ("rnn", "indrnn")
-CELLS_WITH_T_MAX = ("janet", "indrnn")
 
 
 @dataclass
@@ -38,7 +36,8 @@ class RecurrentConfig:
     weight_dropout: float = 0.0
     """DropConnect on the recurrent weights (AWD-LSTM)."""
     activation: str = "default"
-    """rnn and indrnn: tanh or relu (default: tanh for rnn, relu for indrnn)."""
+    """The cell's activation φ: tanh or relu for rnn and indrnn (default: tanh for rnn, relu for indrnn);
+    tanh, relu, sigmoid, hard_sigmoid or linear for lstm and gru (default tanh). janet takes none."""
     t_max: float = 0.0
     """janet and indrnn: the longest span to remember (chrono forget bias; |u| <= 2^(1/t_max)).
     0: the task's sequence length where it has one, else the cell's default."""
@@ -54,19 +53,17 @@ class RecurrentConfig:
         for name in ("dropout", "recurrent_dropout", "zoneout", "weight_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise UserError(f"--{name.replace('_', '-')}: expected a probability in [0, 1), got {getattr(self, name)}")
-        if self.activation != "default" and self.cell not in CELLS_WITH_ACTIVATION:
-            raise UserError(f"--activation: only {' and '.join(CELLS_WITH_ACTIVATION)} take an activation, not {self.cell}")
-        if self.activation not in ("default", "tanh", "relu"):
-            raise UserError(f"--activation: expected tanh or relu, got {self.activation!r}")
+        cell = CELLS[self.cell]  # what each cell supports is declared by its class
+        if self.activation != "default" and not cell.activations:
+            raise UserError(f"--activation: the {self.cell} cell takes no activation; {_cells_with('activations')} do")
+        if self.activation != "default" and self.activation not in cell.activations:
+            raise UserError(f"--activation: expected one of {', '.join(cell.activations)} for {self.cell}, got {self.activation!r}")
         if self.t_max < 0 or 0 < self.t_max <= 1:
             raise UserError(f"--t-max: expected 0 (default) or a span longer than 1 step, got {self.t_max}")
-        if self.layer_norm and self.cell not in ("lstm", "gru", "indrnn"):
-            raise UserError(f"--layer-norm: the {self.cell} cell has no layer-normalised variant; use lstm, gru or indrnn")
-
-    @property
-    def output_size(self) -> int:
-        both = self.bidirectional and self.merge_mode == "concat"
-        return self.hidden_size * (2 if both else 1)
+        if self.layer_norm and not cell.supports_layer_norm:
+            raise UserError(
+                f"--layer-norm: the {self.cell} cell has no layer-normalised variant; use {_cells_with('supports_layer_norm')}"
+            )
 
     def build(self, input_size: int, sequence_length: int | None = None) -> Recurrent:
         """The layers; ``sequence_length`` is the t_max of janet and indrnn when --t-max is 0."""
@@ -78,7 +75,7 @@ class RecurrentConfig:
         if self.activation != "default":
             options["activation"] = self.activation
         t_max = self.t_max or sequence_length
-        if t_max and self.cell in CELLS_WITH_T_MAX:
+        if t_max and CELLS[self.cell].supports_t_max:
             options["t_max"] = float(t_max)
         return Recurrent(
             self.cell,
@@ -90,3 +87,9 @@ class RecurrentConfig:
             dropout=self.dropout if self.num_layers > 1 else 0.0,
             **options,
         )
+
+
+def _cells_with(ability: str) -> str:
+    """The names of the cells whose class has ``ability`` (a true class attribute), for messages."""
+    names = [name for name, cell in CELLS.items() if getattr(cell, ability)]
+    return ", ".join(names[:-1]) + " or " + names[-1]

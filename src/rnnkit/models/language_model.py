@@ -41,7 +41,7 @@ class LanguageModel(nn.Module):
         self.embedding = nn.Embedding(vocab_size, config.embedding_size)
         self.rnn = config.build(config.embedding_size)
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.output_size, vocab_size)
+        self.head = nn.Linear(self.rnn.output_size, vocab_size)
 
     def forward(
         self, tokens: torch.Tensor, state: State | None = None, targets: torch.Tensor | None = None

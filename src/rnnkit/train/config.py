@@ -8,6 +8,7 @@ import torch
 
 from rnnkit.errors import UserError
 from rnnkit.kernels.native import cpu_computes_bf16
+from rnnkit.train.optim import OPTIMIZERS, SCHEDULES
 
 
 @dataclass
@@ -82,8 +83,6 @@ class TrainConfig:
             raise UserError(f"--precision: expected auto, fp32 or bf16, got {self.precision!r}")
         if self.epochs == 0 and self.max_minutes == 0 and self.max_steps == 0:
             raise UserError("no training budget: set --max-minutes, --max-steps or --epochs (0 means no limit)")
-        from rnnkit.train.optim import OPTIMIZERS, SCHEDULES  # the registries import this module
-
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"--optimizer: expected one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:

@@ -8,12 +8,12 @@ so a cosine schedule ends at its minimum exactly when a time-budgeted run ends.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from rnnkit.errors import UserError
-from rnnkit.train.config import TrainConfig
+if TYPE_CHECKING:  # only named in annotations: the configuration checks its names against these registries
+    from rnnkit.train.config import TrainConfig
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay),
@@ -24,8 +24,7 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 
 
 def build_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer not in OPTIMIZERS:
-        raise UserError(f"--optimizer: expected one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}")
+    """The optimiser ``config.optimizer`` names (``TrainConfig.validate`` has checked the name)."""
     return OPTIMIZERS[config.optimizer](parameters, config)
 
 
@@ -33,8 +32,6 @@ class LearningRateSchedule:
     """lr(step, progress), plus reduce-on-plateau, which reacts to evaluations."""
 
     def __init__(self, config: TrainConfig) -> None:
-        if config.schedule not in SCHEDULES:
-            raise UserError(f"--schedule: expected one of {', '.join(SCHEDULES)}, got {config.schedule!r}")
         self.config = config
         self.plateau_scale = 1.0  # reduce-on-plateau's accumulated factor
         self.best = math.inf

@@ -1,6 +1,6 @@
-"""The scan kernel's loops compiled from C++ (``scan_loops.cpp``), built on first use, with a fallback.
+"""The loop kernel's loops compiled from C++ (``loops.cpp``), built on first use, with a fallback.
 
-The C++ loops run the same steps as the PyTorch loops of ``rnnkit.kernels.scan.loop``
+The C++ loops run the same steps as the PyTorch loops of ``rnnkit.kernels.loop.time_loop``
 without returning to Python between steps: one fused element-wise loop per step and ATen's
 GEMMs. They are built with ``torch.utils.cpp_extension`` from the source shipped in the
 package, the first time a layer needs them (about 20 s; cached by torch in
@@ -22,7 +22,7 @@ import torch
 
 logger = logging.getLogger("rnnkit")
 
-SOURCE = Path(__file__).with_name("scan_loops.cpp")
+SOURCE = Path(__file__).with_name("loops.cpp")
 SWITCH = "RNNKIT_COMPILED"  # "0" turns the compiled loops off
 # PyTorch's own flags for its CPU kernels; without them GCC keeps the clamps in exp as branches
 # (floating-point traps) and does not vectorise the element-wise loops.
@@ -34,7 +34,7 @@ def compiled_loops_disabled() -> bool:
 
 
 def load_compiled_loops():
-    """``torch.ops.rnnkit_scan`` (with ``forward`` and ``backward``), or None if turned off or it cannot be built."""
+    """``torch.ops.rnnkit_loops`` (with ``forward`` and ``backward``), or None if turned off or it cannot be built."""
     return None if compiled_loops_disabled() else _build()
 
 
@@ -43,19 +43,19 @@ def _build():
     from torch.utils import cpp_extension
 
     name, flags = _build_target()
-    logger.info("building the compiled scan loops %s (first use only, about 20 s)", name)
+    logger.info("building the compiled loops %s (first use only, about 20 s)", name)
     try:
         cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=flags, is_python_module=False, verbose=False)
     except Exception as error:  # any build failure means: run the PyTorch loops instead
         cause = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         warnings.warn(
-            f"rnnkit: could not build the compiled scan loops ({cause}); running the PyTorch loops instead. "
+            f"rnnkit: could not build the compiled loops ({cause}); running the PyTorch loops instead. "
             f"Set {SWITCH}=0 to skip the attempt.",
             RuntimeWarning,
             stacklevel=2,
         )
         return None
-    return torch.ops.rnnkit_scan
+    return torch.ops.rnnkit_loops
 
 
 def _build_target() -> tuple[str, list[str]]:
@@ -68,8 +68,8 @@ def _build_target() -> tuple[str, list[str]]:
     """
     capability = torch.backends.cpu.get_cpu_capability()
     if platform.machine().lower() in ("x86_64", "amd64") and capability in ("AVX2", "AVX512"):
-        return "rnnkit_scan_loops_avx2", [*FLAGS, "-mavx2", "-mfma"]
-    return "rnnkit_scan_loops", FLAGS
+        return "rnnkit_loops_avx2", [*FLAGS, "-mavx2", "-mfma"]
+    return "rnnkit_loops", FLAGS
 
 
 def compiled_loops_for(inputs: torch.Tensor, zoneout: float):

@@ -1,8 +1,11 @@
-"""Helpers for padded batches of variable-length sequences (time-major: (T, B, ...)).
+"""Helpers for padded batches of variable-length sequences (time-major: (T, B, ...)), shared by layers and kernels.
 
 Padding always stays at the end of each sequence, also when a sequence is reversed
 (the ``flip_sequences`` habit of Flax): a backward direction then starts at each
 sequence's own last real step, never at its padding.
+
+This module sits below ``layers`` and ``kernels`` (it imports neither), so that both can use it
+and kernels never import layers.
 """
 
 from __future__ import annotations

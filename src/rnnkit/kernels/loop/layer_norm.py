@@ -1,4 +1,4 @@
-"""Per-gate layer normalisation inside the scan loop, with its backward written out.
+"""Per-gate layer normalisation inside the loop kernel, with its backward written out.
 
 The same normalisation as ``rnnkit.cells.normalization.gate_layer_norm`` without the gain
 (the steps apply it, since its gradient is theirs to sum): each of ``num_gates`` blocks of

@@ -1,13 +1,15 @@
-"""The scan kernel: any rnnkit cell's recurrence as one autograd function with a hand-written backward.
+"""The loop kernel: any rnnkit cell's recurrence as one autograd function with a hand-written backward.
 
 Pure PyTorch, on any device and dtype, with its loops compiled from C++ on CPU where it
 can (``kernels/compiled``) and its steps fused by ``torch.compile`` on GPU
-(``kernels/fused.py``). It is the fast path of every cell that PyTorch has no fused kernel
+(``kernels/loop/fused.py``). It is the fast path of every cell that PyTorch has no fused kernel
 for (JANET, IndRNN, the reset-before GRU), of the regularised and layer-normalised cells
 (recurrent dropout, DropConnect, zoneout, layer norm), and on CPU of the RNN and GRU,
-which it runs faster than torch.nn. ``scan_unsupported_reason`` says when a cell cannot
-run on it; ``run_scan_layer`` runs one layer, one or both directions, with the same
-arguments and results as ``run_native_layer``; ``choose_loops`` says which loops run a call.
+which it runs faster than torch.nn. ``LoopKernel`` says when it cannot run a layer and
+runs one, one or both directions; ``choose_loops`` says which loops run a call.
+
+It is a sequential loop over time, one step after another, like every kernel here: the
+name "loop" leaves "scan" for a parallel scan over time.
 """
 
 from __future__ import annotations
@@ -20,21 +22,22 @@ import torch.nn.functional as F
 from rnnkit.cells import GRUCell, IndRNNCell, JANETCell, LSTMCell, RecurrentCell, RNNCell, State
 from rnnkit.cells.normalization import gate_layer_norm
 from rnnkit.kernels.compiled import compiled_loops_for
-from rnnkit.kernels.fused import CHUNK, fused_runner_for
-from rnnkit.kernels.scan.compiled_loop import CompiledScanFunction
-from rnnkit.kernels.scan.elman import ElmanStep
-from rnnkit.kernels.scan.gru import GRUResetBeforeStep, GRUStep, LayerNormGRUResetBeforeStep, LayerNormGRUStep
-from rnnkit.kernels.scan.indrnn import IndRNNStep
-from rnnkit.kernels.scan.janet import JANETStep
-from rnnkit.kernels.scan.loop import PYTHON_STEPS, LoopOptions, ScanFunction, add_optional
-from rnnkit.kernels.scan.lstm import LayerNormLSTMStep, LSTMStep
-from rnnkit.kernels.scan.step import ScanStep
-from rnnkit.layers.sequence import reverse_padded
+from rnnkit.kernels.loop.fused import CHUNK, fused_runner_for
+from rnnkit.kernels.kernel import DirectionResults, Kernel, exact_class, first_reason
+from rnnkit.kernels.loop.compiled_loop import CompiledLoopFunction
+from rnnkit.kernels.loop.elman import ElmanStep
+from rnnkit.kernels.loop.gru import GRUResetBeforeStep, GRUStep, LayerNormGRUResetBeforeStep, LayerNormGRUStep
+from rnnkit.kernels.loop.indrnn import IndRNNStep
+from rnnkit.kernels.loop.janet import JANETStep
+from rnnkit.kernels.loop.time_loop import PYTHON_STEPS, LoopOptions, LoopFunction, add_optional
+from rnnkit.kernels.loop.lstm import LayerNormLSTMStep, LSTMStep
+from rnnkit.kernels.loop.step import LoopStep
+from rnnkit.sequences import reverse_padded, step_mask
 
 
-def step_class(cell: RecurrentCell) -> type[ScanStep] | None:
-    """The scan step computing ``cell``, or None. Exact classes only: a subclass may change step()."""
-    kind = type(cell)
+def step_class(cell: RecurrentCell) -> type[LoopStep] | None:
+    """The loop step computing ``cell``, or None. Exact classes only: a subclass may change step()."""
+    kind = exact_class(cell)
     if kind in (RNNCell, IndRNNCell, JANETCell):  # IndRNN's layer norm is on its input projection only
         return {RNNCell: ElmanStep, IndRNNCell: IndRNNStep, JANETCell: JANETStep}[kind]
     if kind in (LSTMCell, GRUCell) and cell.activation == "tanh" and cell.recurrent_activation == "sigmoid":
@@ -46,21 +49,55 @@ def step_class(cell: RecurrentCell) -> type[ScanStep] | None:
     return None
 
 
-def scan_unsupported_reason(cell: RecurrentCell) -> str | None:
-    """Why ``cell`` cannot run on the scan kernel, or None if it can."""
+def _cell_reason(cell: RecurrentCell) -> str | None:
+    """Why ``cell`` cannot run on the loop kernel, or None if it can."""
     if step_class(cell) is None:
-        if type(cell) is LSTMCell and cell.proj_size:
-            return "the scan kernel has no LSTM projection (proj_size) with these options"
+        if exact_class(cell) is LSTMCell and cell.proj_size:
+            return "the loop kernel has no LSTM projection (proj_size) with these options"
         return (
-            f"{type(cell).__name__} with these options has no scan step (supported: RNNCell, IndRNNCell, "
+            f"{type(cell).__name__} with these options has no loop step (supported: RNNCell, IndRNNCell, "
             "JANETCell, and LSTMCell/GRUCell with tanh/sigmoid)"
         )
     return None
 
 
+class LoopKernel(Kernel):
+    """rnnkit's own loop over time with a hand-written backward, for every cell torch.nn lacks."""
+
+    name = "loop"
+
+    def why_not(self, cells):
+        return first_reason(_cell_reason, cells)
+
+    def why_not_for(self, cells, inputs):
+        """Its autograd function takes Python objects (the step, its options) and, on CPU, C++ ops
+        without fake implementations: neither is something torch.compile can trace."""
+        if torch.compiler.is_compiling():
+            return "torch.compile cannot trace the loop kernel's hand-written backward"
+        return None
+
+    def run_directions(self, cells, inputs, states, lengths) -> DirectionResults:
+        outputs, final_states = [], []
+        for direction, cell in enumerate(cells):
+            state = None if states is None else states[direction]
+            output, final = _run_direction(cell, inputs, state, lengths, reverse=direction == 1)
+            outputs.append(output)
+            final_states.append(final)
+        return outputs[0], (outputs[1] if len(cells) == 2 else None), final_states
+
+    def detail(self, cells, inputs):
+        """Which loops run this call (fused, compiled C++ or PyTorch), and why."""
+        return choose_loops(inputs, max(cell.zoneout for cell in cells), any(cell.training for cell in cells)).detail
+
+    @staticmethod
+    def runs_compiled(cells, inputs) -> bool:
+        """Whether the compiled C++ loops would run this call."""
+        return compiled_loops_for(inputs, max(cell.zoneout for cell in cells))[0] is not None
+
+
 @dataclass(frozen=True)
 class Loops:
-    """The loops that run a scan call, fastest first: "fused" (steps compiled by torch.compile,
+    """The loops that run a loop-kernel call, fastest first: "fused" (steps compiled by torch.compile,
     ``implementation`` a StepRunner), "compiled" (the C++ loops, ``implementation`` their ops) or
     "python" (``PYTHON_STEPS``); ``detail`` says which, and why not a faster one."""
 
@@ -80,19 +117,6 @@ def choose_loops(inputs: torch.Tensor, zoneout: float, training: bool) -> Loops:
     return Loops("python", PYTHON_STEPS, f"PyTorch loops ({no_compiled}; {no_fused})")
 
 
-def run_scan_layer(
-    cells: list[RecurrentCell], inputs: torch.Tensor, states: list[State] | None, lengths: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor | None, list[State]]:
-    """One layer (one cell per direction) on the scan kernel; the contract of ``run_native_layer``."""
-    outputs, final_states = [], []
-    for direction, cell in enumerate(cells):
-        state = None if states is None else states[direction]
-        output, final = _run_direction(cell, inputs, state, lengths, reverse=direction == 1)
-        outputs.append(output)
-        final_states.append(final)
-    return outputs[0], (outputs[1] if len(cells) == 2 else None), final_states
-
-
 def _run_direction(cell: RecurrentCell, inputs, state: State | None, lengths, reverse: bool):
     """One direction, in the order the reference ``SequenceLayer`` takes (its random draws included)."""
     max_time, batch_size = inputs.shape[:2]
@@ -104,7 +128,7 @@ def _run_direction(cell: RecurrentCell, inputs, state: State | None, lengths, re
     steps = max_time if lengths is None else int(lengths.max())
     alive = None
     if lengths is not None and int(lengths.min()) < steps:
-        alive = (torch.arange(steps).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(2).to(inputs.device)  # (steps, B, 1)
+        alive = step_mask(lengths, steps, inputs.device).unsqueeze(2)  # (steps, B, 1)
 
     step = step_class(cell)(cell)
     outer_bias, inner_bias = step.split_recurrent_bias(cell.bias_hh)
@@ -119,7 +143,7 @@ def _run_direction(cell: RecurrentCell, inputs, state: State | None, lengths, re
         steps=steps, zoneout=cell.zoneout, training=cell.training, alive=alive, backward_follows=backward_follows
     )
     loops = choose_loops(terms, cell.zoneout, cell.training)
-    function = CompiledScanFunction if loops.kind == "compiled" else ScanFunction
+    function = CompiledLoopFunction if loops.kind == "compiled" else LoopFunction
     with torch.autocast(inputs.device.type, enabled=False):
         output, *final = function.apply(loops.implementation, step, options, terms, weight, mask, *state, *inner)
     if steps < max_time:
@@ -144,4 +168,4 @@ def _input_terms(cell: RecurrentCell, inputs: torch.Tensor, outer_bias: torch.Te
     return (projected if bias is None else projected + bias).reshape(steps, batch_size, -1)
 
 
-__all__ = ["Loops", "choose_loops", "run_scan_layer", "scan_unsupported_reason", "step_class"]
+__all__ = ["LoopKernel", "Loops", "choose_loops", "step_class"]

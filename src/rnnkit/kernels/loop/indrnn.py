@@ -1,4 +1,4 @@
-"""IndRNN step for the scan kernel (reference: ``rnnkit.cells.indrnn.IndRNNCell``).
+"""IndRNN step for the loop kernel (reference: ``rnnkit.cells.indrnn.IndRNNCell``).
 
     h_t = φ(xp_t + u ⊙ h_{t-1})        xp_t = W_ih x_t + b_ih + b_hh
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.kernels.scan.step import ScanStep, activation_derivative
+from rnnkit.kernels.loop.step import LoopStep, activation_derivative
 
 
-class IndRNNStep(ScanStep):
+class IndRNNStep(LoopStep):
     def __init__(self, cell) -> None:
         super().__init__(cell)
         self.activation = cell.activation

@@ -1,9 +1,9 @@
-"""The scan kernel's time loop on the compiled C++ loops (``rnnkit/kernels/compiled``).
+"""The loop kernel's time loop on the compiled C++ loops (``rnnkit/kernels/compiled``).
 
-Same contract and same maths as ``ScanFunction`` (loop.py), which stays the readable
+Same contract and same maths as ``LoopFunction`` (time_loop.py), which stays the readable
 version and the fallback; tests hold the two equal. Zoneout is not compiled: calls with it
 run the PyTorch loops. W_hh's gradient is formed here from all steps at once
-(``ScanStep.weight_gradients``); the layer-norm gains' are summed inside the C++ loops.
+(``LoopStep.weight_gradients``); the layer-norm gains' are summed inside the C++ loops.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import torch
 
 from rnnkit.cells.normalization import EPSILON
-from rnnkit.kernels.scan.loop import LoopOptions, add_optional, split_state_and_inner
-from rnnkit.kernels.scan.step import ScanStep
+from rnnkit.kernels.loop.time_loop import LoopOptions, add_optional, split_state_and_inner
+from rnnkit.kernels.loop.step import LoopStep
 
 
-class CompiledScanFunction(torch.autograd.Function):
+class CompiledLoopFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, loops, step: ScanStep, options: LoopOptions, inputs, weight, hidden_mask, *state_and_inner):
+    def forward(ctx, loops, step: LoopStep, options: LoopOptions, inputs, weight, hidden_mask, *state_and_inner):
         state, inner = split_state_and_inner(step, state_and_inner)
         inner = tuple(tensor.contiguous() for tensor in inner)
         outputs, saved, *histories = loops.forward(

@@ -1,4 +1,4 @@
-"""GRU steps for the scan kernel, both published variants (reference: ``rnnkit.cells.gru.GRUCell``).
+"""GRU steps for the loop kernel, both published variants (reference: ``rnnkit.cells.gru.GRUCell``).
 
 reset_after=True (cuDNN, torch.nn):  [g_r g_z g_n] = W_hh h_{t-1} (+ b_hn, kept inside: r multiplies it)
     r = σ(xp_r + g_r), z = σ(xp_z + g_z), n = tanh(xp_n + r ⊙ g_n)
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.kernels.scan.layer_norm import normalise, normalise_backward
-from rnnkit.kernels.scan.step import ScanStep, StepGradients
+from rnnkit.kernels.loop.layer_norm import normalise, normalise_backward
+from rnnkit.kernels.loop.step import LoopStep, StepGradients
 
 
 def _gates_backward(dh, previous_h, r, z, n):
@@ -30,7 +30,7 @@ def _gates_backward(dh, previous_h, r, z, n):
     return d_z, d_n, dh * z
 
 
-class GRUStep(ScanStep):
+class GRUStep(LoopStep):
     """reset_after=True."""
 
     compiled_id = 3
@@ -94,11 +94,11 @@ class LayerNormGRUStep(GRUStep):
         return StepGradients(d_input, (d_direct,), d_raw @ weight, d_raw, d_inner)
 
     def weight_gradients(self, d_recurrent, rec_inputs, inner, reset=None):
-        d_weight, _ = ScanStep.weight_gradients(self, d_recurrent, rec_inputs, inner)
+        d_weight, _ = LoopStep.weight_gradients(self, d_recurrent, rec_inputs, inner)
         return d_weight, (None,) * len(inner)  # the loops give b_hn's and γ_hh's, summed over the steps
 
 
-class GRUResetBeforeStep(ScanStep):
+class GRUResetBeforeStep(LoopStep):
     """reset_after=False; every recurrent bias adds to the input terms."""
 
     compiled_id = 4

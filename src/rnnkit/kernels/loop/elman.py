@@ -1,4 +1,4 @@
-"""Elman RNN step for the scan kernel: the forward and the hand-written backward of one step.
+"""Elman RNN step for the loop kernel: the forward and the hand-written backward of one step.
 
 Mirrors ``rnnkit.cells.elman.RNNCell`` (the reference), with W_ih x_t + b_ih + b_hh
 computed for all steps before the loop:  a_t = xp_t + W_hh h_{t-1};  h_t = φ(a_t).
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.kernels.scan.step import ScanStep, activation_derivative
+from rnnkit.kernels.loop.step import LoopStep, activation_derivative
 
 
-class ElmanStep(ScanStep):
+class ElmanStep(LoopStep):
     def __init__(self, cell) -> None:
         super().__init__(cell)
         self.activation = cell.activation  # "tanh" or "relu"

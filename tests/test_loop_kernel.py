@@ -1,4 +1,4 @@
-"""The scan kernel (PyTorch loops and compiled C++ loops) against the readable reference loop."""
+"""The loop kernel (PyTorch loops and compiled C++ loops) against the readable reference loop."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.kernels import KernelChoice, choose_kernel
+from rnnkit.kernels import KERNELS, plan_layers
 from rnnkit.kernels import compiled as compiled_module
-from rnnkit.kernels import fused
-from rnnkit.kernels.scan import run_scan_layer
+from rnnkit.kernels.loop import fused
 
 CASES = {
     "rnn-tanh": ("rnn", {}),
@@ -61,7 +60,7 @@ def _perturb_layer_norm(module: torch.nn.Module) -> None:
 
 
 def _forced(model: rnnkit.Recurrent, kernel: str) -> rnnkit.Recurrent:
-    model._kernel_at = [KernelChoice(kernel, "forced by the test")] * model.num_layers
+    model.kernel = kernel
     return model
 
 
@@ -86,7 +85,7 @@ def _assert_close(ours, reference, tolerance):
 # Two of the four combinations, to keep the grid's time down: the float32 and inference tests below run
 # bidirectional layers with lengths, the third.
 @pytest.mark.parametrize("bidirectional, lengths", [(False, [6, 2, 4]), (True, None)])
-def test_scan_equals_reference_float64(case, bidirectional, lengths, loops):
+def test_loop_equals_reference_float64(case, bidirectional, lengths, loops):
     cell, options = CASES[case]
     for training in (True, False):
         torch.manual_seed(0)
@@ -98,14 +97,14 @@ def test_scan_equals_reference_float64(case, bidirectional, lengths, loops):
         state = tuple(torch.randn(rows, 3, size, dtype=torch.float64, requires_grad=True) for size in model.cells[0].state_sizes())
         lens = None if lengths is None else torch.tensor(lengths)
         reference = _run(model, "reference", x, state, lens, seed=1)
-        _assert_close(_run(model, "scan", x, state, lens, seed=1), reference, 1e-10)
+        _assert_close(_run(model, "loop", x, state, lens, seed=1), reference, 1e-10)
 
 
 @pytest.mark.parametrize(
     "case", ["rnn-tanh", "lstm", "gru", "gru-reset-before", "janet", "indrnn-relu", "lstm-zoneout", "lstm-layer-norm",
              "gru-reset-before-layer-norm"]
 )
-def test_scan_equals_reference_float32(case, loops):
+def test_loop_equals_reference_float32(case, loops):
     cell, options = CASES[case]
     torch.manual_seed(0)
     model = rnnkit.Recurrent(cell, 16, 32, num_layers=2, bidirectional=True, **options)
@@ -115,7 +114,7 @@ def test_scan_equals_reference_float32(case, loops):
     # in the gradients is amplified 300-fold, in the reference as much as here.
     state = tuple(torch.randn(4, 4, size).requires_grad_() for size in model.cells[0].state_sizes())
     lens = torch.tensor([20, 7, 13, 1])
-    ours, reference = _run(model, "scan", x, state, lens, 2), _run(model, "reference", x, state, lens, 2)
+    ours, reference = _run(model, "loop", x, state, lens, 2), _run(model, "reference", x, state, lens, 2)
     if options.get("layer_norm"):
         # Layer norm's gradients reach 100s here, and float32 rounding in them (the reference's own error
         # against float64 is about 1e-6 of that) is spread over small entries: compare relative to each
@@ -128,7 +127,7 @@ def test_scan_equals_reference_float32(case, loops):
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_scan_inference_equals_reference(case, dtype, loops):
+def test_loop_inference_equals_reference(case, dtype, loops):
     """Without gradients the compiled loops keep only the last step: outputs and final state still agree."""
     cell, options = CASES[case]
     torch.manual_seed(0)
@@ -138,7 +137,7 @@ def test_scan_inference_equals_reference(case, dtype, loops):
     lengths = torch.tensor([7, 2, 5])
     with torch.no_grad():
         expected = _forced(model, "reference")(x, lengths=lengths)
-        got = _forced(model, "scan")(x, lengths=lengths)
+        got = _forced(model, "loop")(x, lengths=lengths)
     tolerance = 1e-5 if dtype == torch.float32 else 1e-10
     _assert_close([got[0], *got[1]], [expected[0], *expected[1]], tolerance)
 
@@ -147,7 +146,7 @@ def test_scan_inference_equals_reference(case, dtype, loops):
     "case", ["rnn-relu", "lstm", "gru", "gru-reset-before", "janet", "indrnn-tanh", "janet-zoneout", "lstm-layer-norm",
              "gru-layer-norm", "gru-reset-before-layer-norm"]
 )
-def test_scan_gradcheck(case, loops):
+def test_loop_gradcheck(case, loops):
     cell_type, options = CASES[case]
     torch.manual_seed(0)
     cell = rnnkit.get_cell_class(cell_type)(3, 4, dtype=torch.float64, **options)
@@ -158,48 +157,48 @@ def test_scan_gradcheck(case, loops):
     lengths = torch.tensor([5, 3])
     names = [name for name, _ in cell.named_parameters()]
 
-    class ScanLayer(torch.nn.Module):
+    class LoopLayer(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.cell = cell
 
         def forward(self, x, *state):
-            output, _, finals = run_scan_layer([self.cell], x, [state], lengths)
+            output, _, finals = KERNELS["loop"].run_directions([self.cell], x, [state], lengths)
             return (output, *finals[0])
 
-    layer = ScanLayer()
+    layer = LoopLayer()
 
-    def scan(x, *state_and_weights):
+    def loop(x, *state_and_weights):
         weights = dict(zip(("cell." + name for name in names), state_and_weights[len(state):]))
         return torch.func.functional_call(layer, weights, (x, *state_and_weights[: len(state)]))
 
     weights = [parameter.detach().clone().requires_grad_() for parameter in cell.parameters()]
-    assert torch.autograd.gradcheck(scan, (x, *state, *weights))
+    assert torch.autograd.gradcheck(loop, (x, *state, *weights))
 
 
 def test_kernel_choice_per_cell():
     def kernel(cell, **options):
-        return choose_kernel(rnnkit.Recurrent(cell, 3, 4, **options).layers[0]).kernel
+        return plan_layers(rnnkit.Recurrent(cell, 3, 4, **options).layers, None)[0].kernel
 
     assert kernel("lstm") == kernel("gru") == kernel("rnn") == "native"
-    assert kernel("janet") == kernel("indrnn") == kernel("gru", reset_after=False) == "scan"
-    assert kernel("lstm", recurrent_dropout=0.1) == kernel("gru", zoneout=0.1) == "scan"
-    assert kernel("indrnn", layer_norm=True) == kernel("lstm", layer_norm=True) == kernel("gru", layer_norm=True) == "scan"
+    assert kernel("janet") == kernel("indrnn") == kernel("gru", reset_after=False) == "loop"
+    assert kernel("lstm", recurrent_dropout=0.1) == kernel("gru", zoneout=0.1) == "loop"
+    assert kernel("indrnn", layer_norm=True) == kernel("lstm", layer_norm=True) == kernel("gru", layer_norm=True) == "loop"
     assert kernel("lstm", activation="relu") == kernel("lstm", proj_size=2, layer_norm=True) == "reference"
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru"])
-def test_rnn_and_gru_run_on_the_compiled_scan_loops_on_cpu(cell, monkeypatch):
+def test_rnn_and_gru_run_on_the_compiled_loops_on_cpu(cell, monkeypatch):
     model = rnnkit.Recurrent(cell, 3, 4)
     x = torch.randn(5, 2, 3)
     monkeypatch.setenv(compiled_module.SWITCH, "1")
     if compiled_module.load_compiled_loops() is None:
         pytest.skip("the compiled loops cannot be built here")
-    assert choose_kernel(model.layers[0]).kernel == "native"  # the static choice; the input decides the rest
-    assert model.kernel_plan(x)[0].kernel == "scan"
+    assert plan_layers(model.layers, None)[0].kernel == "native"  # what the cells alone decide; the input decides the rest
+    assert model.kernel_plan(x)[0].kernel == "loop"
     assert "faster than torch.nn" in model.kernel_plan(x)[0].reason
     with torch.no_grad():
-        assert model.kernel_plan(x)[0].kernel == "scan"
+        assert model.kernel_plan(x)[0].kernel == "loop"
     monkeypatch.setenv(compiled_module.SWITCH, "0")  # the PyTorch loops are not faster than torch.nn
     assert model.kernel_plan(x)[0].kernel == "native"
 
@@ -240,13 +239,13 @@ def test_explain_reports_what_the_input_decides(monkeypatch):
     assert rnnkit.explain(model, torch.randn(5, 2, 3))[0].kernel == "native"
     monkeypatch.setenv(compiled_module.SWITCH, "1")
     if compiled_module.load_compiled_loops() is not None:
-        assert rnnkit.explain(model.eval(), torch.randn(5, 2, 3))[0].kernel == "scan"
+        assert rnnkit.explain(model.eval(), torch.randn(5, 2, 3))[0].kernel == "loop"
 
 
-def test_required_fast_path_accepts_scan_and_names_what_is_missing():
+def test_required_fast_path_accepts_the_loop_kernel_and_names_what_is_missing():
     rnnkit.Recurrent("janet", 3, 4, fast_path="required")
     rnnkit.Recurrent("gru", 3, 4, layer_norm=True, fast_path="required")
-    with pytest.raises(ValueError, match="no scan step"):
+    with pytest.raises(ValueError, match="no loop step"):
         rnnkit.Recurrent("gru", 3, 4, activation="relu", fast_path="required")
 
 
@@ -254,10 +253,10 @@ def test_explain_reports_each_layer(monkeypatch):
     monkeypatch.setenv(compiled_module.SWITCH, "0")
     model = rnnkit.Recurrent("janet", 3, 4, num_layers=2)
     report = rnnkit.explain(model, torch.randn(5, 2, 3))
-    assert [(line.layer, line.kernel) for line in report] == [(0, "scan"), (1, "scan")]
+    assert [(line.layer, line.kernel) for line in report] == [(0, "loop"), (1, "loop")]
     assert "PyTorch loops (RNNKIT_COMPILED=0;" in str(report)
     lines = str(rnnkit.explain(rnnkit.Recurrent("lstm", 3, 4, activation="relu"), torch.randn(5, 2, 3))).splitlines()
-    assert len(lines) == 1 and "reference" in lines[0] and "no scan step" in lines[0]
+    assert len(lines) == 1 and "reference" in lines[0] and "no loop step" in lines[0]
 
 
 def test_explain_finds_layers_inside_a_model():
@@ -275,7 +274,7 @@ def test_the_compiled_loops_build_wherever_a_compiler_and_ninja_are_present(monk
     if shutil.which(compiler) is None or not cpp_extension.is_ninja_available():
         pytest.skip(f"no {compiler} or no ninja: the PyTorch loops run instead")
     monkeypatch.setenv(compiled_module.SWITCH, "1")
-    assert compiled_module.load_compiled_loops() is not None, "scan_loops.cpp failed to build (see the warning)"
+    assert compiled_module.load_compiled_loops() is not None, "loops.cpp failed to build (see the warning)"
 
 
 def test_failed_build_warns_once_and_falls_back(monkeypatch):
@@ -291,7 +290,7 @@ def test_failed_build_warns_once_and_falls_back(monkeypatch):
         model = rnnkit.Recurrent("indrnn", 3, 4)
         with pytest.warns(RuntimeWarning, match="no compiler"):
             expected = _forced(model, "reference")(torch.ones(4, 1, 3))[0]
-            got = _forced(model, "scan")(torch.ones(4, 1, 3))[0]
+            got = _forced(model, "loop")(torch.ones(4, 1, 3))[0]
         torch.testing.assert_close(got, expected)
     finally:
         compiled_module._build.cache_clear()

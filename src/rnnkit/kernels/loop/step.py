@@ -1,6 +1,6 @@
-"""What every cell's scan step provides, and the derivatives of activations from their outputs.
+"""What every cell's loop step provides, and the derivatives of activations from their outputs.
 
-A ``ScanStep`` is one cell's equations split the way the scan kernel needs them:
+A ``LoopStep`` is one cell's equations split the way the loop kernel needs them:
 
 * the input term W_ih x_t + b_ih (+ the recurrent bias where it can be added outside the
   recurrence, ``split_recurrent_bias``) is computed for all steps in one GEMM before the loop;
@@ -38,7 +38,7 @@ def activation_derivative(name: str, output: torch.Tensor) -> torch.Tensor:
 
 
 class StepGradients(NamedTuple):
-    """What ``ScanStep.backward`` returns for one step."""
+    """What ``LoopStep.backward`` returns for one step."""
 
     input: torch.Tensor  # d input term (B, G)
     previous: tuple  # d previous state without the recurrent input's share; None where zero
@@ -47,7 +47,7 @@ class StepGradients(NamedTuple):
     inner: tuple = ()  # this step's share of the inner tensors' gradients (None where none); the loop sums them
 
 
-class ScanStep:
+class LoopStep:
     """Base of the per-cell steps."""
 
     state_parts = 1  # h, or (h, c) for the LSTM
@@ -78,7 +78,7 @@ class ScanStep:
 
     @property
     def compiled_id(self) -> int:
-        """This step's number in the compiled loops (``kernels/compiled/scan_loops.cpp``, enum Cell)."""
+        """This step's number in the compiled loops (``kernels/compiled/loops.cpp``, enum Cell)."""
         raise NotImplementedError
 
     def weight_gradients(self, d_recurrent: torch.Tensor, rec_inputs: torch.Tensor, inner: tuple, reset=None):

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rnnkit.kernels import direction_cells, scan_loops_detail
+from rnnkit.kernels import KERNELS
+from rnnkit.layers import Recurrent
 
 
 @dataclass(frozen=True)
@@ -22,9 +23,9 @@ class LayerKernel:
     module: str
     layer: int
     cell: str
-    kernel: str  # "native", "scan" or "reference"
+    kernel: str  # a name of rnnkit.kernels.KERNELS: "native", "loop" or "reference"
     reason: str
-    detail: str = ""  # for the scan kernel: compiled C++ or PyTorch loops, and why
+    detail: str = ""  # for the loop kernel: fused, compiled C++ or PyTorch loops, and why
 
     def __str__(self) -> str:
         where = f"{self.module or 'layer'}[{self.layer}]"
@@ -46,9 +47,10 @@ def explain(model: nn.Module, example_input, *args, **kwargs) -> Explanation:
     a classifier). The mode is kept and decides what is reported: in training mode the call
     runs as a training step's forward (gradients on; dropout and zoneout, and whether a
     backward follows, affect the kernel), in eval mode as inference (no gradients).
-    """
-    from rnnkit.layers.recurrent import Recurrent  # the layers import the kernels, not the other way round
 
+    ``model`` may be compiled (``torch.compile``): the report is then what the traced call
+    planned, the reference loop, which is the kernel the compiler can trace.
+    """
     stacks = [(name, module) for name, module in model.named_modules() if isinstance(module, Recurrent)]
     for _, stack in stacks:
         stack.last_kernels = [None] * stack.num_layers
@@ -61,7 +63,7 @@ def explain(model: nn.Module, example_input, *args, **kwargs) -> Explanation:
             if ran is None:
                 continue  # this stack did not run on this input
             choice, input_probe = ran  # input_probe: an empty tensor with the layer input's dtype and device
-            cells = direction_cells(layer)
-            detail = scan_loops_detail(cells, input_probe) if choice.kernel == "scan" else ""
+            cells = layer.direction_cells
+            detail = KERNELS[choice.kernel].detail(cells, input_probe)
             report.append(LayerKernel(name, index, type(cells[0]).__name__, choice.kernel, choice.reason, detail))
     return report

@@ -1,4 +1,4 @@
-"""JANET step for the scan kernel (reference: ``rnnkit.cells.janet.JANETCell``).
+"""JANET step for the loop kernel (reference: ``rnnkit.cells.janet.JANETCell``).
 
     [s a]_t = xp_t + W_hh c_{t-1}        xp_t = W_ih x_t + b_ih + b_hh
     f = σ(s), q = σ(s - β), c̃ = tanh(a);  c_t = f ⊙ c_{t-1} + (1 - q) ⊙ c̃;  h_t = c_t
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.kernels.scan.step import ScanStep
+from rnnkit.kernels.loop.step import LoopStep
 
 
-class JANETStep(ScanStep):
+class JANETStep(LoopStep):
     compiled_id = 5
 
     def __init__(self, cell) -> None:

@@ -1,4 +1,4 @@
-"""LSTM steps for the scan kernel (reference: ``rnnkit.cells.lstm.LSTMCell``).
+"""LSTM steps for the loop kernel (reference: ``rnnkit.cells.lstm.LSTMCell``).
 
     [i f g o]_t = xp_t + W_hh h_{t-1}        xp_t = W_ih x_t + b_ih + b_hh, for all t at once
     i, f, o = σ(.), g = tanh(.);  c_t = f ⊙ c_{t-1} + i ⊙ g;  h_t = o ⊙ tanh(c_t)
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.kernels.scan.layer_norm import normalise, normalise_backward
-from rnnkit.kernels.scan.step import ScanStep, StepGradients
+from rnnkit.kernels.loop.layer_norm import normalise, normalise_backward
+from rnnkit.kernels.loop.step import LoopStep, StepGradients
 
 
 def _activate(gates: torch.Tensor, H: int) -> torch.Tensor:
@@ -41,7 +41,7 @@ def _gate_gradients(gates: torch.Tensor, previous_c: torch.Tensor, dc: torch.Ten
     return torch.cat([d_i, d_f, d_g, d_o], dim=1)
 
 
-class LSTMStep(ScanStep):
+class LSTMStep(LoopStep):
     compiled_id = 2
     state_parts = 2
 

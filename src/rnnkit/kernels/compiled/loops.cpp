@@ -1,18 +1,18 @@
-// rnnkit's scan kernel loops in C++: the same steps as rnnkit/kernels/scan/*.py, without Python
+// The loop kernel in C++: the same steps as rnnkit/kernels/loop/*.py, without Python
 // between them. The matrix products are ATen's (MKL/oneDNN); everything element-wise in a step is
 // one fused pass over raw rows, with sigmoid and tanh written so that the compiler vectorises them
 // (float32; float64 uses the C library's, for exactness in gradcheck).
 //
 // forward(cell, inputs, weight, inner, hidden_mask, alive, state, beta, epsilon, keep_for_backward)
 //   inputs (T, B, G): W_ih x + biases for every step (computed outside, one GEMM)
-//   inner: the step's tensors besides W_hh (ScanStep.inner_tensors: b_hn, layer-norm gains)
+//   inner: the step's tensors besides W_hh (LoopStep.inner_tensors: b_hn, layer-norm gains)
 //   returns [outputs (T, B, H), saved (T, B, S), history of each state part (T+1, B, H)...];
 //   without keep_for_backward (inference) saved and histories only hold the last step.
 // backward(cell, saved, histories, d_outputs, d_final, weight, inner, hidden_mask, alive, input_width)
 //   returns [d_inputs (T, B, G), d_recurrent (T, B, G) or empty where it equals d_inputs, d_state parts...,
 //            d of each inner tensor or empty where the caller forms it]
 // W_hh's gradient (and the reset-after GRU's b_hn's) is one GEMM (sum) over d_recurrent, done by the
-// caller (ScanStep.weight_gradients); the layer-norm gains' are summed here, row by row.
+// caller (LoopStep.weight_gradients); the layer-norm gains' are summed here, row by row.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -109,7 +109,7 @@ int64_t gates_width(int64_t cell, int64_t H) {
 // Width of a step's GEMM result: the reset-before GRU's last GEMM gives the candidate's H columns only.
 int64_t pre_width(int64_t cell, int64_t H) { return is_reset_before(cell) ? H : gates_width(cell, H); }
 
-// The step's tensors besides W_hh, from the list ScanStep.inner_tensors gives: the GRUs' b_hn (the
+// The step's tensors besides W_hh, from the list LoopStep.inner_tensors gives: the GRUs' b_hn (the
 // reset-after ones, when they have biases) and the layer-norm gains γ_hh (G), γ_c and shift β_c (H).
 struct Inner {
   Tensor b_hn, gain, gain_c, shift_c;
@@ -120,11 +120,11 @@ Inner unpack_inner(int64_t cell, const std::vector<Tensor>& inner, int64_t H, co
   const bool has_b_hn = (cell == GRU && inner.size() == 1) || (cell == GRU_LN && inner.size() == 2);
   unpacked.b_hn = has_b_hn ? inner[0].contiguous() : at::zeros({H}, options);
   if (is_layer_norm(cell)) {
-    TORCH_CHECK(!inner.empty(), "scan: the layer-normalised cells need their gains");
+    TORCH_CHECK(!inner.empty(), "loops: the layer-normalised cells need their gains");
     unpacked.gain = (cell == GRU_LN ? inner.back() : inner[0]).contiguous();
   }
   if (cell == LSTM_LN) {
-    TORCH_CHECK(inner.size() == 3, "scan: the layer-normalised LSTM takes γ_hh, γ_c and β_c");
+    TORCH_CHECK(inner.size() == 3, "loops: the layer-normalised LSTM takes γ_hh, γ_c and β_c");
     unpacked.gain_c = inner[1].contiguous();
     unpacked.shift_c = inner[2].contiguous();
   }
@@ -303,12 +303,12 @@ void finish_row(int64_t H, bool live, const T* h_prev, T* h, const T* c_prev, T*
   std::fill(out, out + H, T(0));
 }
 
-std::vector<Tensor> scan_forward(int64_t cell, const Tensor& inputs, const Tensor& weight, const std::vector<Tensor>& inner,
+std::vector<Tensor> loops_forward(int64_t cell, const Tensor& inputs, const Tensor& weight, const std::vector<Tensor>& inner,
                                  const c10::optional<Tensor>& hidden_mask, const c10::optional<Tensor>& alive,
                                  const std::vector<Tensor>& state, double beta, double epsilon, bool keep_for_backward) {
-  TORCH_CHECK(inputs.device().is_cpu() && inputs.is_contiguous(), "scan_forward: contiguous CPU inputs expected");
+  TORCH_CHECK(inputs.device().is_cpu() && inputs.is_contiguous(), "loops_forward: contiguous CPU inputs expected");
   const int64_t T = inputs.size(0), B = inputs.size(1), G = inputs.size(2), H = state[0].size(1), S = saved_width(cell, H);
-  TORCH_CHECK(G == gates_width(cell, H), "scan_forward: input terms of width ", G, " for hidden size ", H);
+  TORCH_CHECK(G == gates_width(cell, H), "loops_forward: input terms of width ", G, " for hidden size ", H);
   const auto options = inputs.options();
   const bool element_wise = cell == INDRNN_RELU || cell == INDRNN_TANH;
   const Tensor weight_t = element_wise ? weight.contiguous() : weight.t();
@@ -331,7 +331,7 @@ std::vector<Tensor> scan_forward(int64_t cell, const Tensor& inputs, const Tenso
   // The reset-before GRU's two GEMMs take W_hr,z and W_hn apart; the views are made once, not every step.
   const Tensor weight_rz = is_reset_before(cell) ? weight_t.narrow(1, 0, 2 * H) : Tensor();
   const Tensor weight_n = is_reset_before(cell) ? weight_t.narrow(1, 2 * H, H) : Tensor();
-  AT_DISPATCH_FLOATING_TYPES(inputs.scalar_type(), "rnnkit_scan_forward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(inputs.scalar_type(), "rnnkit_loops_forward", [&] {
     const scalar_t value_beta = static_cast<scalar_t>(beta), eps = static_cast<scalar_t>(epsilon);
     const bool relu = cell == RNN_RELU || cell == INDRNN_RELU;
     const scalar_t* u = element_wise ? weight_t.data_ptr<scalar_t>() : nullptr;  // IndRNN's recurrent weights
@@ -522,7 +522,7 @@ RNNKIT_ROW void carry_row(int64_t H, const T* __restrict__ through, const T* __r
   for (int64_t j = 0; j < H; ++j) carry[j] = through[j] * mask[j] + direct[j];
 }
 
-std::vector<Tensor> scan_backward(int64_t cell, const Tensor& saved, const std::vector<Tensor>& histories, const Tensor& d_outputs,
+std::vector<Tensor> loops_backward(int64_t cell, const Tensor& saved, const std::vector<Tensor>& histories, const Tensor& d_outputs,
                                   const std::vector<Tensor>& d_final, const Tensor& weight, const std::vector<Tensor>& inner,
                                   const c10::optional<Tensor>& hidden_mask, const c10::optional<Tensor>& alive, int64_t input_width) {
   const int64_t T = d_outputs.size(0), B = d_outputs.size(1), H = histories[0].size(2), G = input_width, S = saved_width(cell, H);
@@ -557,7 +557,7 @@ std::vector<Tensor> scan_backward(int64_t cell, const Tensor& saved, const std::
   const bool element_wise = cell == INDRNN_RELU || cell == INDRNN_TANH;
   const Tensor weight_rz = is_reset_before(cell) ? weight.narrow(0, 0, 2 * H) : Tensor();
   const Tensor weight_n = is_reset_before(cell) ? weight.narrow(0, 2 * H, H) : Tensor();
-  AT_DISPATCH_FLOATING_TYPES(d_outputs.scalar_type(), "rnnkit_scan_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(d_outputs.scalar_type(), "rnnkit_loops_backward", [&] {
     const bool relu = cell == RNN_RELU || cell == INDRNN_RELU;
     const scalar_t* gain = pointer_or_null<scalar_t>(in_loop.gain);
     const scalar_t* gain_c = pointer_or_null<scalar_t>(in_loop.gain_c);
@@ -667,7 +667,7 @@ std::vector<Tensor> scan_backward(int64_t cell, const Tensor& saved, const std::
 
 }  // namespace
 
-TORCH_LIBRARY(rnnkit_scan, m) {
-  m.def("forward", &scan_forward);
-  m.def("backward", &scan_backward);
+TORCH_LIBRARY(rnnkit_loops, m) {
+  m.def("forward", &loops_forward);
+  m.def("backward", &loops_backward);
 }

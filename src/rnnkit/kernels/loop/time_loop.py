@@ -1,8 +1,8 @@
-"""The scan kernel's time loop: a custom autograd function with a hand-written backward.
+"""The loop kernel's time loop: a custom autograd function with a hand-written backward.
 
 Where the reference path builds an autograd graph of a dozen small ops at every step,
 this loop runs the steps without autograd, keeps only what the backward needs, and in
-backward walks the steps in reverse. It is generic over cells (``ScanStep``) and does
+backward walks the steps in reverse. It is generic over cells (``LoopStep``) and does
 what the reference ``SequenceLayer`` does around each step, in the same order:
 
     new = step(x_t, state)                      the cell's equations
@@ -12,11 +12,11 @@ what the reference ``SequenceLayer`` does around each step, in the same order:
 
 The input terms W_ih x_t + b for all t are one GEMM before the loop (autograd does
 that, and its gradients, outside this function); W_hh's gradient is one GEMM after the
-backward loop (``ScanStep.weight_gradients``).
+backward loop (``LoopStep.weight_gradients``).
 
 The steps themselves run in ``forward_steps`` and ``backward_steps``, each over a run of
-consecutive steps. ``ScanFunction`` calls them through a ``StepRunner``: ``PYTHON_STEPS``
-runs them as written, over all steps in one call; the fused runner (``kernels/fused``)
+consecutive steps. ``LoopFunction`` calls them through a ``StepRunner``: ``PYTHON_STEPS``
+runs them as written, over all steps in one call; the fused runner (``kernels/loop/fused``)
 runs them compiled by ``torch.compile``, a fixed number of steps per call.
 """
 
@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from rnnkit.kernels.scan.step import ScanStep, StepGradients
+from rnnkit.kernels.loop.step import LoopStep, StepGradients
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class LoopOptions:
 
 
 class StepRunner(NamedTuple):
-    """How ``ScanFunction`` runs its steps: functions with the contracts of ``forward_steps`` and
+    """How ``LoopFunction`` runs its steps: functions with the contracts of ``forward_steps`` and
     ``backward_steps``, called on runs of ``chunk`` steps (None: all steps in one call)."""
 
     forward: Callable
@@ -50,13 +50,13 @@ class StepRunner(NamedTuple):
     chunk: int | None = None
 
 
-def split_state_and_inner(step: ScanStep, tensors: tuple) -> tuple[tuple, tuple]:
+def split_state_and_inner(step: LoopStep, tensors: tuple) -> tuple[tuple, tuple]:
     """The loop functions take the state parts, then the step's inner tensors, as one argument list."""
     return tuple(tensors[: step.state_parts]), tuple(tensors[step.state_parts :])
 
 
 def forward_steps(
-    step: ScanStep, zoneout: float, training: bool, keep_for_backward: bool, inputs, alive, weight_t, hidden_mask, state, inner
+    step: LoopStep, zoneout: float, training: bool, keep_for_backward: bool, inputs, alive, weight_t, hidden_mask, state, inner
 ):
     """Run the steps of ``inputs`` (K, B, G) from ``state``.
 
@@ -85,14 +85,14 @@ def forward_steps(
     return torch.stack(outputs), _stack_parts(states), _stack_parts(saved_steps), kept
 
 
-def backward_steps(step: ScanStep, zoneout: float, saved, previous, d_outputs, d_carry, alive, keeps, weight, hidden_mask, inner):
+def backward_steps(step: LoopStep, zoneout: float, saved, previous, d_outputs, d_carry, alive, keeps, weight, hidden_mask, inner):
     """Walk the steps that ``forward_steps`` ran back to front.
 
     ``saved`` and ``keeps`` as ``forward_steps`` returned them (``keeps`` None: zoneout, if any, was
     its expectation), ``previous`` per state part the
     state before each step (K, B, ·), ``d_carry`` the gradient of the state after the last one.
     Returns d input terms (K, B, G), d recurrent pre-activations (K, B, G') for
-    ``ScanStep.weight_gradients``, the gradient of the state before the first step, and per
+    ``LoopStep.weight_gradients``, the gradient of the state before the first step, and per
     inner tensor the sum of the steps' shares of its gradient (None where the steps give none).
     """
     steps = d_outputs.shape[0]
@@ -124,9 +124,9 @@ def backward_steps(step: ScanStep, zoneout: float, saved, previous, d_outputs, d
 PYTHON_STEPS = StepRunner(forward_steps, backward_steps)
 
 
-class ScanFunction(torch.autograd.Function):
+class LoopFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, runner: StepRunner, step: ScanStep, options: LoopOptions, inputs, weight, hidden_mask, *state_and_inner):
+    def forward(ctx, runner: StepRunner, step: LoopStep, options: LoopOptions, inputs, weight, hidden_mask, *state_and_inner):
         state, inner = split_state_and_inner(step, state_and_inner)
         chunk = runner.chunk or options.steps
         inputs, alive = _pad_to_chunks(inputs, options.alive, chunk)

@@ -1,8 +1,8 @@
-"""The scan kernel's steps compiled by ``torch.compile``: the fused path, on GPU, of every cell cuDNN lacks.
+"""The loop kernel's steps compiled by ``torch.compile``: the fused path, on GPU, of every cell cuDNN lacks.
 
-On a GPU the scan kernel's PyTorch loops launch one small kernel per element-wise op of a
+On a GPU the loop kernel's PyTorch loops launch one small kernel per element-wise op of a
 step (a dozen for a gated cell) and return to Python between steps. The fused runner hands
-the loop's ``forward_steps`` and ``backward_steps`` (``scan/loop.py``), over runs of
+the loop's ``forward_steps`` and ``backward_steps`` (``loop/time_loop.py``), over runs of
 ``CHUNK`` steps, to ``torch.compile``: Inductor fuses each step's element-wise work into one
 Triton kernel beside the step's GEMM, and Python runs once a chunk instead of once a step.
 The backward is still the hand-written one, so W_hh's gradient is still one GEMM over all
@@ -34,7 +34,7 @@ import warnings
 
 import torch
 
-from rnnkit.kernels.scan.loop import StepRunner, backward_steps, forward_steps
+from rnnkit.kernels.loop.time_loop import StepRunner, backward_steps, forward_steps
 
 SWITCH = "RNNKIT_FUSED"  # auto | 1 | 0
 CHUNK = 8  # steps per compiled call: long enough to make Python's share small, short enough to compile fast
