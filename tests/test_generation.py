@@ -21,6 +21,7 @@ def _model(seed: int) -> LanguageModel:
     return model
 
 
+@torch.no_grad()
 def _log_probability(model, continuation: list[int]) -> float:
     tokens = torch.cat([PRIME, torch.tensor(continuation)])
     logits, _, _ = model(tokens[:-1].view(-1, 1))

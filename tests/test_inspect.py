@@ -12,6 +12,7 @@ import torch
 from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit, rnnkit_here
 from rnnkit import Recurrent
 from rnnkit.inspect import gate_statistics, record
+from rnnkit.tasks import restore_session
 
 SMALL_ADDING = ["--hidden-size", "8", "--batch-size", "8", "--seq-len", "12", "--max-minutes", "0", "--max-steps", "3",
                 "--eval-every", "3", "--validation-size", "16", "--test-size", "16"]
@@ -111,13 +112,34 @@ def test_grad_flow_compares_checkpoints_and_fresh_cells(runs, tmp_path):
     assert len(rows) == 21 and rows[0].startswith("step,lstm")
 
 
+def _lstm_gates_by_hand(cell, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """i, f, o of an LSTM cell over (T, B, I) inputs, from its weights and equations, without the cell's step."""
+    h = torch.zeros(inputs.shape[1], cell.hidden_size)
+    c = torch.zeros_like(h)
+    gates = {"input": [], "forget": [], "output": []}
+    for x_t in inputs:
+        i, f, g, o = (x_t @ cell.weight_ih.t() + cell.bias_ih + h @ cell.weight_hh.t() + cell.bias_hh).chunk(4, dim=1)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        for name, value in (("input", i), ("forget", f), ("output", o)):
+            gates[name].append(value)
+    return {name: torch.stack(values) for name, values in gates.items()}  # (T, B, H)
+
+
 def test_gates_of_a_trained_lstm(runs, tmp_path):
     result = rnnkit("inspect", "gates", "--checkpoint", runs["lstm"], "--batch-size", "4", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "gates.json").read_text())
-    assert set(data["gates"]) == {"input", "forget", "output"}
-    for stats in data["gates"].values():
-        assert 0 <= stats["fraction_below_0.1"] <= 1 and len(stats["mean_over_time"]) == 12
+    _, session = restore_session(str(runs["lstm"]))
+    with torch.no_grad():  # the first 4 test sequences, which the command reads
+        expected = _lstm_gates_by_hand(session.model.rnn.cells[0], session.inspection_batch(4).inputs)
+    assert set(data["gates"]) == set(expected)
+    for name, values in expected.items():
+        stats = data["gates"][name]
+        assert stats["fraction_below_0.1"] == pytest.approx(float((values < 0.1).float().mean()), abs=1e-6)
+        assert stats["fraction_above_0.9"] == pytest.approx(float((values > 0.9).float().mean()), abs=1e-6)
+        assert stats["mean_over_time"] == pytest.approx(values.mean(dim=(1, 2)).tolist(), abs=1e-5)
     assert (tmp_path / "gates.png").is_file() and not (tmp_path / "unit.png").exists()
 
 

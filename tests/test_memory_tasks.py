@@ -105,27 +105,27 @@ def sample(count, gen):
 
 def test_sampled_batches_are_fresh_reproducible_and_differ_between_processes():
     batches = SampledBatches(sample, 4, epoch_size=8, seed=3)
-    first, second = batches.next_window(), batches.next_window()
+    first, second = batches.next_batch(), batches.next_batch()
     assert not torch.equal(first.inputs, second.inputs)
     assert batches.epoch_progress() == 1.0 and first.starts_epoch
     resumed = SampledBatches(sample, 4, epoch_size=8, seed=3)
     resumed.load_state_dict({"drawn": 1})
-    assert torch.equal(resumed.next_window().inputs, second.inputs)
+    assert torch.equal(resumed.next_batch().inputs, second.inputs)
     other_rank = SampledBatches(sample, 4, epoch_size=8, seed=3, rank=1)
-    assert not torch.equal(other_rank.next_window().inputs, first.inputs)
+    assert not torch.equal(other_rank.next_batch().inputs, first.inputs)
 
 
 def test_shuffled_batches_visit_every_sequence_once_per_epoch_split_between_processes():
     inputs = torch.arange(10.0).view(1, 10, 1)
     targets = torch.arange(10)
     ranks = [ShuffledBatches(inputs, targets, batch_size=2, seed=0, rank=rank, world_size=2) for rank in range(2)]
-    seen = [int(t) for _ in range(2) for batches in ranks for t in batches.next_window().targets]
+    seen = [int(t) for _ in range(2) for batches in ranks for t in batches.next_batch().targets]
     assert len(seen) == len(set(seen)) == 8  # 2 global batches of 4, no sequence twice
     assert ranks[0].epoch_progress() == 1.0  # 10 // 4 = 2 batches per epoch, the short one dropped
-    epoch_two = ranks[0].next_window().targets
+    epoch_two = ranks[0].next_batch().targets
     restarted = ShuffledBatches(inputs, targets, batch_size=2, seed=0, rank=0, world_size=2)
     restarted.load_state_dict(ranks[0].state_dict() | {"position": 0})
-    assert torch.equal(restarted.next_window().targets, epoch_two)
+    assert torch.equal(restarted.next_batch().targets, epoch_two)
 
 
 # ----------------------------------------------------------------------------- tasks and models
@@ -144,7 +144,7 @@ def test_an_lstm_beats_the_adding_baseline_at_small_t_within_seconds():
     session = session_of("adding", seq_len=10, hidden_size=32, validation_size=200, test_size=500)
     optimizer = torch.optim.Adam(session.model.parameters(), lr=1e-2)
     for _ in range(300):
-        loss, _, _ = session.loss(session.model, session.batches.next_window(), None)
+        loss, _, _ = session.training_step(session.model, session.batches.next_batch(), None)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -165,7 +165,7 @@ def test_an_untrained_model_scores_about_the_baselines():
 def test_every_cell_runs_every_task_and_its_loss_has_gradients(cell):
     for task, options in (("adding", {"seq_len": 6}), ("copy", {"seq_len": 3}), ("digits", {})):
         session = session_of(task, cell=cell, hidden_size=8, **options)
-        loss, state, count = session.loss(session.model, session.batches.next_window(), None)
+        loss, state, count = session.training_step(session.model, session.batches.next_batch(), None)
         assert state is None and count == 32  # whole sequences: nothing carried
         loss.backward()
         assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in session.model.parameters())
@@ -173,9 +173,22 @@ def test_every_cell_runs_every_task_and_its_loss_has_gradients(cell):
 
 def test_bidirectional_many_to_one_reads_both_directions_final_states():
     session = session_of("digits", cell="gru", hidden_size=8, bidirectional=True, merge_mode="sum")
-    assert session.model.head.in_features == 16
-    loss, _, _ = session.loss(session.model, session.batches.next_window(), None)
-    assert torch.isfinite(loss)
+    model = session.model.eval()
+    batch = next(session.validation.chunks(4))
+    forward_cell, backward_cell = model.rnn.layers[0].direction_cells
+
+    def final_h(cell, sequence):  # the cell stepped by hand over (T, B, 1)
+        state = None
+        for x_t in sequence:
+            _, state = cell(x_t, state)
+        return state[0]
+
+    with torch.no_grad():
+        both = torch.cat([final_h(forward_cell, batch.inputs), final_h(backward_cell, batch.inputs.flip(0))], dim=-1)
+        expected = model.head(both)  # forward first, then the backward direction's state after reading x_1
+        outputs, loss, _ = model(batch.inputs, targets=batch.targets)
+    torch.testing.assert_close(outputs, expected)
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(expected, batch.targets))
 
 
 def test_t_max_defaults_to_the_sequence_length_for_janet_and_indrnn():
@@ -186,7 +199,7 @@ def test_t_max_defaults_to_the_sequence_length_for_janet_and_indrnn():
 
 
 @pytest.mark.parametrize("changes, fragment", [
-    ({"activation": "relu", "cell": "lstm"}, "--activation"),
+    ({"activation": "relu", "cell": "janet"}, "--activation: the janet cell takes no activation"),
     ({"activation": "sigmoid", "cell": "rnn"}, "--activation"),
     ({"t_max": 0.5}, "--t-max"),
 ])

@@ -212,8 +212,24 @@ def test_custom_cell_class_plugs_in():
             return (0.5 * h + 0.5 * state[0],)
 
     layer = rnnkit.Recurrent(Leaky, I, H, num_layers=2, bidirectional=True)
-    output, (h_n,) = layer(torch.randn(T, B, I))
+    x = torch.randn(T, B, I)
+    output, (h_n,) = layer(x)
     assert output.shape == (T, B, 2 * H) and h_n.shape == (4, B, H)
+
+    def by_hand(cell, sequence):  # the leaky equation itself, not the cell's step
+        h, outputs = torch.zeros(B, H), []
+        for x_t in sequence:
+            h = 0.5 * torch.tanh(x_t @ cell.weight_ih.t() + cell.bias_ih + h @ cell.weight_hh.t() + cell.bias_hh) + 0.5 * h
+            outputs.append(h)
+        return torch.stack(outputs)
+
+    forward_cell, backward_cell = layer.layers[0].direction_cells
+    below = torch.cat([by_hand(forward_cell, x), by_hand(backward_cell, x.flip(0)).flip(0)], dim=-1)
+    forward_cell, backward_cell = layer.layers[1].direction_cells
+    expected = torch.cat([by_hand(forward_cell, below), by_hand(backward_cell, below.flip(0)).flip(0)], dim=-1)
+    torch.testing.assert_close(output, expected)
+    torch.testing.assert_close(h_n[2], expected[-1, :, :H])  # layer 1 forward: after the last step
+    assert layer.kernel_plan(x)[0].kernel == "reference"  # a subclass may change step(): no kernel runs it
 
 
 # ----------------------------------------------------------------------------- bad input

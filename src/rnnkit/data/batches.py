@@ -1,8 +1,8 @@
 """Whole-sequence batching: fresh random batches (synthetic tasks) and shuffled epochs (datasets).
 
-Both give the trainer what ``TokenStreams`` gives it (``next_window``, ``epoch_progress``,
-``state_dict``/``load_state_dict``), but every batch holds complete sequences, so no
-state is carried from one batch to the next: training is plain BPTT over the whole sequence.
+Both give the trainer what ``TokenStreams`` gives it (``rnnkit.data.batch.Batches``), but
+every batch holds complete sequences, so no state is carried from one batch to the next:
+training is plain BPTT over the whole sequence.
 Their reading position is a pair of counters, so a resumed run draws exactly the batches
 it would have drawn.
 """
@@ -14,7 +14,7 @@ from typing import Callable
 import numpy
 import torch
 
-from rnnkit.data.streams import Window
+from rnnkit.data.batch import Batch
 
 Sampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]  # (count, generator) -> (inputs, targets)
 
@@ -31,12 +31,12 @@ class SampledBatches:
         self.seed, self.rank = seed, rank
         self.drawn = 0  # batches drawn so far by this process
 
-    def next_window(self) -> Window:
+    def next_batch(self) -> Batch:
         entropy = numpy.random.SeedSequence([self.seed, self.rank, self.drawn]).generate_state(2, numpy.uint64)[0]
         generator = torch.Generator().manual_seed(int(entropy) >> 1)
         inputs, targets = self.sample(self.batch_size, generator)
         self.drawn += 1
-        return Window(inputs, targets, starts_epoch=True)  # every batch is whole sequences
+        return Batch(inputs, targets, starts_epoch=True)  # every batch is whole sequences
 
     def epoch_progress(self) -> float:
         return self.drawn * self.batch_size / self.epoch_size
@@ -66,15 +66,15 @@ class ShuffledBatches:
         self.batches_per_epoch = count // self.global_batch
         self.epoch, self.position = 0, 0  # position: batches read in this epoch
 
-    def next_window(self) -> Window:
+    def next_batch(self) -> Batch:
         order = torch.randperm(self.inputs.shape[1], generator=torch.Generator().manual_seed(self.seed + self.epoch))
         start = self.position * self.global_batch
         rows = order[start : start + self.global_batch][self.rank :: self.world_size]
-        window = Window(self.inputs[:, rows], self.targets[rows], starts_epoch=True)
+        batch = Batch(self.inputs[:, rows], self.targets[rows], starts_epoch=True)
         self.position += 1
         if self.position == self.batches_per_epoch:
             self.epoch, self.position = self.epoch + 1, 0
-        return window
+        return batch
 
     def epoch_progress(self) -> float:
         return self.epoch + self.position / self.batches_per_epoch

@@ -32,16 +32,49 @@ def load_digit_sequences(permute: bool, split_seed: int = 0, permutation_seed: i
     except ImportError:
         raise UserError("the digits task needs scikit-learn: pip install 'rnnkit[tasks]'") from None
     digits = load_digits()
-    images = torch.tensor(digits.data, dtype=torch.float32) / 16.0  # (N, 64)
+    images = torch.tensor(digits.data, dtype=torch.float32)  # (N, 64), values 0..16
     labels = torch.tensor(digits.target, dtype=torch.long)
+    sequences = digit_sequences(images, permute, permutation_seed)  # (64, N, 1)
+    parts = stratified_split(labels, split_seed)
+    return {name: DigitSplit(sequences[:, rows].contiguous(), labels[rows]) for name, rows in parts.items()}
+
+
+def digit_sequences(images: torch.Tensor, permute: bool, permutation_seed: int = 0) -> torch.Tensor:
+    """(N, 64) images with values 0..16, as load_digits gives them, -> (64, N, 1) sequences in [0, 1],
+    read in row-major order or in the fixed random order of ``permutation_seed``."""
+    images = images / 16.0
     if permute:
         order = torch.randperm(DIGIT_PIXELS, generator=torch.Generator().manual_seed(permutation_seed))
         images = images[:, order]
-    parts = _stratified_split(labels, split_seed)
-    return {name: DigitSplit(images[rows].t().unsqueeze(-1).contiguous(), labels[rows]) for name, rows in parts.items()}
+    return images.t().unsqueeze(-1)
 
 
-def _stratified_split(labels: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
+def parse_digit_image(text: str) -> torch.Tensor:
+    """One image written as 64 comma-separated pixel values 0..16 (a row of load_digits().data) -> (64,)."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != DIGIT_PIXELS:
+        raise ValueError(f"expected {DIGIT_PIXELS} comma-separated pixel values (an 8x8 image, row by row), "
+                         f"got {len(parts) if text.strip() else 0}")
+    try:
+        values = [float(part) for part in parts]
+    except ValueError:
+        bad = next(part for part in parts if not _is_number(part))
+        raise ValueError(f"pixel {parts.index(bad) + 1} is {bad!r}, not a number; write 64 numbers from 0 to 16") from None
+    outside = next((number for number, value in enumerate(values, start=1) if not 0 <= value <= 16), None)
+    if outside is not None:
+        raise ValueError(f"pixel {outside} is {values[outside - 1]:g}; pixel values go from 0 to 16 (as in load_digits)")
+    return torch.tensor(values)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def stratified_split(labels: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
     """Row indices per split, each class cut in the same proportions."""
     from sklearn.model_selection import train_test_split
 

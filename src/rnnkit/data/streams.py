@@ -17,16 +17,9 @@ N processes with batch B read exactly what one process with batch N·B reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-
-@dataclass
-class Window:
-    inputs: torch.Tensor  # (T, B) token ids here; (T, B, ...) features for other tasks
-    targets: torch.Tensor  # (T, B) the next token of each input here; per-task shapes elsewhere
-    starts_epoch: bool  # the streams restart here: carried state must be reset
+from rnnkit.data.batch import Batch
 
 
 class TokenStreams:
@@ -52,20 +45,21 @@ class TokenStreams:
         """Epochs done, fractional: 2.5 = half-way through the third pass."""
         return self.epoch + self.position / self.stream_length
 
-    def next_window(self) -> Window:
+    def next_batch(self) -> Batch:
+        """The next window: (T, B) inputs and targets; ``starts_epoch`` where the streams restart."""
         starts_epoch = self.position == 0
         end = min(self.position + self.bptt, self.stream_length)
-        window = Window(self.inputs[self.position : end], self.targets[self.position : end], starts_epoch)
+        batch = Batch(self.inputs[self.position : end], self.targets[self.position : end], starts_epoch=starts_epoch)
         self.position = end
         if self.position == self.stream_length:
             self.position, self.epoch = 0, self.epoch + 1
-        return window
+        return batch
 
     def __iter__(self):
         """One pass over all windows from the start, without touching the reading position."""
         for start in range(0, self.stream_length, self.bptt):
             end = min(start + self.bptt, self.stream_length)
-            yield Window(self.inputs[start:end], self.targets[start:end], start == 0)
+            yield Batch(self.inputs[start:end], self.targets[start:end], starts_epoch=start == 0)
 
     def state_dict(self) -> dict[str, int]:
         return {"position": self.position, "epoch": self.epoch}

@@ -15,13 +15,13 @@ def bundled_corpus_text() -> str:
     return resources.files("rnnkit.data.corpus").joinpath(BUNDLED_CORPUS).read_text(encoding="utf-8")
 
 
-def read_text_file(path: str | Path) -> str:
-    """The content of a UTF-8 text file, or a UserError saying why it cannot be used."""
+def read_text_file(path: str | Path, option: str = "--data") -> str:
+    """The content of a UTF-8 text file, or a UserError saying why it cannot be used (``option`` named it)."""
     path = Path(path)
     if not path.exists():
-        raise UserError(f"data file {path} does not exist: pass the path of a UTF-8 text file to --data")
+        raise UserError(f"data file {path} does not exist: pass the path of a UTF-8 text file to {option}")
     if not path.is_file():
-        raise UserError(f"data file {path} is not a regular file: pass the path of a UTF-8 text file to --data")
+        raise UserError(f"data file {path} is not a regular file: pass the path of a UTF-8 text file to {option}")
     raw = path.read_bytes()
     if not raw:
         raise UserError(f"data file {path} is empty: pass a UTF-8 text file with some text in it")

@@ -17,6 +17,7 @@ from rnnkit.cells import CELLS
 from rnnkit.errors import UserError
 from rnnkit.inspect.gates import gate_statistics, most_variable_unit, record_steps, write_gates, write_unit_over_text
 from rnnkit.inspect.grad_flow import gradient_flow, write_gradient_flow
+from rnnkit.inspect.source import inspectable
 from rnnkit.tasks import Session, get_task, restore_session
 from rnnkit.train.distributed import SINGLE_PROCESS
 
@@ -94,9 +95,10 @@ def grad_flow_command(arguments: list[str]) -> int:
     flows = []
     for path in options.checkpoint:
         _, session = restore_session(path)
+        session = inspectable(session, f"checkpoint {path}")
         flows.append(gradient_flow(session, options.batch_size, f"{_describe(session)} ({Path(path).name})"))
     for cell in options.cells:
-        session = _fresh_session(options, cell)
+        session = inspectable(_fresh_session(options, cell), f"--task {options.task}")
         flows.append(gradient_flow(session, options.batch_size, f"{_describe(session)} (initial weights)"))
     lengths = sorted({len(flow.norms) for flow in flows})
     title = f"gradient flow: ||dL/dh_t|| of the top layer, {options.batch_size} held-out sequences of {'/'.join(map(str, lengths))} steps"
@@ -122,6 +124,7 @@ def gates_command(arguments: list[str]) -> int:
         raise UserError(f"checkpoint {options.checkpoint}: its {session.model.config.cell} cells have no gates; "
                         "'inspect gates' needs a model of lstm, gru or janet cells")
     out = Path(options.out)
+    session = inspectable(session, f"checkpoint {options.checkpoint}")
     recording = record_steps(session, session.inspection_batch(options.batch_size), options.layer)
     title = f"{_describe(session)} ({Path(options.checkpoint).name}), layer {options.layer % layers}"
     statistics = gate_statistics(recording.gate_values())
@@ -129,10 +132,10 @@ def gates_command(arguments: list[str]) -> int:
     for name, stats in statistics.items():
         print(f"{name} gate: mean {stats['mean']:.3f}, {stats['fraction_below_0.1']:.1%} below 0.1, "
               f"{stats['fraction_above_0.9']:.1%} above 0.9")
-    text_window = session.inspection_batch(1, options.length)
-    characters = session.step_labels(text_window)
+    text_batch = session.inspection_batch(1, options.length)
+    characters = session.step_labels(text_batch)
     if characters is not None:
-        memory = record_steps(session, text_window, options.layer).memory()[:, 0]  # (T, H) of the one text
+        memory = record_steps(session, text_batch, options.layer).memory()[:, 0]  # (T, H) of the one text
         unit = most_variable_unit(memory) if options.unit < 0 else options.unit
         if unit >= memory.shape[1]:
             raise UserError(f"--unit: the layer has {memory.shape[1]} units, so expected 0..{memory.shape[1] - 1}, got {unit}")

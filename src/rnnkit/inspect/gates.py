@@ -12,21 +12,21 @@ from pathlib import Path
 
 import torch
 
+from rnnkit.data.batch import Batch
 from rnnkit.inspect.figures import pyplot
-from rnnkit.data.streams import Window
 from rnnkit.inspect.recording import Recording, record
-from rnnkit.tasks.base import Session
+from rnnkit.train.session import Session
 
 SATURATED_BELOW, SATURATED_ABOVE = 0.1, 0.9
 HISTOGRAM_BINS = 20
 
 
-def record_steps(session: Session, window: Window, layer: int = -1) -> Recording:
-    """Run the model on ``window`` and return what layer ``layer`` did at each step (gates and states)."""
+def record_steps(session: Session, batch: Batch, layer: int = -1) -> Recording:
+    """Run the model on ``batch`` and return what layer ``layer`` did at each step (gates and states)."""
     model = session.model
     model.eval()
     with torch.no_grad(), record(model.rnn, layer) as recording:
-        session.loss(model, window, None)
+        session.training_step(model, batch, None)
     return recording
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from rnnkit.inspect.recording import record
-from rnnkit.tasks.base import Session
+from rnnkit.inspect.source import Inspectable
 
 UNDERFLOW_FLOOR = 1e-30
 
@@ -28,14 +28,14 @@ class GradientFlow:
     loss: float
 
 
-def gradient_flow(session: Session, batch_size: int, label: str) -> GradientFlow:
+def gradient_flow(session: Inspectable, batch_size: int, label: str) -> GradientFlow:
     """Backpropagate the task's loss on one evaluation batch and measure ∂L/∂h_t of the top layer."""
     model = session.model
     model.eval()  # no dropout: the gradient of the model itself
-    window = session.inspection_batch(batch_size)
+    batch = session.inspection_batch(batch_size)
     model.zero_grad(set_to_none=True)
     with record(model.rnn, probe_gradients=True) as recording:
-        loss, _, _ = session.loss(model, window, None)
+        loss, _, _ = session.training_step(model, batch, None)
         loss.backward()
     norms = recording.gradient_norms().mean(dim=1)  # (T,)
     model.zero_grad(set_to_none=True)

@@ -57,7 +57,8 @@ class RecurrentConfig:
         if self.activation != "default" and not cell.activations:
             raise UserError(f"--activation: the {self.cell} cell takes no activation; {_cells_with('activations')} do")
         if self.activation != "default" and self.activation not in cell.activations:
-            raise UserError(f"--activation: expected one of {', '.join(cell.activations)} for {self.cell}, got {self.activation!r}")
+            choices = ", ".join(cell.activations)
+            raise UserError(f"--activation: expected one of {choices} for {self.cell}, got {self.activation!r}")
         if self.t_max < 0 or 0 < self.t_max <= 1:
             raise UserError(f"--t-max: expected 0 (default) or a span longer than 1 step, got {self.t_max}")
         if self.layer_norm and not cell.supports_layer_norm:

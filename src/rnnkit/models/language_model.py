@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rnnkit.cells import State
 from rnnkit.errors import UserError
 from rnnkit.models.config import RecurrentConfig
+from rnnkit.models.losses import cross_entropy, ignore_padding
 
 
 @dataclass
@@ -44,13 +44,19 @@ class LanguageModel(nn.Module):
         self.head = nn.Linear(self.rnn.output_size, vocab_size)
 
     def forward(
-        self, tokens: torch.Tensor, state: State | None = None, targets: torch.Tensor | None = None
+        self,
+        tokens: torch.Tensor,
+        state: State | None = None,
+        *,
+        lengths: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, State]:
-        """tokens (T, B) -> logits (T, B, V), mean cross-entropy in nats if targets (T, B) are given, state."""
+        """tokens (T, B) -> logits (T, B, V), the mean cross-entropy in nats per token if targets (T, B)
+        are given (over the real steps only, with ``lengths``), and the final state."""
         embedded = self.dropout(self.embedding(tokens))  # (T, B, E)
-        hidden, state = self.rnn(embedded, state)  # (T, B, H)
+        hidden, state = self.rnn(embedded, state, lengths=lengths)  # (T, B, H)
         logits = self.head(self.dropout(hidden))  # (T, B, V)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+            loss = cross_entropy(logits, ignore_padding(targets, lengths))
         return logits, loss, state

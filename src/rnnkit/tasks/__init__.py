@@ -1,7 +1,20 @@
-"""The task registry (what ``rnnkit train TASK`` can train) and the task contract."""
+"""The task registry (what ``rnnkit train TASK`` can train), the task contract and its commands."""
 
-from rnnkit.tasks.base import RunConfig, Session, Task
-from rnnkit.tasks.from_checkpoint import restore_session
+from rnnkit.tasks.base import CheckpointOptions, Command, RunConfig, Task
+from rnnkit.tasks.from_checkpoint import TrainedRun, read_trained_run, restore_session
 from rnnkit.tasks.registry import TASKS, get_task
+from rnnkit.train.session import Monitor, Session
 
-__all__ = ["TASKS", "RunConfig", "Session", "Task", "get_task", "restore_session"]
+__all__ = [
+    "TASKS",
+    "CheckpointOptions",
+    "Command",
+    "Monitor",
+    "RunConfig",
+    "Session",
+    "Task",
+    "TrainedRun",
+    "get_task",
+    "read_trained_run",
+    "restore_session",
+]

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from rnnkit.data.memory_tasks import ADDING_BASELINE_MSE, ADDING_MIN_LENGTH, adding_problem
 from rnnkit.models import RecurrentConfig, SequenceModel
@@ -39,10 +38,9 @@ class AddingConfig(RunConfig):
 
 
 class AddingSession(SequenceSession):
-    def score(self, network, inputs, targets):
-        predictions = network(inputs).squeeze(-1)  # (B,)
-        loss = F.mse_loss(predictions.float(), targets)
-        return loss, {"solved_fraction": float(((predictions.float() - targets) ** 2 < SOLVED_MSE).float().mean())}
+    def metrics(self, outputs, targets):
+        predictions = outputs.float().squeeze(-1)  # (B,)
+        return {"solved_fraction": float(((predictions - targets) ** 2 < SOLVED_MSE).float().mean())}
 
     def baseline(self) -> dict[str, float]:
         return {"loss": ADDING_BASELINE_MSE, "what": "always answer 1, the expected sum"}
@@ -65,7 +63,7 @@ class AddingTask(SequenceTask):
         def sample(count: int, generator: torch.Generator):
             return adding_problem(count, data.seq_len, generator)
 
-        model = SequenceModel(2, 1, config.model, sequence_length=data.seq_len)
+        model = SequenceModel(2, 1, config.model, sequence_length=data.seq_len, loss="mse")
         validation, test = data.fixed_sets(sample)
         batches = data.training_batches(sample, config.train, context.rank) if with_training_data else None
         return AddingSession(model, device, validation, test, batches)

@@ -1,19 +1,22 @@
-"""What a task is: a typed configuration, a way to set up data and model, a loss and an evaluation.
+"""What a task is: a typed configuration, a way to set up data and model, and a table of commands.
 
-``rnnkit train TASK`` looks the task up in ``rnnkit.tasks.TASKS`` and drives it through
-this interface; nothing in the trainer or the command line branches on a task's name.
+``rnnkit train TASK`` looks the task up in ``rnnkit.tasks.TASKS``, builds a ``Session`` (the
+training contract, ``rnnkit.train.session``) and hands it to the trainer. What a trained model
+can be used for is the task's table of ``commands`` (generate, predict, evaluate), each with
+its own typed options: ``rnnkit COMMAND --checkpoint RUN`` finds the table through the
+checkpoint's task. Nothing in the trainer or the command line branches on a task's name.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 
-from rnnkit.errors import UserError
 from rnnkit.train.distributed import Distributed
+from rnnkit.train.session import Session
 
 
 @dataclass
@@ -45,47 +48,23 @@ class RunConfig:
         return {"task": task, **{group: asdict(getattr(self, group)) for group in self.GROUPS}}
 
 
-class Session(ABC):
-    """One task set up for training, evaluation or generation: data, model, and what to do with them."""
+@dataclass
+class CheckpointOptions:
+    """The options every command on a trained model takes; a command's own options extend these."""
 
-    model: torch.nn.Module
-    batches: object  # training windows (see rnnkit.train.trainer.TrainingTask)
+    checkpoint: str
+    """Run folder (or checkpoint directory) written by 'rnnkit train'."""
+    device: str = "auto"
+    """auto, cpu or cuda."""
 
-    @abstractmethod
-    def task_state(self) -> dict:
-        """JSON-able data that, with the configuration, rebuilds this session from a checkpoint."""
 
-    @abstractmethod
-    def loss(self, network, window, state) -> tuple[torch.Tensor, object, int]:
-        """Mean training loss of one batch, the state to carry on, and the number of tokens."""
+@dataclass(frozen=True)
+class Command:
+    """A command a task's trained models support: ``rnnkit NAME --checkpoint RUN [options]``."""
 
-    @abstractmethod
-    def evaluate(self, model) -> dict[str, float]:
-        """Validation metrics; "loss" is what early stopping and checkpoints compare."""
-
-    def report(self, metrics: dict[str, float], label: str = "validation") -> str:
-        """One line of metrics on the data set named by ``label`` (validation, test, evaluation)."""
-        return f"{label} loss {metrics['loss']:.4f}"
-
-    def generate(self, prime: str, length: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
-                 beam_size: int = 0) -> str:
-        raise UserError("this checkpoint's task does not generate text")
-
-    def inspection_batch(self, size: int, length: int | None = None):
-        """A window of ``size`` held-out sequences (``length`` steps where the task decides) for 'rnnkit inspect'."""
-        raise UserError("this checkpoint's task cannot be inspected")
-
-    def step_labels(self, window) -> list[str] | None:
-        """What the first sequence of ``window`` reads at each step, as text (a char LM's characters), or None."""
-        return None
-
-    def finish(self) -> str:
-        """Text to print when training ends (a sample, for generative tasks)."""
-        return ""
-
-    def test_summary(self) -> dict:
-        """Entries for summary.json once training ends: {"test": metrics, "baseline": ...} where a task has them."""
-        return {}
+    summary: str  # one line for 'rnnkit NAME --help'
+    options: type[CheckpointOptions]  # a dataclass; tyro turns its fields into flags
+    run: Callable[[Session, Any], None]  # (the restored session, the parsed options); prints what it finds
 
 
 class Task(ABC):
@@ -93,6 +72,7 @@ class Task(ABC):
     summary: ClassVar[str]  # one line for 'rnnkit tasks'
     config_class: ClassVar[type[RunConfig]]
     unit: ClassVar[str] = "tok"  # what the progress bar counts per second
+    commands: ClassVar[dict[str, Command]] = {}  # what its trained models can be used for, by command name
 
     def default_config(self) -> RunConfig:
         return self.config_class()
@@ -104,7 +84,3 @@ class Task(ABC):
     @abstractmethod
     def restore(self, config: RunConfig, task_state: dict, device: torch.device) -> Session:
         """Rebuild a session (without training data) from a checkpoint's configuration and task state."""
-
-    def evaluate_text(self, session: Session, path: str | None) -> dict[str, float]:
-        """Metrics on a data file, or on the validation part of the training data (``rnnkit evaluate``)."""
-        raise UserError(f"task {self.name!r} cannot be evaluated with 'rnnkit evaluate' yet")

@@ -15,12 +15,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rnnkit.data import CharVocabulary, TokenStreams, Window, bundled_corpus_text, read_text_file
+from rnnkit.data import Batch, CharVocabulary, TokenStreams, bundled_corpus_text, read_text_file
 from rnnkit.errors import UserError
+from rnnkit.layers import detach_state
 from rnnkit.models import LanguageModel, LanguageModelConfig, beam_search, sample
-from rnnkit.tasks.base import RunConfig, Session, Task
+from rnnkit.tasks.base import CheckpointOptions, Command, RunConfig, Task
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.distributed import SINGLE_PROCESS, Distributed
+from rnnkit.train.session import Session
 
 EVALUATION_STREAMS = 16  # few long streams: few cold starts of the carried state
 
@@ -90,21 +92,23 @@ class CharLMSession(Session):
     def task_state(self) -> dict:
         return {"vocabulary": self.vocabulary.characters}
 
-    def loss(self, network, window, state):
-        inputs, targets = window.inputs.to(self.device), window.targets.to(self.device)
-        _, loss, state = network(inputs, state, targets)
-        return loss, state, inputs.numel()
+    def training_step(self, network, batch, state):
+        if batch.starts_epoch:
+            state = None  # the streams start again from the beginning of the text
+        batch = batch.to(self.device)
+        _, loss, state = network(batch.inputs, state, targets=batch.targets)
+        return loss, detach_state(state), batch.inputs.numel()  # truncated BPTT: the state flows, gradients stop
 
     def evaluate(self, model, streams: TokenStreams | None = None, context: Distributed | None = None) -> dict[str, float]:
         """Mean cross-entropy per character in nats (and bits) over every stream, the state carried throughout."""
         streams = streams or self.validation
         total = torch.zeros(2, dtype=torch.float64)  # (summed loss, characters)
         state = None
-        for window in streams:
-            if window.inputs.shape[1] == 0:
+        for batch in streams:
+            if batch.size == 0:
                 break  # this process holds no evaluation stream
-            logits, _, state = model(window.inputs.to(self.device), state)
-            targets = window.targets.to(self.device)
+            logits, _, state = model(batch.inputs.to(self.device), state)
+            targets = batch.targets.to(self.device)
             total[0] += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="sum"))
             total[1] += targets.numel()
         total = (context or self.context).sum(total)
@@ -130,7 +134,7 @@ class CharLMSession(Session):
         """A newline, the natural start of a text, if the corpus has one; else its first character."""
         return "\n" if "\n" in self.vocabulary.characters else self.vocabulary.characters[0]
 
-    def inspection_batch(self, size: int, length: int | None = None) -> Window:
+    def inspection_batch(self, size: int, length: int | None = None) -> Batch:
         """``size`` consecutive pieces of ``length`` characters (default --bptt) from the validation text."""
         length = length or self.config.dataset.bptt
         tokens, where = self.held_out_tokens
@@ -140,7 +144,7 @@ class CharLMSession(Session):
         used = size * length
         inputs = tokens[:used].view(size, length).t()
         targets = tokens[1 : used + 1].view(size, length).t()
-        return Window(inputs, targets, starts_epoch=True)
+        return Batch(inputs, targets, starts_epoch=True)
 
     @functools.cached_property
     def held_out_tokens(self) -> tuple[torch.Tensor, str]:
@@ -149,12 +153,55 @@ class CharLMSession(Session):
         split = int(len(text) * (1 - self.config.dataset.val_fraction))
         return self.vocabulary.encode(text[split:], where), where
 
-    def step_labels(self, window: Window) -> list[str]:
-        return list(self.vocabulary.decode(window.inputs[:, 0]))
+    def step_labels(self, batch: Batch) -> list[str]:
+        return list(self.vocabulary.decode(batch.inputs[:, 0]))
 
     def finish(self) -> str:
         sample = self.generate(self.default_prime(), 400, temperature=0.8, seed=0)
         return "--- sample (temperature 0.8) ---\n" + sample.lstrip("\n")
+
+
+@dataclass
+class GenerateOptions(CheckpointOptions):
+    prime: str = ""
+    """Text to start from (default: a newline, or the corpus's first character if it has none)."""
+    length: int = 500
+    """Characters to generate."""
+    temperature: float = 0.8
+    """Sampling temperature: lower is more conservative, 0 is greedy."""
+    top_k: int = 0
+    """Sample only among the k most likely characters (0: all)."""
+    seed: int = 0
+    """Random seed of the sampling."""
+    beam_size: int = 0
+    """Beam search with this many beams instead of sampling (0: sample)."""
+
+
+def generate(session: CharLMSession, options: GenerateOptions) -> None:
+    if options.length < 0 or options.temperature < 0 or options.top_k < 0 or options.beam_size < 0:
+        raise UserError("--length, --temperature, --top-k and --beam-size must be >= 0")
+    print(session.generate(options.prime, options.length, options.temperature, options.top_k, options.seed,
+                           options.beam_size))
+
+
+@dataclass
+class EvaluateOptions(CheckpointOptions):
+    data: str | None = None
+    """Text file to evaluate on (default: the validation part of the training corpus)."""
+
+
+def evaluate(session: CharLMSession, options: EvaluateOptions) -> None:
+    """Loss on a text file, or on the validation part of the training corpus."""
+    if options.data is None:
+        tokens, _ = session.held_out_tokens
+    else:
+        tokens = session.vocabulary.encode(read_text_file(Path(options.data)), f"data file {options.data}")
+    if tokens.numel() < 2:
+        raise UserError(f"data file {options.data} is too short to evaluate on: it needs at least 2 characters")
+    session.model.eval()
+    with torch.no_grad():
+        metrics = session.evaluate(session.model, session.streams_for_evaluation(tokens, SINGLE_PROCESS), SINGLE_PROCESS)
+    print(session.report(metrics, label="evaluation"))
 
 
 class CharLMTask(Task):
@@ -162,6 +209,10 @@ class CharLMTask(Task):
     summary = "character-level language model (one-to-many), truncated BPTT; default corpus Tiny Shakespeare"
     config_class = CharLMConfig
     unit = "char"
+    commands = {
+        "generate": Command("text sampled (or beam-searched) from the trained model", GenerateOptions, generate),
+        "evaluate": Command("loss on a text file, or on the held-out part of the training text", EvaluateOptions, evaluate),
+    }
 
     def start(self, config: CharLMConfig, context: Distributed, device: torch.device) -> CharLMSession:
         text, where = _read_corpus(config.dataset)
@@ -171,15 +222,3 @@ class CharLMTask(Task):
 
     def restore(self, config: CharLMConfig, task_state: dict, device: torch.device) -> CharLMSession:
         return CharLMSession(config, CharVocabulary(task_state["vocabulary"]), device)
-
-    def evaluate_text(self, session: CharLMSession, path: str | None) -> dict[str, float]:
-        """Loss on a text file, or on the validation part of the training corpus."""
-        if path is None:
-            tokens, _ = session.held_out_tokens
-        else:
-            tokens = session.vocabulary.encode(read_text_file(Path(path)), f"data file {path}")
-        if tokens.numel() < 2:
-            raise UserError(f"data file {path} is too short to evaluate on: it needs at least 2 characters")
-        session.model.eval()
-        with torch.no_grad():
-            return session.evaluate(session.model, session.streams_for_evaluation(tokens, SINGLE_PROCESS), SINGLE_PROCESS)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from rnnkit.data.memory_tasks import (COPY_CLASSES, COPY_LENGTH, COPY_MIN_LENGTH, COPY_VOCABULARY, copy_memory,
                                       copy_memoryless_baseline)
@@ -41,12 +40,10 @@ class CopySession(SequenceSession):
         super().__init__(*args, **kwargs)
         self.seq_len = seq_len
 
-    def score(self, network, inputs, targets):
-        logits = network(F.one_hot(inputs, COPY_VOCABULARY).float())  # (T + 20, B, 9)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
-        recalled = logits[-COPY_LENGTH:].argmax(-1) == targets[-COPY_LENGTH:]  # (10, B)
-        return loss, {"symbol_accuracy": float(recalled.float().mean()),
-                      "sequences_recalled": float(recalled.all(0).float().mean())}
+    def metrics(self, outputs, targets):
+        recalled = outputs[-COPY_LENGTH:].argmax(-1) == targets[-COPY_LENGTH:]  # (10, B) of the (T + 20, B, 9) logits
+        return {"symbol_accuracy": float(recalled.float().mean()),
+                "sequences_recalled": float(recalled.all(0).float().mean())}
 
     def baseline(self) -> dict[str, float]:
         return {"loss": copy_memoryless_baseline(self.seq_len), "symbol_accuracy": 1 / 8,
@@ -69,7 +66,8 @@ class CopyTask(SequenceTask):
             return copy_memory(count, data.seq_len, generator)
 
         total_steps = data.seq_len + 2 * COPY_LENGTH
-        model = SequenceModel(COPY_VOCABULARY, COPY_CLASSES, config.model, every_step=True, sequence_length=total_steps)
+        model = SequenceModel(COPY_VOCABULARY, COPY_CLASSES, config.model, every_step=True, sequence_length=total_steps,
+                              token_inputs=True)
         validation, test = data.fixed_sets(sample, per_step=True)
         batches = data.training_batches(sample, config.train, context.rank) if with_training_data else None
         return CopySession(model, device, validation, test, batches, seq_len=data.seq_len)

@@ -5,6 +5,9 @@ scikit-learn, 64 steps each, stratified 70/10/20 train/validation/test split fix
 --split-seed. With --permute the pixels come in a fixed random order, which puts
 neighbouring pixels far apart in time. The baseline is the majority class's share of the
 test set.
+
+``rnnkit predict`` reads one image per input: 64 comma-separated pixel values from 0 to 16
+(a row of ``load_digits().data``), in row-major order; the run's permutation is applied.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from rnnkit.data.batches import ShuffledBatches
-from rnnkit.data.digits import DIGIT_CLASSES, load_digit_sequences
+from rnnkit.data.digits import DIGIT_CLASSES, digit_sequences, load_digit_sequences, parse_digit_image
 from rnnkit.errors import UserError
 from rnnkit.models import RecurrentConfig, SequenceModel
 from rnnkit.tasks.base import RunConfig
+from rnnkit.tasks.predict import PREDICT
 from rnnkit.tasks.sequence_task import LabelledSet, SequenceSession, SequenceTask
 from rnnkit.train.config import TrainConfig
 
@@ -41,10 +44,28 @@ class DigitsConfig(RunConfig):
 
 
 class DigitsSession(SequenceSession):
-    def score(self, network, inputs, targets):
-        logits = network(inputs)  # (B, 10)
-        loss = F.cross_entropy(logits.float(), targets)
-        return loss, {"accuracy": float((logits.argmax(-1) == targets).float().mean())}
+    def __init__(self, *args, data: DigitsData, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.data = data
+
+    def metrics(self, outputs, targets):
+        return {"accuracy": float((outputs.argmax(-1) == targets).float().mean())}  # outputs: (B, 10) logits
+
+    # rnnkit predict (rnnkit.tasks.predict.Predictor)
+    def parse_input(self, text: str) -> torch.Tensor:
+        return parse_digit_image(text)
+
+    def predict(self, inputs: list[torch.Tensor]) -> list[dict]:
+        sequences = digit_sequences(torch.stack(inputs), self.data.permute, self.data.permutation_seed)  # (64, N, 1)
+        self.model.eval()
+        with torch.no_grad():
+            logits, _, _ = self.model(sequences.to(self.device))
+        probabilities = torch.softmax(logits.float(), dim=-1).cpu()
+        return [{"label": str(int(row.argmax())), "probabilities": {str(digit): float(p) for digit, p in enumerate(row)}}
+                for row in probabilities]
+
+    def describe(self, result: dict) -> str:
+        return f"{result['label']} ({result['probabilities'][result['label']]:.3f})"
 
     def baseline(self) -> dict[str, float]:
         majority = int(torch.bincount(self.test.targets, minlength=DIGIT_CLASSES).max())
@@ -58,6 +79,7 @@ class DigitsTask(SequenceTask):
     name = "digits"
     summary = "scikit-learn digits read pixel by pixel (many-to-one classification, 64 steps, --permute)"
     config_class = DigitsConfig
+    commands = {**SequenceTask.commands, "predict": PREDICT}  # an input: 64 comma-separated pixel values 0..16
 
     def start(self, config: DigitsConfig, context, device, with_training_data: bool = True) -> DigitsSession:
         data = config.dataset
@@ -73,4 +95,4 @@ class DigitsTask(SequenceTask):
                                 f"{config.train.batch_size} x {world_size} processes; lower --batch-size")
             batches = ShuffledBatches(train.inputs, train.labels, config.train.batch_size, config.train.seed,
                                       context.rank, world_size)
-        return DigitsSession(model, device, validation, test, batches)
+        return DigitsSession(model, device, validation, test, batches, data=data)

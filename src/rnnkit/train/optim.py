@@ -34,7 +34,6 @@ class LearningRateSchedule:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.plateau_scale = 1.0  # reduce-on-plateau's accumulated factor
-        self.best = math.inf
         self.evaluations_without_improvement = 0
 
     def learning_rate(self, step: int, progress: float) -> float:
@@ -42,10 +41,10 @@ class LearningRateSchedule:
         warmup = min(1.0, (step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
         return c.lr * warmup * SCHEDULES[c.schedule](self, step, min(progress, 1.0))
 
-    def observe(self, validation_loss: float) -> None:
-        """Tell the schedule an evaluation's result (only plateau uses it)."""
-        if validation_loss < self.best:
-            self.best, self.evaluations_without_improvement = validation_loss, 0
+    def observe(self, improved: bool) -> None:
+        """Tell the schedule whether an evaluation improved the monitored metric (only plateau uses it)."""
+        if improved:
+            self.evaluations_without_improvement = 0
             return
         self.evaluations_without_improvement += 1
         if self.config.schedule == "plateau" and self.evaluations_without_improvement >= self.config.plateau_patience:
@@ -59,11 +58,10 @@ class LearningRateSchedule:
         return lr
 
     def state_dict(self) -> dict:
-        return {"plateau_scale": self.plateau_scale, "best": self.best, "stale": self.evaluations_without_improvement}
+        return {"plateau_scale": self.plateau_scale, "stale": self.evaluations_without_improvement}
 
     def load_state_dict(self, state: dict) -> None:
-        self.plateau_scale, self.best = state["plateau_scale"], state["best"]
-        self.evaluations_without_improvement = state["stale"]
+        self.plateau_scale, self.evaluations_without_improvement = state["plateau_scale"], state["stale"]
 
 
 def _cosine(schedule: LearningRateSchedule, step: int, progress: float) -> float:

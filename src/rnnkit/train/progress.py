@@ -6,7 +6,7 @@ import sys
 
 from tqdm import tqdm
 
-from rnnkit.train.trainer import Callback
+from rnnkit.train.callbacks import Callback
 
 
 class ProgressBar(Callback):

@@ -1,41 +1,31 @@
 """The fit loop: steps, gradient clipping, the non-finite guard, evaluation, checkpoints, budgets.
 
-It knows nothing about models or data beyond a small contract (``TrainingTask``): a
-stream of batches whose reading position can be saved, a loss, and an evaluation. Extra
-behaviour (the progress bar) comes from callbacks, not flags.
-
-Fault injection for tests: ``RNNKIT_INJECT_NONFINITE=5,6`` replaces the loss of steps 5
-and 6 with NaN, so the guard against non-finite steps can be exercised end to end.
+It knows nothing about models, data or recurrent state beyond the training contract
+(``rnnkit.train.session.Session``): batches whose reading position can be saved, a
+training step that returns a loss and the state to carry (any nest of tensors, or None),
+and an evaluation that names the metric to monitor. Early stopping, the plateau schedule
+and the best result follow that metric, in its direction. Extra behaviour (the progress
+bar, parameter constraints, fault injection for tests) comes from callbacks, not flags.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Protocol
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from rnnkit.errors import UserError
-from rnnkit.layers import apply_constraints, detach_state
+from rnnkit.train.callbacks import Callback
 from rnnkit.train.checkpoint import Checkpoint
 from rnnkit.train.config import TrainConfig, uses_bf16
 from rnnkit.train.distributed import Distributed
+from rnnkit.train.nest import flatten_nest, nest_size, unflatten_nest
 from rnnkit.train.optim import LearningRateSchedule, build_optimizer
 from rnnkit.train.run_folder import RunFolder
-
-
-class TrainingTask(Protocol):
-    """What the trainer needs from a task (see rnnkit.tasks)."""
-
-    batches: object  # next_window(), epoch_progress(), state_dict(), load_state_dict()
-
-    def loss(self, network, window, state) -> tuple[torch.Tensor, object, int]: ...  # (mean loss, state, tokens)
-
-    def evaluate(self, model) -> dict[str, float]: ...  # must contain "loss"
+from rnnkit.train.session import Session
 
 
 class TrainingDiverged(UserError):
@@ -52,22 +42,15 @@ class Counters:
     nonfinite_steps: int = 0
     consecutive_nonfinite: int = 0
     evaluations: int = 0
-    best_loss: float = math.inf
+    best: float | None = None  # the best value of the monitored metric so far (None before the first evaluation)
     evaluations_without_improvement: int = 0
 
 
-class Callback:
-    def on_start(self, trainer: "Trainer") -> None: ...
-    def on_step(self, trainer: "Trainer", record: dict) -> None: ...
-    def on_evaluate(self, trainer: "Trainer", record: dict) -> None: ...
-    def on_end(self, trainer: "Trainer", summary: dict) -> None: ...
-    def on_abort(self, trainer: "Trainer") -> None: ...
-
-
 class Trainer:
-    def __init__(self, model, task: TrainingTask, config: TrainConfig, run: RunFolder, context: Distributed,
+    def __init__(self, session: Session, config: TrainConfig, run: RunFolder, context: Distributed,
                  metadata: dict, callbacks: tuple[Callback, ...] = ()) -> None:
-        self.model, self.task, self.config, self.run, self.context = model, task, config, run, context
+        self.session, self.model, self.config, self.run, self.context = session, session.model, config, run, context
+        model = self.model
         self.metadata = metadata  # {"config": ..., "task_state": ...} stored in every checkpoint
         self.callbacks = callbacks
         self.network = DistributedDataParallel(model) if context.active else model
@@ -77,10 +60,9 @@ class Trainer:
         self.optimizer = build_optimizer(self.parameters, config)
         self.schedule = LearningRateSchedule(config)
         self.counters = Counters()
-        self.carried = None  # recurrent state carried between consecutive windows (truncated BPTT)
+        self.carried = None  # the state the session carries from one batch to the next (truncated BPTT), any nest
         self.last_evaluation: dict = {}
         self.stop_reason = ""
-        self._injected = {int(s) for s in os.environ.get("RNNKIT_INJECT_NONFINITE", "").split(",") if s.strip()}
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> dict:
@@ -116,15 +98,13 @@ class Trainer:
         return self._summary()
 
     def _step(self) -> dict:
-        window = self.task.batches.next_window()
-        if window.starts_epoch:
-            self.carried = None
+        batch = self.session.batches.next_batch()
         lr = self.schedule.apply(self.optimizer, self.counters.step, self.progress())
         self.network.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            loss, carried, tokens = self.task.loss(self.network, window, self.carried)
-        if self.counters.step + 1 in self._injected:
-            loss = loss * float("nan")
+            loss, carried, count = self.session.training_step(self.network, batch, self.carried)
+        for callback in self.callbacks:
+            loss = callback.on_loss(self, self.counters.step + 1, loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip = self.config.clip_grad_norm or math.inf
@@ -134,14 +114,15 @@ class Trainer:
         self.counters.step += 1
         if finite:
             self.optimizer.step()
-            apply_constraints(self.model)
-            self.carried = detach_state(carried)
+            for callback in self.callbacks:
+                callback.on_update(self)
+            self.carried = carried
             self.counters.consecutive_nonfinite = 0
         else:
             self._skip_nonfinite(loss_value, grad_norm)
-        self.counters.tokens += tokens * self.context.world_size
+        self.counters.tokens += count * self.context.world_size
         return {"step": self.counters.step, "loss": loss_value, "grad_norm": grad_norm, "lr": lr,
-                "epoch": round(self.task.batches.epoch_progress(), 4), "tokens": self.counters.tokens, "finite": finite}
+                "epoch": round(self.session.batches.epoch_progress(), 4), "tokens": self.counters.tokens, "finite": finite}
 
     def _skip_nonfinite(self, loss_value: float, grad_norm: float) -> None:
         """The step is not applied; the carried state is dropped, since it may hold NaN too."""
@@ -164,7 +145,7 @@ class Trainer:
         if c.max_steps:
             parts.append(self.counters.step / c.max_steps)
         if c.epochs:
-            parts.append(self.task.batches.epoch_progress() / c.epochs)
+            parts.append(self.session.batches.epoch_progress() / c.epochs)
         if c.max_minutes:
             parts.append(self.counters.elapsed / (60.0 * c.max_minutes))
         return max(parts)
@@ -185,14 +166,19 @@ class Trainer:
     def _evaluate_and_checkpoint(self) -> None:
         self.model.eval()
         with torch.no_grad():
-            metrics = self.task.evaluate(self.model)
+            metrics = self.session.evaluate(self.model)
         self.model.train()
+        monitor = self.session.monitor
+        if monitor.metric not in metrics:
+            raise KeyError(f"{type(self.session).__name__}.evaluate() returned no {monitor.metric!r}, its monitored metric")
         self.counters.evaluations += 1
-        if metrics["loss"] < self.counters.best_loss:
-            self.counters.best_loss, self.counters.evaluations_without_improvement = metrics["loss"], 0
+        best = monitor.worst if self.counters.best is None else self.counters.best
+        improved = monitor.improved(metrics[monitor.metric], best)
+        if improved:
+            self.counters.best, self.counters.evaluations_without_improvement = metrics[monitor.metric], 0
         else:
             self.counters.evaluations_without_improvement += 1
-        self.schedule.observe(metrics["loss"])
+        self.schedule.observe(improved)
         self.last_evaluation = metrics
         record = {"event": "eval", "step": self.counters.step, "elapsed": self.counters.elapsed, **metrics}
         self.run.log(record)
@@ -208,12 +194,14 @@ class Trainer:
         if torch.cuda.is_available() and next(self.model.parameters()).is_cuda:
             for rank, rng in enumerate(self._gather(torch.cuda.get_rng_state().cuda())):
                 tensors[f"rng.cuda.{rank}"] = rng.cpu()
+        carried_structure = None
         if self.carried is not None:
-            for index, part in enumerate(self.carried):
+            carried_structure, parts = flatten_nest(self.carried)
+            for index, part in enumerate(parts):
                 for rank, value in enumerate(self._gather(part)):
                     tensors[f"carried.{index}.{rank}"] = value
-        training = {"counters": asdict(self.counters), "batches": self.task.batches.state_dict(),
-                    "schedule": self.schedule.state_dict(), "carried": self.carried is not None,
+        training = {"counters": asdict(self.counters), "batches": self.session.batches.state_dict(),
+                    "schedule": self.schedule.state_dict(), "carried": carried_structure,
                     "world_size": self.context.world_size, "step": self.counters.step}
         return Checkpoint(config=self.metadata["config"], task_state=self.metadata["task_state"],
                           model=self.model.state_dict(), training=training, tensors=tensors,
@@ -228,14 +216,18 @@ class Trainer:
         self.model.load_state_dict(checkpoint.model)
         self.optimizer.load_state_dict(checkpoint.optimizer)
         self.schedule.load_state_dict(training["schedule"])
-        self.task.batches.load_state_dict(training["batches"])
-        self.counters = Counters(**training["counters"])
+        self.session.batches.load_state_dict(training["batches"])
+        self.counters = Counters(**_current_counters(training["counters"]))
         torch.set_rng_state(checkpoint.tensors[f"rng.torch.{rank}"])
         if f"rng.cuda.{rank}" in checkpoint.tensors:
             torch.cuda.set_rng_state(checkpoint.tensors[f"rng.cuda.{rank}"])
-        if training["carried"]:
+        structure = training["carried"]
+        if structure is True:  # checkpoints before the architecture issue: a flat tuple, True when present
             count = len({name.split(".")[1] for name in checkpoint.tensors if name.startswith("carried.")})
-            self.carried = tuple(checkpoint.tensors[f"carried.{i}.{rank}"].to(device) for i in range(count))
+            structure = {"tuple": ["tensor"] * count}
+        if structure:
+            parts = [checkpoint.tensors[f"carried.{index}.{rank}"].to(device) for index in range(nest_size(structure))]
+            self.carried = unflatten_nest(structure, parts)
 
     def _gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         if not self.context.active:
@@ -247,11 +239,21 @@ class Trainer:
     def _summary(self) -> dict:
         c = self.counters
         summary = {
-            "steps": c.step, "epochs": round(self.task.batches.epoch_progress(), 4), "elapsed_seconds": round(c.elapsed, 2),
+            "steps": c.step, "epochs": round(self.session.batches.epoch_progress(), 4), "elapsed_seconds": round(c.elapsed, 2),
             "tokens": c.tokens, "tokens_per_second": round(c.tokens / c.elapsed, 1) if c.elapsed else None,
-            "validation": self.last_evaluation, "best_validation_loss": c.best_loss,
+            "validation": self.last_evaluation, f"best_validation_{self.session.monitor.metric}": c.best,
             "nonfinite_steps": c.nonfinite_steps, "stop_reason": self.stop_reason or "budget",
         }
         for callback in self.callbacks:
             callback.on_end(self, summary)
         return summary
+
+
+def _current_counters(saved: dict) -> dict:
+    """Counters as saved, in today's names: checkpoints before the architecture issue kept ``best_loss``."""
+    saved = dict(saved)
+    if "best_loss" in saved:
+        best = saved.pop("best_loss")
+        saved["best"] = None if math.isinf(best) else best
+    return saved
+

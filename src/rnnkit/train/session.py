@@ -1,0 +1,76 @@
+"""The training contract: what the trainer needs from a task, and nothing else.
+
+A ``Session`` is one task set up for training or for use: a model that owns its loss,
+training batches, one training step, and an evaluation that names the metric to monitor
+and whether higher or lower is better. Everything else a task can do with a trained model
+(generate, predict, evaluate a file) is a command in its task's table (``rnnkit.tasks``),
+not a method here.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from rnnkit.data.batch import Batch, Batches
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """The validation metric that early stopping, the plateau schedule and the best result follow."""
+
+    metric: str = "loss"  # a key of Session.evaluate()'s result
+    mode: str = "min"  # "min": lower is better (a loss); "max": higher is better (accuracy, F1, BLEU)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode: expected 'min' or 'max', got {self.mode!r}")
+
+    @property
+    def worst(self) -> float:
+        return math.inf if self.mode == "min" else -math.inf
+
+    def improved(self, value: float, best: float) -> bool:
+        return value < best if self.mode == "min" else value > best
+
+
+class Session(ABC):
+    """A task's model and data, set up for the trainer (and, restored from a checkpoint, for its commands)."""
+
+    model: torch.nn.Module
+    batches: Batches | None  # training batches; None in a session restored for use
+    monitor: ClassVar[Monitor] = Monitor("loss", "min")
+
+    @abstractmethod
+    def task_state(self) -> dict:
+        """JSON-able data that, with the configuration, rebuilds this session from a checkpoint (a vocabulary)."""
+
+    @abstractmethod
+    def training_step(self, network, batch: Batch, state) -> tuple[torch.Tensor, object, int]:
+        """The mean loss of ``batch`` (to differentiate), the state to carry into the next batch, and the number
+        of items it counts (tokens, sequences) for throughput.
+
+        ``network`` is the model, or its DistributedDataParallel wrapper: call it, not ``self.model``.
+        ``state`` is what the previous step returned (None at first and after a skipped step); a task
+        that carries no state returns None, one that does returns it detached (truncated BPTT).
+        """
+
+    @abstractmethod
+    def evaluate(self, model) -> dict[str, float]:
+        """Validation metrics, including ``monitor.metric``."""
+
+    def report(self, metrics: dict[str, float], label: str = "validation") -> str:
+        """One line of metrics on the data set named by ``label`` (validation, test, evaluation)."""
+        return f"{label} loss {metrics['loss']:.4f}"
+
+    def test_summary(self) -> dict:
+        """Entries for summary.json once training ends: {"test": metrics, "baseline": ...} where a task has them."""
+        return {}
+
+    def finish(self) -> str:
+        """Text to print when training ends (a sample, for generative tasks); empty for most."""
+        return ""
