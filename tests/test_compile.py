@@ -1,11 +1,13 @@
-"""``torch.compile`` and ``torch.export`` of rnnkit layers: they trace, and compute what eager computes.
+"""``torch.compile`` and ``torch.export`` of rnnkit layers: they compile, and compute what eager computes.
 
-Under tracing the planner runs the reference loop, the one kernel a compiler can trace
-(``rnnkit.kernels.plan``). Most cases compile with the "aot_eager" backend, which runs
-Dynamo's tracing and AOTAutograd's joint graph (where fake tensors fail on kernels that
-cannot be traced) without Inductor's code generation; one case runs Inductor, the default.
-A counting backend checks that a graph was really compiled: past Dynamo's recompile limit
-a model would silently run eagerly and compare equal to itself.
+Under ``torch.compile`` a layer with a fast kernel runs it eagerly between two compiled graphs
+(as Dynamo runs torch.nn's recurrent layers); with ``kernel="reference"``, and always under
+``torch.export``, the reference loop is traced into the graph (``rnnkit.kernels.plan.compiled_around``).
+Most cases compile with the "aot_eager" backend, which runs Dynamo's tracing and AOTAutograd's
+joint graph (where fake tensors fail on kernels that cannot be traced) without Inductor's code
+generation; two cases run Inductor, the default. A counting backend checks that a graph was
+really compiled: past Dynamo's recompile limit a model would silently run eagerly and compare
+equal to itself.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def fresh_dynamo():
 
 def _results(model, x, lengths, training: bool):
     """Output, final state and (in training) the gradients of a loss that weighs every output differently."""
-    output, state = model(x, lengths=lengths)
+    output, state = model(x) if lengths is None else model(x, lengths=lengths)
     results = [output, *state]
     if training:
         weights = torch.linspace(-1, 1, output.numel()).reshape(output.shape)
@@ -58,9 +60,9 @@ def _compare(model, backend, lengths, training: bool, **compile_options):
 @pytest.mark.parametrize(
     "cell,bidirectional,with_lengths", list(itertools.product(CELLS, [False, True], [False, True]))
 )
-def test_a_compiled_layer_trains_as_the_eager_one(cell, bidirectional, with_lengths):
+def test_a_traced_layer_trains_as_the_eager_one(cell, bidirectional, with_lengths):
     torch.manual_seed(0)
-    model = rnnkit.Recurrent(cell, I, H, bidirectional=bidirectional)
+    model = rnnkit.Recurrent(cell, I, H, bidirectional=bidirectional, kernel="reference")
     # Without lengths the whole layer is one graph (as export needs); lengths break the graph where
     # their values decide how many steps run, as packing does for torch.nn.
     options = {} if with_lengths else {"fullgraph": True}
@@ -68,24 +70,35 @@ def test_a_compiled_layer_trains_as_the_eager_one(cell, bidirectional, with_leng
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_a_compiled_layer_infers_as_the_eager_one(cell):
+def test_a_traced_layer_infers_as_the_eager_one(cell):
     torch.manual_seed(0)
-    model = rnnkit.Recurrent(cell, I, H, num_layers=2, bidirectional=True)
+    model = rnnkit.Recurrent(cell, I, H, num_layers=2, bidirectional=True, kernel="reference")
     _compare(model, "aot_eager", LENGTHS, training=False)
 
 
-def test_the_drop_in_lstm_compiles_with_inductor():
+@pytest.mark.parametrize("cell,training", [(cell, training) for cell in CELLS for training in (True, False)])
+def test_a_compiled_layer_runs_its_fast_kernel_between_graphs(cell, training):
     torch.manual_seed(0)
-    _compare(rnnkit.LSTM(I, H, num_layers=2), "inductor", None, training=True)
+    model = torch.nn.Sequential(torch.nn.Linear(I, I), rnnkit.Recurrent(cell, I, H, num_layers=2, bidirectional=True))
+    _compare(model, "aot_eager", None, training=training)
+    eager_kernels = [line.kernel for line in rnnkit.explain(model, torch.randn(T, B, I))]
+    compiled_kernels = [line.kernel for line in rnnkit.explain(torch.compile(model, backend="aot_eager"), torch.randn(T, B, I))]
+    assert compiled_kernels == eager_kernels and "reference" not in compiled_kernels
 
 
-def test_explain_says_a_compiled_model_runs_the_reference_loop():
-    model = torch.compile(rnnkit.Recurrent("lstm", I, H), backend="aot_eager")
-    (line,) = rnnkit.explain(model, torch.randn(T, B, I))
+@pytest.mark.parametrize("kernel", ["auto", "reference"])
+def test_the_drop_in_lstm_compiles_with_inductor(kernel):
+    torch.manual_seed(0)
+    _compare(rnnkit.LSTM(I, H, num_layers=2, kernel=kernel), "inductor", None, training=True)
+
+
+def test_explain_says_what_a_compiled_model_ran():
+    x = torch.randn(T, B, I)
+    (line,) = rnnkit.explain(torch.compile(rnnkit.Recurrent("lstm", I, H), backend="aot_eager"), x)
+    assert line.kernel == "native"  # run eagerly, between graphs
+    torch._dynamo.reset()
+    (line,) = rnnkit.explain(torch.compile(rnnkit.Recurrent("lstm", I, H, kernel="reference"), backend="aot_eager"), x)
     assert line.kernel == "reference"
-    assert "torch.compile cannot trace PyTorch's fused RNN kernels" in line.reason
-    eager = rnnkit.explain(rnnkit.Recurrent("lstm", I, H), torch.randn(T, B, I))
-    assert eager[0].kernel == "native"  # outside tracing, the same layer keeps torch's kernel
 
 
 @pytest.mark.parametrize("cell", ["lstm", "janet"])

@@ -15,7 +15,14 @@ Each is a ``Kernel`` (``kernel.py``) that says why it cannot run a layer or a ca
 
 from rnnkit.kernels.kernel import Kernel, KernelChoice
 from rnnkit.kernels.native import run_native_stack_of
-from rnnkit.kernels.plan import FAST_PATH_POLICIES, KERNEL_NAMES, KERNELS, check_kernel_name, plan_layers
+from rnnkit.kernels.plan import (
+    FAST_PATH_POLICIES,
+    KERNEL_NAMES,
+    KERNELS,
+    check_kernel_name,
+    compiled_around,
+    plan_layers,
+)
 
 __all__ = [
     "FAST_PATH_POLICIES",
@@ -24,6 +31,7 @@ __all__ = [
     "Kernel",
     "KernelChoice",
     "check_kernel_name",
+    "compiled_around",
     "plan_layers",
     "run_native_stack_of",
 ]

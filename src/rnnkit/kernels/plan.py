@@ -121,6 +121,24 @@ def _fastest_first(cells: Sequence[RecurrentCell], inputs: torch.Tensor | None) 
     return general, None
 
 
+def compiled_around(layers: Sequence, fast_path: str = "auto", kernel: str = "auto") -> bool:
+    """Whether torch.compile, tracing this call now, should leave the layers out of its graph.
+
+    PyTorch's fused RNN ops and the loop kernel cannot be traced (their ``why_not_for``), and
+    tracing the reference loop instead was measured 1.3-2.9x slower than running the fast kernel
+    eagerly, after 20-40 s of compiling (docs/benchmarks.md). So under ``torch.compile`` a layer
+    stack with a fast kernel runs it eagerly, between two compiled graphs, which is what Dynamo
+    does with torch.nn's own recurrent layers. Under ``torch.export`` (which needs one graph) and
+    with ``kernel="reference"`` or ``fast_path="off"`` the reference loop is traced, unrolled;
+    ``torch.compile(..., fullgraph=True)`` needs that too.
+    """
+    if not torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return False
+    if kernel != "auto":
+        return kernel != "reference"
+    return fast_path != "off" and any(choice.kernel != "reference" for choice in plan_layers(layers, None, fast_path))
+
+
 def check_kernel_name(kernel: str) -> str:
     if kernel not in KERNEL_NAMES:
         raise ValueError(f"kernel: expected one of {list(KERNEL_NAMES)}, got {kernel!r}")

@@ -23,6 +23,7 @@ from rnnkit.kernels import (
     KERNELS,
     KernelChoice,
     check_kernel_name,
+    compiled_around,
     plan_layers,
     run_native_stack_of,
 )
@@ -231,7 +232,10 @@ class Recurrent(nn.Module):
         self._run_cell_pre_hooks()
         layer_states = self._split_state(state, batch_size, unbatched)
 
-        output, final_states = self._run_layers(inputs, layer_states, lengths)
+        if compiled_around(self.layers, self.fast_path, self.kernel):
+            output, final_states = _run_layers_eagerly(self, inputs, layer_states, lengths)
+        else:
+            output, final_states = self._run_layers(inputs, layer_states, lengths)
         if lengths is not None:
             mask = step_mask(lengths, max_time, output.device)  # padding past each length is zero
             output = output * mask.reshape(mask.shape + (1,) * (output.dim() - 2)).to(output.dtype)
@@ -367,6 +371,12 @@ class Recurrent(nn.Module):
         if self.bidirectional:
             options.append(f"merge_mode={self.merge_mode!r}")
         return ", ".join(options)
+
+
+@torch.compiler.disable
+def _run_layers_eagerly(stack: Recurrent, inputs: torch.Tensor, layer_states, lengths):
+    """``stack._run_layers`` outside torch.compile's graph (a graph break), on its fast kernels."""
+    return stack._run_layers(inputs, layer_states, lengths)
 
 
 def _repack(output: torch.Tensor, lengths: torch.Tensor, like: PackedSequence) -> PackedSequence:
