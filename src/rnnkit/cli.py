@@ -23,7 +23,7 @@ from rnnkit.config_files import apply_yaml, dump_yaml, read_yaml
 from rnnkit.errors import UserError
 from rnnkit.bench import bench_command
 from rnnkit.inspect.command import inspect_command
-from rnnkit.tasks import TASKS, RunConfig, Task, get_task, read_trained_run
+from rnnkit.tasks import DEFAULT_TASK, TASKS, RunConfig, Task, get_task, read_trained_run
 from rnnkit.train import distributed
 from rnnkit.train.callbacks import standard_callbacks
 from rnnkit.train.progress import ProgressBar
@@ -33,7 +33,7 @@ from rnnkit.train.trainer import Trainer
 USAGE = """usage: rnnkit COMMAND [options]
 
 commands:
-  train [TASK]   train a model (TASK defaults to charlm; see 'rnnkit tasks'), e.g. rnnkit train --data my.txt
+  train [TASK]   train a model (TASK defaults to {default_task}; see 'rnnkit tasks'), e.g. rnnkit train --data my.txt
   tasks          list the tasks 'rnnkit train' knows, and the commands their trained models support
 {task_commands}
   inspect        figures of gradient flow and gates: rnnkit inspect grad-flow|gates ... (see 'rnnkit inspect --help')
@@ -41,7 +41,6 @@ commands:
 
 'rnnkit COMMAND --help' shows a command's options. Multi-process: torchrun --nproc_per_node=N -m rnnkit train ..."""
 
-DEFAULT_TASK = "charlm"
 # What the model and its data are: a resumed run must agree with its checkpoint on these.
 RESUME_MUST_MATCH = ("model", "dataset", "train.batch_size")
 
@@ -224,9 +223,9 @@ def _command(name: str):
 
 
 def _usage() -> str:
-    lines = [f"  {name:<14} of a trained model ({tasks}): rnnkit {name} --checkpoint RUN_FOLDER ..."
+    lines = [f"  {name:<14} {name} with a trained model (tasks: {tasks}): rnnkit {name} --checkpoint RUN_FOLDER [options]"
              for name, tasks in _task_commands().items()]
-    return USAGE.format(task_commands="\n".join(lines))
+    return USAGE.format(task_commands="\n".join(lines), default_task=DEFAULT_TASK)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,10 +2,11 @@
 
 from rnnkit.tasks.base import CheckpointOptions, Command, RunConfig, Task
 from rnnkit.tasks.from_checkpoint import TrainedRun, read_trained_run, restore_session
-from rnnkit.tasks.registry import TASKS, get_task
+from rnnkit.tasks.registry import DEFAULT_TASK, TASKS, get_task
 from rnnkit.train.session import Monitor, Session
 
 __all__ = [
+    "DEFAULT_TASK",
     "TASKS",
     "CheckpointOptions",
     "Command",

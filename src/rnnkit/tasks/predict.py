@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import tyro
 
@@ -30,7 +30,7 @@ FORMATS = ("text", "jsonl")
 
 @dataclass
 class PredictOptions(CheckpointOptions):
-    inputs: tyro.conf.Positional[tuple[str, ...]] = ()
+    inputs: Annotated[tuple[str, ...], tyro.conf.Positional, tyro.conf.arg(metavar="INPUT ...")] = ()
     """Inputs, one per argument (their format depends on the task)."""
     file: str | None = None
     """Read inputs from this UTF-8 file, one per line ('-': standard input)."""

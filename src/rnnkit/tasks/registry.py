@@ -8,6 +8,7 @@ from rnnkit.tasks.copy_memory import CopyTask
 from rnnkit.tasks.digits import DigitsTask
 
 TASKS: dict[str, Task] = {task.name: task for task in (CharLMTask(), AddingTask(), CopyTask(), DigitsTask())}
+DEFAULT_TASK = "charlm"  # what 'rnnkit train' trains without a task name: the main job of the README
 
 
 def get_task(name: str) -> Task:
