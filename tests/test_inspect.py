@@ -4,6 +4,7 @@ write finite numbers and figures, or fail with one line."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit, rnnkit_h
 from rnnkit import Recurrent
 from rnnkit.inspect import gate_statistics, record
 from rnnkit.tasks import restore_session
+from rnnkit.train.checkpoint import load_checkpoint, save_checkpoint
 
 SMALL_ADDING = ["--hidden-size", "8", "--batch-size", "8", "--seq-len", "12", "--max-minutes", "0", "--max-steps", "3",
                 "--eval-every", "3", "--validation-size", "16", "--test-size", "16"]
@@ -128,13 +130,23 @@ def _lstm_gates_by_hand(cell, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def test_gates_of_a_trained_lstm(runs, tmp_path):
-    result = rnnkit("inspect", "gates", "--checkpoint", runs["lstm"], "--batch-size", "4", "--out", tmp_path)
+    # A copy of the trained run with sharper gates: after 3 steps they sit near 0.5, where a wrong
+    # saturation threshold would still count nothing and pass.
+    run = tmp_path / "sharp"
+    shutil.copytree(runs["lstm"], run)
+    checkpoint = load_checkpoint(run)
+    for name in ("rnn.layers.0.cell.weight_ih", "rnn.layers.0.cell.weight_hh"):
+        checkpoint.model[name] = checkpoint.model[name] * 6
+    save_checkpoint(run, checkpoint)
+    result = rnnkit("inspect", "gates", "--checkpoint", run, "--batch-size", "4", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "gates.json").read_text())
-    _, session = restore_session(str(runs["lstm"]))
+    _, session = restore_session(str(run))
     with torch.no_grad():  # the first 4 test sequences, which the command reads
         expected = _lstm_gates_by_hand(session.model.rnn.cells[0], session.inspection_batch(4).inputs)
     assert set(data["gates"]) == set(expected)
+    everything = torch.cat([values.flatten() for values in expected.values()])
+    assert 0.01 < float((everything < 0.1).float().mean()) and 0.01 < float((everything > 0.9).float().mean())
     for name, values in expected.items():
         stats = data["gates"][name]
         assert stats["fraction_below_0.1"] == pytest.approx(float((values < 0.1).float().mean()), abs=1e-6)

@@ -31,11 +31,14 @@ def test_a_synthetic_task_writes_its_test_metric_and_baseline(tmp_path, task, op
 
 def test_digits_trains_with_a_permutation_and_its_accuracy_counts_its_predictions(tmp_path):
     run = tmp_path / "run"
-    result = rnnkit("train", "digits", "--permute", "--hidden-size", "8", "--max-minutes", "0", "--max-steps", "3",
-                    "--eval-every", "3", "--out", run)
+    result = rnnkit("train", "digits", "--permute", "--hidden-size", "32", "--lr", "0.01", "--max-minutes", "0",
+                    "--max-steps", "150", "--eval-every", "150", "--out", run)
     assert result.returncode == 0, result.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert 0.09 < summary["baseline"]["accuracy"] < 0.12
+    # Trained long enough to tell digits apart, so that a prediction that read the pixels in the wrong
+    # order (or a wrong count) would not match by chance.
+    assert summary["test"]["accuracy"] > 2 * summary["baseline"]["accuracy"]
     # The test images as a user has them (rows of load_digits().data, pixels in reading order), predicted by
     # 'rnnkit predict', which must apply the run's permutation: the correct ones give the reported accuracy.
     digits = load_digits()

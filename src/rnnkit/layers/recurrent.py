@@ -62,8 +62,9 @@ class Recurrent(nn.Module):
             kernel each layer runs on and why.
         kernel: "auto" (fast_path decides), or "native", "loop" or "reference" to run every
             layer on that kernel (ValueError, saying why, where it cannot). Also settable later:
-            ``layer.kernel = "reference"``. Under ``torch.compile`` the layers run the
-            reference loop, the kernel the compiler can trace.
+            ``layer.kernel = "reference"``. Under ``torch.compile`` a layer with a fast kernel
+            runs it eagerly, outside the compiled graph (as torch.nn's recurrent layers do);
+            with kernel="reference", and under ``torch.export``, the reference loop is traced.
         **cell_options: passed to every cell (activation, layer_norm, recurrent_dropout,
             zoneout, weight_dropout, reset_after, t_max, ...; see each cell).
 

@@ -49,12 +49,12 @@ class Counters:
 class Trainer:
     def __init__(self, session: Session, config: TrainConfig, run: RunFolder, context: Distributed,
                  metadata: dict, callbacks: tuple[Callback, ...] = ()) -> None:
-        self.session, self.model, self.config, self.run, self.context = session, session.model, config, run, context
-        model = self.model
+        self.session, self.config, self.run, self.context = session, config, run, context
+        self.model = session.model
         self.metadata = metadata  # {"config": ..., "task_state": ...} stored in every checkpoint
         self.callbacks = callbacks
-        self.network = DistributedDataParallel(model) if context.active else model
-        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self.network = DistributedDataParallel(self.model) if context.active else self.model
+        self.parameters = [p for p in self.model.parameters() if p.requires_grad]
         self.device = self.parameters[0].device
         self.bf16 = uses_bf16(config.precision, self.device)
         self.optimizer = build_optimizer(self.parameters, config)
