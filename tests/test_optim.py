@@ -30,6 +30,8 @@ def test_linear_warmup():
 def test_step_decay():
     s = schedule(schedule="step", step_every=10, gamma=0.5)
     assert [s.learning_rate(step, 0.0) for step in (0, 9, 10, 25)] == pytest.approx([1, 1, 0.5, 0.25])
+    delayed = schedule(schedule="step", step_every=10, step_start=40, gamma=0.5)  # Zaremba: constant for 4 epochs
+    assert [delayed.learning_rate(step, 0.0) for step in (0, 39, 40, 49, 50, 65)] == pytest.approx([1, 1, 0.5, 0.5, 0.25, 0.125])
 
 
 def test_plateau_reduces_after_patience_evaluations_without_improvement():

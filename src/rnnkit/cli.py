@@ -81,8 +81,9 @@ def _first_difference(saved, requested, path: str = "") -> tuple[str, object, ob
     return None if saved == requested else (path, saved, requested)
 
 
-def _check_resume_matches(run: RunFolder, resolved: dict) -> None:
-    saved = run.saved_config()
+def _check_resume_matches(run: RunFolder, task: Task, resolved: dict) -> None:
+    # The saved configuration over today's defaults: an option added since the run started reads as its default.
+    saved = apply_yaml(task.default_config(), run.saved_config(), f"{run.path}/config.yaml").resolved(task.name)
     for name in RESUME_MUST_MATCH:
         group, _, key = name.partition(".")
         old, new = saved.get(group, {}), resolved.get(group, {})
@@ -120,7 +121,7 @@ def train_command(arguments: list[str]) -> int:
         taken = context.broadcast_object(run.is_taken())
         if config.resume:
             run.check_resumable()
-            _check_resume_matches(run, resolved)
+            _check_resume_matches(run, task, resolved)
         elif taken and not config.overwrite:
             raise run.taken_error()  # the folder is kept as it is
 

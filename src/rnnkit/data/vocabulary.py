@@ -1,7 +1,12 @@
-"""A character vocabulary: the sorted set of characters of a corpus, and the two mappings."""
+"""Vocabularies of the language models: characters, or words with ``<unk>`` and ``<eos>``.
+
+Both map text to token ids and back, and say how they are saved in a checkpoint
+(``to_state``/``from_state``, JSON) and which text starts a line (a generation's default prime).
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +21,18 @@ class CharVocabulary:
     @classmethod
     def from_text(cls, text: str) -> "CharVocabulary":
         return cls("".join(sorted(set(text))))
+
+    def to_state(self) -> str:
+        return self.characters
+
+    @classmethod
+    def from_state(cls, state: str) -> "CharVocabulary":
+        return cls(state)
+
+    @property
+    def line_break(self) -> str | None:
+        """The text that ends a line, if the corpus has one."""
+        return "\n" if "\n" in self.characters else None
 
     def __len__(self) -> int:
         return len(self.characters)
@@ -33,3 +50,58 @@ class CharVocabulary:
 
     def decode(self, ids) -> str:
         return "".join(self.characters[int(i)] for i in ids)
+
+
+UNKNOWN, END_OF_LINE = "<unk>", "<eos>"
+
+
+@dataclass(frozen=True)
+class WordVocabulary:
+    """Whitespace-separated words, Mikolov's PTB convention: every line ends with ``<eos>``, and a
+    word outside the vocabulary reads as ``<unk>``."""
+
+    words: tuple[str, ...]  # index = token id; holds UNKNOWN and END_OF_LINE
+
+    @classmethod
+    def from_text(cls, text: str, size: int) -> "WordVocabulary":
+        """The ``size`` most frequent words of ``text`` (ties in alphabetical order), ``<unk>`` and ``<eos>`` included."""
+        counts = Counter(tokenize(text))
+        counts.pop(UNKNOWN, None)
+        counts.pop(END_OF_LINE, None)
+        frequent = sorted(counts, key=lambda word: (-counts[word], word))[: max(size - 2, 0)]
+        return cls((END_OF_LINE, UNKNOWN, *frequent))
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def to_state(self) -> list[str]:
+        return list(self.words)
+
+    @classmethod
+    def from_state(cls, state: list[str]) -> "WordVocabulary":
+        return cls(tuple(state))
+
+    @property
+    def line_break(self) -> str:
+        return "\n"
+
+    def encode(self, text: str, where: str = "text") -> torch.Tensor:
+        index = {word: i for i, word in enumerate(self.words)}
+        unknown = index[UNKNOWN]
+        return torch.tensor([index.get(word, unknown) for word in tokenize(text)], dtype=torch.long)
+
+    def decode(self, ids) -> str:
+        """Words joined by spaces, ``<eos>`` as a line break."""
+        text = " ".join(self.words[int(i)] for i in ids).replace(END_OF_LINE, "\n")
+        return "\n".join(line.strip() for line in text.split("\n"))
+
+
+def tokenize(text: str) -> list[str]:
+    """The words of ``text`` with ``<eos>`` at the end of every line (a last line without a line break has none)."""
+    lines = text.split("\n")
+    words = []
+    for number, line in enumerate(lines):
+        words += line.split()
+        if number < len(lines) - 1:
+            words.append(END_OF_LINE)
+    return words

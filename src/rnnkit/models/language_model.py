@@ -1,9 +1,11 @@
-"""A character-level language model: one-to-many generation with any recurrent cell.
+"""A next-token language model (characters or words): one-to-many generation with any recurrent cell.
 
-    x_t -> embedding -> Recurrent -> dropout -> linear -> logits over the next character
+    x_t -> embedding -> Recurrent -> dropout -> linear -> logits over the next token
 
-It owns its loss (cross-entropy of the next character, in nats per character), so the
-trainer needs to know nothing about it (minGPT's habit).
+It owns its loss (cross-entropy of the next token, in nats per token), so the trainer
+needs to know nothing about it (minGPT's habit). With ``tie_weights`` the output layer
+uses the embedding matrix (Press & Wolf 2016; Inan et al. 2017): one matrix instead of
+two, which regularises and, for a word vocabulary, saves most of the parameters.
 """
 
 from __future__ import annotations
@@ -21,17 +23,24 @@ from rnnkit.models.losses import cross_entropy, ignore_padding
 
 @dataclass
 class LanguageModelConfig(RecurrentConfig):
-    """The char-level language model: a recurrent core between an embedding and a softmax."""
+    """The language model: a recurrent core between an embedding and a softmax."""
 
     embedding_size: int = 128
-    """Width of the character embeddings."""
+    """Width of the token embeddings."""
+    tie_weights: bool = False
+    """Share the embedding matrix with the output layer (Press & Wolf 2016); needs --embedding-size = --hidden-size."""
 
     def validate(self) -> None:
         super().validate()
         if self.bidirectional:
-            raise UserError("--bidirectional: a language model predicts the next character and must not read ahead")
+            raise UserError("--bidirectional: a language model predicts the next token and must not read ahead")
         if self.embedding_size <= 0:
             raise UserError(f"--embedding-size: expected a positive integer, got {self.embedding_size}")
+        if self.tie_weights and self.embedding_size != self.hidden_size:
+            raise UserError(
+                f"--tie-weights: the embedding and the output layer share one matrix, so --embedding-size "
+                f"({self.embedding_size}) must equal --hidden-size ({self.hidden_size})"
+            )
 
 
 class LanguageModel(nn.Module):
@@ -42,6 +51,8 @@ class LanguageModel(nn.Module):
         self.rnn = config.build(config.embedding_size)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(self.rnn.output_size, vocab_size)
+        if config.tie_weights:
+            self.head.weight = self.embedding.weight  # (V, E): the same matrix reads tokens in and scores them out
 
     def forward(
         self,

@@ -85,7 +85,16 @@ def _sha256(path: Path) -> str:
 
 
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    save_file({name: value.detach().contiguous().cpu() for name, value in tensors.items()}, str(path))
+    """Write ``tensors``; safetensors stores no aliases, so a tensor sharing memory with one already
+    written (tied input and output embeddings) is written as a copy, and loading ties nothing back:
+    ``load_state_dict`` copies both entries into the one shared parameter."""
+    written, plain = set(), {}
+    for name, value in tensors.items():
+        value = value.detach().contiguous().cpu()
+        storage = value.untyped_storage().data_ptr()
+        plain[name] = value.clone() if storage in written else value
+        written.add(storage)
+    save_file(plain, str(path))
     with open(path, "rb+") as file:
         os.fsync(file.fileno())
 

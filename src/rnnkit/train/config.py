@@ -39,6 +39,8 @@ class TrainConfig:
     """cosine: final learning rate as a fraction of --lr."""
     step_every: int = 1000
     """step: multiply the learning rate by --gamma every this many steps."""
+    step_start: int = 0
+    """step: the first multiplication comes after this many steps (0: after --step-every)."""
     gamma: float = 0.5
     """step and plateau: the factor applied to the learning rate."""
     plateau_patience: int = 1
@@ -68,7 +70,8 @@ class TrainConfig:
                 raise UserError(f"--{_flag(name)}: expected a positive integer, got {getattr(self, name)}")
         if not self.lr > 0:
             raise UserError(f"--lr: expected a positive learning rate, got {self.lr}")
-        for name in ("epochs", "max_minutes", "max_steps", "weight_decay", "clip_grad_norm", "warmup_steps", "patience"):
+        for name in ("epochs", "max_minutes", "max_steps", "weight_decay", "clip_grad_norm", "warmup_steps", "patience",
+                     "step_start"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{_flag(name)}: expected a value >= 0, got {getattr(self, name)}")
         if not 0 <= self.momentum < 1:

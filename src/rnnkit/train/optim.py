@@ -64,6 +64,13 @@ class LearningRateSchedule:
         self.plateau_scale, self.evaluations_without_improvement = state["plateau_scale"], state["stale"]
 
 
+def _decays(config: TrainConfig, step: int) -> int:
+    """How many times the step schedule has multiplied the learning rate by --gamma before ``step``:
+    every --step-every steps, the first after --step-start (Zaremba et al.'s "halve after epoch 4")."""
+    start = config.step_start or config.step_every
+    return 0 if step < start else (step - start) // config.step_every + 1
+
+
 def _cosine(schedule: LearningRateSchedule, step: int, progress: float) -> float:
     floor = schedule.config.min_lr_ratio
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
@@ -71,7 +78,7 @@ def _cosine(schedule: LearningRateSchedule, step: int, progress: float) -> float
 
 SCHEDULES: dict[str, Callable[[LearningRateSchedule, int, float], float]] = {
     "constant": lambda schedule, step, progress: 1.0,
-    "step": lambda schedule, step, progress: schedule.config.gamma ** (step // schedule.config.step_every),
+    "step": lambda schedule, step, progress: schedule.config.gamma ** _decays(schedule.config, step),
     "plateau": lambda schedule, step, progress: schedule.plateau_scale,
     "cosine": _cosine,
 }
