@@ -17,25 +17,17 @@ from rnnkit.data import CharVocabulary, bundled_corpus_text, read_text_file
 from rnnkit.errors import UserError
 from rnnkit.models import LanguageModelConfig
 from rnnkit.tasks.base import RunConfig, Task
-from rnnkit.tasks.language_modelling import COMMANDS, LanguageModelSession
+from rnnkit.tasks.language_modelling import COMMANDS, LanguageModelSession, StreamOptions
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.distributed import Distributed
 
 
 @dataclass
-class CharLMData:
+class CharLMData(StreamOptions):
     data: str | None = None
     """UTF-8 text file to train on (default: the bundled Tiny Shakespeare, 1.1M characters)."""
     bptt: int = 128
     """Truncated-BPTT length: characters per training window; the state flows across windows."""
-    val_fraction: float = 0.1
-    """The last fraction of the text, held out for validation."""
-
-    def validate(self) -> None:
-        if self.bptt <= 0:
-            raise UserError(f"--bptt: expected a positive integer, got {self.bptt}")
-        if not 0 < self.val_fraction < 1:
-            raise UserError(f"--val-fraction: expected a fraction in (0, 1), got {self.val_fraction}")
 
 
 @dataclass

@@ -29,6 +29,22 @@ from rnnkit.train.session import Session
 EVALUATION_STREAMS = 16  # few long streams: few cold starts of the carried state
 
 
+@dataclass
+class StreamOptions:
+    """The data options every language-model task has; a task's own dataset options extend these."""
+
+    bptt: int = 35
+    """Truncated-BPTT length: tokens per training window; the state flows across windows."""
+    val_fraction: float = 0.1
+    """The last fraction of the text, held out for validation."""
+
+    def validate(self) -> None:
+        if self.bptt <= 0:
+            raise UserError(f"--bptt: expected a positive integer, got {self.bptt}")
+        if not 0 < self.val_fraction < 1:
+            raise UserError(f"--val-fraction: expected a fraction in (0, 1), got {self.val_fraction}")
+
+
 class LanguageModelSession(Session):
     """A ``LanguageModel`` over ``vocabulary``; ``config`` is a RunConfig whose dataset has ``bptt``."""
 

@@ -9,10 +9,13 @@ vocabulary is the ``--vocab-size`` most frequent words of the training split; ot
 read as ``<unk>``. The machinery is ``charlm``'s (``language_modelling.py``).
 
 The defaults are the small configuration of Zaremba et al. 2014: a 2×200 LSTM, unroll 20,
-batch 20, SGD with learning rate 1, gradient norm clipped at 5, no dropout, 13 epochs, the
-learning rate halved after each epoch from the fifth on. PTB's training split is 929,589
-words, so an epoch is 929,589 / (20 × 20) = 2,323 windows: ``--step-every 2323 --step-start
-9292``; with other data or batch sizes, set them to your epoch.
+batch 20, SGD, no dropout, 13 epochs, the learning rate halved after each epoch from the
+fifth on. Their learning rate 1 and gradient-norm clip 5 apply to a loss summed over the 20
+steps of a window (and averaged over the batch); rnnkit's loss is the mean over steps too,
+which makes gradients 20 times smaller, so the same updates are ``--lr 20 --clip-grad-norm
+0.25`` here (pytorch/examples' word_language_model uses the same pair for the same reason).
+PTB's training split is 929,589 words, so an epoch is 929,589 / (20 × 20) = 2,323 windows:
+``--step-every 2323 --step-start 9292``; with other data or batch sizes, set them to your epoch.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from rnnkit.data.vocabulary import WordVocabulary
 from rnnkit.errors import UserError
 from rnnkit.models import LanguageModelConfig
 from rnnkit.tasks.base import RunConfig, Task
-from rnnkit.tasks.language_modelling import COMMANDS, LanguageModelSession
+from rnnkit.tasks.language_modelling import COMMANDS, LanguageModelSession, StreamOptions
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.distributed import Distributed
 
@@ -39,7 +42,7 @@ PREFIXES = ("ptb.", "")  # ptb.train.txt as Mikolov ships it, or plain train.txt
 
 
 @dataclass
-class WordLMData:
+class WordLMData(StreamOptions):
     data_dir: str = "../shared/data/ptb"
     """Folder with the train, valid and test splits (ptb.train.txt, ... or train.txt, ...)."""
     data: str | None = None
@@ -52,12 +55,9 @@ class WordLMData:
     """With --data: the last fraction of the text, held out for validation."""
 
     def validate(self) -> None:
-        if self.bptt <= 0:
-            raise UserError(f"--bptt: expected a positive integer, got {self.bptt}")
+        super().validate()
         if self.vocab_size < 3:
             raise UserError(f"--vocab-size: expected at least 3 (<unk>, <eos> and a word), got {self.vocab_size}")
-        if not 0 < self.val_fraction < 1:
-            raise UserError(f"--val-fraction: expected a fraction in (0, 1), got {self.val_fraction}")
 
 
 @dataclass
@@ -65,7 +65,7 @@ class WordLMConfig(RunConfig):
     model: LanguageModelConfig = field(default_factory=lambda: LanguageModelConfig(
         cell="lstm", hidden_size=200, num_layers=2, embedding_size=200))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        batch_size=20, optimizer="sgd", lr=1.0, momentum=0.0, clip_grad_norm=5.0, epochs=13, max_minutes=0.0,
+        batch_size=20, optimizer="sgd", lr=20.0, momentum=0.0, clip_grad_norm=0.25, epochs=13, max_minutes=0.0,
         schedule="step", gamma=0.5, step_every=PTB_EPOCH, step_start=4 * PTB_EPOCH, eval_every=PTB_EPOCH,
         precision="fp32"))
     dataset: WordLMData = field(default_factory=WordLMData)
