@@ -48,8 +48,9 @@ def explain(model: nn.Module, example_input, *args, **kwargs) -> Explanation:
     runs as a training step's forward (gradients on; dropout and zoneout, and whether a
     backward follows, affect the kernel), in eval mode as inference (no gradients).
 
-    ``model`` may be compiled (``torch.compile``): the report is then what the traced call
-    planned, the reference loop, which is the kernel the compiler can trace.
+    ``model`` may be compiled (``torch.compile``): a layer with a fast kernel then runs it
+    eagerly, outside the compiled graph, and is reported as such; one traced into the graph
+    (``kernel="reference"``) is reported as the reference loop.
     """
     stacks = [(name, module) for name, module in model.named_modules() if isinstance(module, Recurrent)]
     for _, stack in stacks:

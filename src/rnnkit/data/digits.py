@@ -55,23 +55,16 @@ def parse_digit_image(text: str) -> torch.Tensor:
     if len(parts) != DIGIT_PIXELS:
         raise ValueError(f"expected {DIGIT_PIXELS} comma-separated pixel values (an 8x8 image, row by row), "
                          f"got {len(parts) if text.strip() else 0}")
-    try:
-        values = [float(part) for part in parts]
-    except ValueError:
-        bad = next(part for part in parts if not _is_number(part))
-        raise ValueError(f"pixel {parts.index(bad) + 1} is {bad!r}, not a number; write 64 numbers from 0 to 16") from None
-    outside = next((number for number, value in enumerate(values, start=1) if not 0 <= value <= 16), None)
-    if outside is not None:
-        raise ValueError(f"pixel {outside} is {values[outside - 1]:g}; pixel values go from 0 to 16 (as in load_digits)")
+    values = []
+    for number, part in enumerate(parts, start=1):
+        try:
+            value = float(part)
+        except ValueError:
+            raise ValueError(f"pixel {number} is {part!r}, not a number; write 64 numbers from 0 to 16") from None
+        if not 0 <= value <= 16:
+            raise ValueError(f"pixel {number} is {value:g}; pixel values go from 0 to 16 (as in load_digits)")
+        values.append(value)
     return torch.tensor(values)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def stratified_split(labels: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:

@@ -6,6 +6,7 @@ Both map text to token ids and back, and say how they are saved in a checkpoint
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
 
@@ -85,10 +86,14 @@ class WordVocabulary:
     def line_break(self) -> str:
         return "\n"
 
+    @functools.cached_property
+    def _index(self) -> dict[str, int]:
+        """word -> token id, built once: encode runs once per input of 'rnnkit predict' and 'generate'."""
+        return {word: i for i, word in enumerate(self.words)}
+
     def encode(self, text: str, where: str = "text") -> torch.Tensor:
-        index = {word: i for i, word in enumerate(self.words)}
-        unknown = index[UNKNOWN]
-        return torch.tensor([index.get(word, unknown) for word in tokenize(text)], dtype=torch.long)
+        unknown = self._index[UNKNOWN]
+        return torch.tensor([self._index.get(word, unknown) for word in tokenize(text)], dtype=torch.long)
 
     def decode(self, ids) -> str:
         """Words joined by spaces, ``<eos>`` as a line break."""

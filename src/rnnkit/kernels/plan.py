@@ -68,10 +68,13 @@ def _forced(kernel: Kernel, layer, cells, inputs, index: int) -> KernelChoice:
 def _fastest(layer, cells: Sequence[RecurrentCell], inputs: torch.Tensor | None) -> KernelChoice:
     if layer.observed:
         return KernelChoice("reference", "rnnkit.inspect is recording this layer step by step")
-    order, measured = _fastest_first(cells, inputs)
+    no_native = NATIVE.why_not(cells)
+    order, measured = _fastest_first(cells, inputs, no_native is None)
     reasons = []
     for kernel in order:
-        reason = kernel.why_not(cells) or (None if inputs is None else kernel.why_not_for(cells, inputs))
+        reason = (no_native if kernel is NATIVE else kernel.why_not(cells)) or (
+            None if inputs is None else kernel.why_not_for(cells, inputs)
+        )
         if reason is None:
             if measured is not None and kernel is order[0]:
                 return KernelChoice(kernel.name, measured, for_speed=True)
@@ -87,9 +90,12 @@ _WHY_FIRST = {
 }
 
 
-def _fastest_first(cells: Sequence[RecurrentCell], inputs: torch.Tensor | None) -> tuple[list[Kernel], str | None]:
+def _fastest_first(
+    cells: Sequence[RecurrentCell], inputs: torch.Tensor | None, native_computes: bool
+) -> tuple[list[Kernel], str | None]:
     """The kernels fastest first for this call, and the measurement behind the order where it is
-    not the general one (native, loop, reference). Both exceptions are for layers torch.nn has, on CPU:
+    not the general one (native, loop, reference). Both exceptions are for layers torch.nn has
+    (``native_computes``), on CPU:
 
     * A single step of an LSTM (one character of generation): the cell's own step. oneDNN's
       fused LSTM lays its weights out anew at every call, which a long sequence amortises and
@@ -106,7 +112,7 @@ def _fastest_first(cells: Sequence[RecurrentCell], inputs: torch.Tensor | None) 
     general = [NATIVE, LOOP, REFERENCE]
     if inputs is None or inputs.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
         return general, None
-    if torch.compiler.is_compiling() or NATIVE.why_not(cells) is not None:
+    if torch.compiler.is_compiling() or not native_computes:
         return general, None
     kinds = {exact_class(cell) for cell in cells}
     if inputs.shape[0] == 1:

@@ -305,7 +305,7 @@ class Recurrent(nn.Module):
 
     def _check_against_weights(self, inputs: torch.Tensor) -> None:
         """One clear line where a kernel would fail deep inside (oneDNN: "unsupported data type")."""
-        weight = next(self.parameters())
+        weight = next(self.layers[0].direction_cells[0].parameters())  # a stored tensor, not a parametrization's result
         if inputs.device != weight.device:
             raise ValueError(
                 f"input: on {inputs.device}, but the weights are on {weight.device}; "
@@ -324,7 +324,7 @@ class Recurrent(nn.Module):
         recompute a weight from its parameters; no kernel calls a cell's ``forward``, so without
         this a pruned cell would run on the weight computed when it was pruned.
         """
-        for cell in self.cells:
+        for cell in (cell for layer in self.layers for cell in layer.direction_cells):  # not a walk over every module
             for key, hook in list(cell._forward_pre_hooks.items()):
                 if key in cell._forward_pre_hooks_with_kwargs:
                     hook(cell, (), {})

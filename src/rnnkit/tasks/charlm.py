@@ -72,7 +72,7 @@ class CharLMTask(Task):
     name = "charlm"
     summary = "character-level language model (one-to-many), truncated BPTT; default corpus Tiny Shakespeare"
     config_class = CharLMConfig
-    unit = "char"
+    unit = CharLMSession.unit
     commands = COMMANDS
 
     def start(self, config: CharLMConfig, context: Distributed, device: torch.device) -> CharLMSession:

@@ -128,7 +128,7 @@ class WordLMTask(Task):
     name = "wordlm"
     summary = "word-level language model (perplexity), truncated BPTT; Penn Treebank from --data-dir or any --data"
     config_class = WordLMConfig
-    unit = "word"
+    unit = WordLMSession.unit
     commands = COMMANDS
 
     def start(self, config: WordLMConfig, context: Distributed, device: torch.device) -> WordLMSession:
