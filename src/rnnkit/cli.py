@@ -148,6 +148,8 @@ def train_command(arguments: list[str]) -> int:
         summary = {"task": task.name, **summary, **session.test_summary()}
         run.write_summary(summary)
         if context.is_main:
+            for path in session.write_files(run.path):
+                print(f"wrote {path}", file=sys.stderr)
             print(f"{session.report(summary['validation'])} after {summary['steps']} steps "
                   f"({summary['elapsed_seconds']:.0f} s, {summary['stop_reason']}); run folder {run.path}")
             if "test" in summary:

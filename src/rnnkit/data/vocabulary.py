@@ -110,3 +110,42 @@ def tokenize(text: str) -> list[str]:
         if number < len(lines) - 1:
             words.append(END_OF_LINE)
     return words
+
+
+PADDING = "<pad>"
+
+
+@dataclass(frozen=True)
+class TokenVocabulary:
+    """The tokens a classifier or tagger embeds: ``<pad>`` (id 0, what padded steps hold), ``<unk>`` (id 1, any
+    token not kept), then the kept tokens, most frequent first. Built from the training split only."""
+
+    tokens: tuple[str, ...]  # index = id
+
+    @classmethod
+    def from_counts(cls, counts: Counter, min_count: int = 1, max_size: int = 0) -> "TokenVocabulary":
+        """The tokens seen at least ``min_count`` times (ties in alphabetical order), at most ``max_size`` in all (0: no limit)."""
+        kept = sorted((token for token, count in counts.items() if count >= min_count and token not in (PADDING, UNKNOWN)),
+                      key=lambda token: (-counts[token], token))
+        if max_size:
+            kept = kept[: max(max_size - 2, 0)]
+        return cls((PADDING, UNKNOWN, *kept))
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def to_state(self) -> list[str]:
+        return list(self.tokens)
+
+    @classmethod
+    def from_state(cls, state: list[str]) -> "TokenVocabulary":
+        return cls(tuple(state))
+
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
+        return {token: i for i, token in enumerate(self.tokens)}
+
+    def encode(self, tokens) -> list[int]:
+        """Ids of ``tokens`` (any iterable of strings), ``<unk>``'s for those not kept."""
+        index = self.index
+        return [index.get(token, 1) for token in tokens]

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import torch
 
 from rnnkit.data import CharVocabulary, bundled_corpus_text, read_text_file
-from rnnkit.errors import UserError
 from rnnkit.models import LanguageModelConfig
 from rnnkit.tasks.base import RunConfig, Task
 from rnnkit.tasks.language_modelling import COMMANDS, LanguageModelSession, StreamOptions

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from rnnkit.config_files import apply_yaml
 from rnnkit.errors import UserError
 from rnnkit.tasks.base import RunConfig, Task
+from rnnkit.tasks.predict import predict_texts
 from rnnkit.tasks.registry import TASKS, get_task
 from rnnkit.train import distributed
-from rnnkit.train.checkpoint import Checkpoint, load_checkpoint
+from rnnkit.train.checkpoint import Checkpoint
+from rnnkit.train.run_folder import load_trained_checkpoint
 from rnnkit.train.session import Session
 
 
@@ -36,8 +37,9 @@ class TrainedRun:
 
 
 def read_trained_run(checkpoint_path: str) -> TrainedRun:
-    """The checkpoint of a run folder (or a checkpoint directory) and the task it was trained on."""
-    checkpoint = load_checkpoint(Path(checkpoint_path), with_training_state=False)
+    """The checkpoint of a run folder (its best model where it kept one, --keep-best; else its latest), or of
+    a checkpoint directory, and the task it was trained on."""
+    checkpoint = load_trained_checkpoint(checkpoint_path)
     saved = checkpoint.config
     if not isinstance(saved, dict) or saved.get("task") not in TASKS:
         raise UserError(f"checkpoint {checkpoint_path} names no known task ({saved.get('task') if isinstance(saved, dict) else saved!r})")
@@ -50,3 +52,29 @@ def restore_session(checkpoint_path: str, device_choice: str = "cpu") -> tuple[T
     """The task and a session holding the trained model of a run folder or checkpoint directory."""
     run = read_trained_run(checkpoint_path)
     return run.task, run.session(device_choice)
+
+
+class TrainedModel:
+    """A trained run for use from Python: what ``rnnkit predict`` does, without the command line.
+
+        from rnnkit.tasks import load_run
+        model = load_run("runs/sst-20261203-120000")
+        model.predict(["A gripping, beautifully acted film.", "Dull."])
+        # [{"text": ..., "label": "positive", "probabilities": {...}}, ...]
+    """
+
+    def __init__(self, task: Task, session: Session) -> None:
+        self.task, self.session = task, session
+
+    def predict(self, texts: list[str], batch_size: int = 256) -> list[dict]:
+        """One result per text, in order; a text that cannot be read gets {"error": ...} in its place."""
+        if "predict" not in self.task.commands:
+            raise UserError(f"the {self.task.name} task has no predict; its trained models support "
+                            f"{', '.join(self.task.commands) or 'no command'}")
+        return predict_texts(self.session, list(texts), batch_size)
+
+
+def load_run(checkpoint_path: str, device: str = "cpu") -> TrainedModel:
+    """The trained model of a run folder (its best model where it kept one) or of a checkpoint directory."""
+    task, session = restore_session(checkpoint_path, device)
+    return TrainedModel(task, session)

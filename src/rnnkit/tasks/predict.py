@@ -3,19 +3,22 @@
     rnnkit predict --checkpoint RUN [INPUT ...] [--file FILE] [--format text|jsonl]
 
 One input per argument or per line of FILE ('-' for standard input). The inputs are read,
-predicted in batches (``--batch-size`` at a time, in order) and printed in input order:
-``text`` is one line per input for people, ``jsonl`` one JSON object per input for programs.
+predicted in batches (``--batch-size`` at a time; sorted by length where inputs differ in
+length) and printed in input order: ``text`` is one line per input for people, ``jsonl`` one
+JSON object per input for programs. The speed (inputs per second) goes to standard error.
 An input that cannot be read is answered in its place (``error: ...``, or ``{"error": ...}``)
 and the others are still predicted; the command then exits with status 2, naming the first.
 
 A task supports the command by giving its session the three methods of ``Predictor`` and
-``PREDICT`` a place in its table of commands.
+``PREDICT`` a place in its table of commands. ``predict_texts`` is the same without the
+command line (``rnnkit.load_run(RUN).predict([...])``).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass
 from typing import Annotated, Protocol
 
@@ -52,6 +55,8 @@ class Predictor(Protocol):
     def describe(self, result: dict) -> str:
         """One result as one line for people."""
 
+    # Optional: ``input_length(parsed) -> int``, the size of a parsed input; inputs are then batched by length.
+
 
 def _read_inputs(options: PredictOptions) -> list[tuple[str, str]]:
     """(where, text) of every input: arguments first, then the lines of --file."""
@@ -67,32 +72,46 @@ def _read_inputs(options: PredictOptions) -> list[tuple[str, str]]:
     return inputs
 
 
+def predict_texts(session: Predictor, texts: list[str], batch_size: int = 256,
+                  where: list[str] | None = None) -> list[dict]:
+    """The result of each text, in order; a text that cannot be read gets ``{"error": "WHERE: why"}`` in its place.
+
+    Readable inputs are predicted ``batch_size`` at a time; where the session says how long an
+    input is (``input_length``), in order of length, so that a batch pads little.
+    """
+    where = where or [f"input {number}" for number in range(1, len(texts) + 1)]
+    parsed, results = {}, {}
+    for index, text in enumerate(texts):
+        try:
+            parsed[index] = session.parse_input(text)
+        except ValueError as error:
+            results[index] = {"error": f"{where[index]}: {error}"}
+    length = getattr(session, "input_length", None)
+    readable = sorted(parsed, key=lambda index: length(parsed[index])) if length else sorted(parsed)
+    for start in range(0, len(readable), batch_size):
+        indices = readable[start : start + batch_size]
+        results.update(zip(indices, session.predict([parsed[index] for index in indices])))
+    return [results[index] for index in range(len(texts))]
+
+
 def run_predict(session: Predictor, options: PredictOptions) -> None:
     if options.format not in FORMATS:
         raise UserError(f"--format: expected one of {', '.join(FORMATS)}, got {options.format!r}")
     if options.batch_size <= 0:
         raise UserError(f"--batch-size: expected a positive integer, got {options.batch_size}")
     inputs = _read_inputs(options)
-    parsed, errors = {}, {}
-    for index, (where, text) in enumerate(inputs):
-        try:
-            parsed[index] = session.parse_input(text)
-        except ValueError as error:
-            errors[index] = f"{where}: {error}"
-    readable = sorted(parsed)
-    results = {}
-    for start in range(0, len(readable), options.batch_size):
-        indices = readable[start : start + options.batch_size]
-        results.update(zip(indices, session.predict([parsed[index] for index in indices])))
-    for index in range(len(inputs)):
-        if index in errors:
-            line = json.dumps({"error": errors[index]}) if options.format == "jsonl" else f"error: {errors[index]}"
+    started = time.perf_counter()
+    results = predict_texts(session, [text for _, text in inputs], options.batch_size, [where for where, _ in inputs])
+    seconds = time.perf_counter() - started
+    for result in results:
+        if "error" in result:
+            print(json.dumps(result) if options.format == "jsonl" else f"error: {result['error']}")
         else:
-            line = json.dumps(results[index]) if options.format == "jsonl" else session.describe(results[index])
-        print(line)
-    if errors:
-        first = errors[min(errors)]
-        raise UserError(f"{len(errors)} of {len(inputs)} inputs could not be read, answered in their place (first: {first})")
+            print(json.dumps(result) if options.format == "jsonl" else session.describe(result))
+    errors = [result["error"] for result in results if "error" in result]
+    if errors:  # the one line of a failed command
+        raise UserError(f"{len(errors)} of {len(inputs)} inputs could not be read, answered in their place (first: {errors[0]})")
+    print(f"predicted {len(inputs)} inputs in {seconds:.2f} s ({len(inputs) / seconds:,.0f} inputs/s)", file=sys.stderr)
 
 
 PREDICT = Command("predictions of the trained model for inputs given as arguments or in a file", PredictOptions,

@@ -6,10 +6,12 @@ from rnnkit.tasks.adding import AddingTask
 from rnnkit.tasks.charlm import CharLMTask
 from rnnkit.tasks.copy_memory import CopyTask
 from rnnkit.tasks.digits import DigitsTask
+from rnnkit.tasks.ner import NERTask
+from rnnkit.tasks.sst import SSTTask
 from rnnkit.tasks.wordlm import WordLMTask
 
 TASKS: dict[str, Task] = {
-    task.name: task for task in (CharLMTask(), WordLMTask(), AddingTask(), CopyTask(), DigitsTask())
+    task.name: task for task in (CharLMTask(), WordLMTask(), AddingTask(), CopyTask(), DigitsTask(), SSTTask(), NERTask())
 }
 DEFAULT_TASK = "charlm"  # what 'rnnkit train' trains without a task name: the main job of the README
 

@@ -51,6 +51,9 @@ class TrainConfig:
     """Evaluate (and checkpoint) every this many steps, and at the end."""
     patience: int = 0
     """Early stopping: stop after this many evaluations without improvement (0: off)."""
+    keep_best: bool = False
+    """Keep the model of the best validation result (in best/): the test metrics, predict and the other
+    commands then use it instead of the last one (Keras' restore_best_weights)."""
     max_nonfinite: int = 5
     """Stop after this many consecutive steps with a non-finite loss or gradient (each is skipped)."""
     log_every: int = 10

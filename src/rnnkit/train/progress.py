@@ -30,8 +30,8 @@ class ProgressBar(Callback):
         self.bar.update(min(1000, int(trainer.progress() * 1000)) - self.bar.n)
 
     def on_evaluate(self, trainer, record: dict) -> None:
-        extra = "".join(f" {k} {v:.4f}" for k, v in record.items() if k not in ("event", "step", "elapsed", "loss"))
-        self.bar.write(f"step {record['step']}: validation loss {record['loss']:.4f}{extra}", file=sys.stderr)
+        metrics = {k: v for k, v in record.items() if k not in ("event", "step", "elapsed")}
+        self.bar.write(f"step {record['step']}: {trainer.session.report(metrics)}", file=sys.stderr)
 
     def on_end(self, trainer, summary: dict) -> None:
         self.bar.close()

@@ -7,6 +7,7 @@
         metrics.jsonl        one JSON object per logged step, evaluation and skipped step
         checkpoint.json      pointer to the latest checkpoint (see rnnkit.train.checkpoint)
         checkpoints/...
+        best/                the best evaluation's model, with --keep-best (a checkpoint without training state)
         summary.json         final metrics, written when the run ends
 
 An existing folder is never overwritten unless asked (--overwrite), and --resume
@@ -28,6 +29,7 @@ from rnnkit.train.files import atomic_write_json, atomic_write_text
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
+BEST_FOLDER = "best"
 
 
 class RunFolder:
@@ -73,6 +75,14 @@ class RunFolder:
         if self.writer:
             save_checkpoint(self.path, checkpoint)
 
+    def save_best(self, checkpoint: Checkpoint) -> None:
+        """Keep ``checkpoint``'s model as the best so far (--keep-best)."""
+        if self.writer:
+            save_checkpoint(self.path / BEST_FOLDER, checkpoint)
+
+    def best_checkpoint(self) -> Checkpoint | None:
+        return load_trained_checkpoint(self.path) if has_checkpoint(self.path / BEST_FOLDER) else None
+
     # ------------------------------------------------------------------ metrics
     def log(self, record: dict) -> None:
         if self.writer:
@@ -97,3 +107,10 @@ class RunFolder:
     def write_summary(self, summary: dict) -> None:
         if self.writer:
             atomic_write_json(self.path / SUMMARY_FILE, summary)
+
+
+def load_trained_checkpoint(path: str | Path) -> Checkpoint:
+    """The model to use from a run folder (its best, where --keep-best kept one; else its latest), or from a
+    checkpoint directory; without training state."""
+    best = Path(path) / BEST_FOLDER
+    return load_checkpoint(best if has_checkpoint(best) else Path(path), with_training_state=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -70,6 +71,10 @@ class Session(ABC):
     def test_summary(self) -> dict:
         """Entries for summary.json once training ends: {"test": metrics, "baseline": ...} where a task has them."""
         return {}
+
+    def write_files(self, folder: Path) -> list[Path]:
+        """Files to add to the run folder once test_summary has run (figures, confusion matrices); the paths written."""
+        return []
 
     def finish(self) -> str:
         """Text to print when training ends (a sample, for generative tasks); empty for most."""

@@ -44,6 +44,7 @@ class Counters:
     evaluations: int = 0
     best: float | None = None  # the best value of the monitored metric so far (None before the first evaluation)
     evaluations_without_improvement: int = 0
+    best_step: int = 0  # the step of the best evaluation (its model is in best/ with --keep-best)
 
 
 class Trainer:
@@ -95,7 +96,15 @@ class Trainer:
                     break
         if self.counters.step % self.config.eval_every != 0 or not self.last_evaluation:
             self._evaluate_and_checkpoint()
+        if self.config.keep_best:
+            self._restore_best()
         return self._summary()
+
+    def _restore_best(self) -> None:
+        """Put the best evaluation's model back (every process reads it from the run folder)."""
+        best = self.run.best_checkpoint()
+        if best is not None:
+            self.model.load_state_dict(best.model)
 
     def _step(self) -> dict:
         batch = self.session.batches.next_batch()
@@ -176,6 +185,10 @@ class Trainer:
         improved = monitor.improved(metrics[monitor.metric], best)
         if improved:
             self.counters.best, self.counters.evaluations_without_improvement = metrics[monitor.metric], 0
+            self.counters.best_step = self.counters.step
+            if self.config.keep_best:
+                self.run.save_best(Checkpoint(config=self.metadata["config"], task_state=self.metadata["task_state"],
+                                              model=self.model.state_dict(), training={"step": self.counters.step}))
         else:
             self.counters.evaluations_without_improvement += 1
         self.schedule.observe(improved)
@@ -242,6 +255,7 @@ class Trainer:
             "steps": c.step, "epochs": round(self.session.batches.epoch_progress(), 4), "elapsed_seconds": round(c.elapsed, 2),
             "tokens": c.tokens, "tokens_per_second": round(c.tokens / c.elapsed, 1) if c.elapsed else None,
             "validation": self.last_evaluation, f"best_validation_{self.session.monitor.metric}": c.best,
+            "best_step": c.best_step,
             "nonfinite_steps": c.nonfinite_steps, "stop_reason": self.stop_reason or "budget",
         }
         for callback in self.callbacks:

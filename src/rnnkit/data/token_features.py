@@ -1,0 +1,95 @@
+"""Sentences as the integer features a text model reads: per token a word id, optionally a case class and characters.
+
+One sentence of L tokens becomes an (L, F) tensor of ids; a batch pads them into one
+(T, B, F) tensor with its ``lengths``, time-major like every input of rnnkit::
+
+    column   0         1 (with case)   next C (with characters)
+             word id   case class      character ids of the word, 0-padded to the batch's longest word
+
+    "EU rejects German"  ->  [[w("eu"),      UPPER, c(E), c(U), 0,    0, ...],
+                              [w("rejects"), LOWER, c(r), c(e), c(j), ...],
+                              [w("german"),  TITLE, c(G), c(e), ...      ]]
+
+Keeping the features in one tensor lets a ``Batch`` carry them as its ``inputs`` through the
+trainer, DistributedDataParallel and ``.to(device)`` unchanged. Words are looked up
+lower-cased with ``lowercase`` (the case class then keeps what lower-casing loses, Lample et
+al. 2016); characters keep the original case. Id 0 is padding in every column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rnnkit.data.vocabulary import TokenVocabulary
+
+CASES = ("<pad>", "lower", "upper", "title", "digits", "has_digit", "other")  # index = case id
+
+
+def case_class(token: str) -> int:
+    """The case id of a token: all lower, all upper, capitalised, all digits, some digit, or other."""
+    if token.isdigit():
+        return CASES.index("digits")
+    if any(character.isdigit() for character in token):
+        return CASES.index("has_digit")
+    if token.islower():
+        return CASES.index("lower")
+    if token.isupper():
+        return CASES.index("upper")
+    if token[:1].isupper() and (len(token) == 1 or token[1:].islower()):
+        return CASES.index("title")
+    return CASES.index("other")
+
+
+@dataclass(frozen=True)
+class TokenFeatures:
+    """How tokens become ids: the vocabularies and which columns the model reads."""
+
+    words: TokenVocabulary
+    lowercase: bool = False
+    characters: TokenVocabulary | None = None  # None: no character column
+    case: bool = False
+
+    @property
+    def word_column(self) -> int:
+        return 0
+
+    @property
+    def first_character_column(self) -> int:
+        return 2 if self.case else 1
+
+    def word_key(self, token: str) -> str:
+        return token.lower() if self.lowercase else token
+
+    def encode(self, tokens: list[str]) -> torch.Tensor:
+        """(L, F) ids of a sentence of L tokens (F as the module docstring draws it, characters unpadded: F = the longest word)."""
+        columns = [torch.tensor(self.words.encode(self.word_key(token) for token in tokens)).unsqueeze(1)]
+        if self.case:
+            columns.append(torch.tensor([case_class(token) for token in tokens]).unsqueeze(1))
+        if self.characters is not None:
+            width = max(len(token) for token in tokens)
+            characters = torch.zeros(len(tokens), width, dtype=torch.long)
+            for row, token in enumerate(tokens):
+                characters[row, : len(token)] = torch.tensor(self.characters.encode(token))
+            columns.append(characters)
+        return torch.cat(columns, dim=1)
+
+    def to_state(self) -> dict:
+        return {"words": self.words.to_state(), "lowercase": self.lowercase, "case": self.case,
+                "characters": None if self.characters is None else self.characters.to_state()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "TokenFeatures":
+        characters = None if state["characters"] is None else TokenVocabulary.from_state(state["characters"])
+        return cls(TokenVocabulary.from_state(state["words"]), state["lowercase"], characters, state["case"])
+
+
+def pad_sentences(sentences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_i, F_i) sentences -> (T, B, F) ids, zero-padded at the end of each (T = max L_i, F = max F_i), and lengths (B,)."""
+    lengths = torch.tensor([sentence.shape[0] for sentence in sentences])
+    padded = torch.zeros(int(lengths.max()), len(sentences), max(sentence.shape[1] for sentence in sentences),
+                         dtype=torch.long)
+    for column, sentence in enumerate(sentences):
+        padded[: sentence.shape[0], column, : sentence.shape[1]] = sentence
+    return padded, lengths

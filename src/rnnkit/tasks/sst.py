@@ -1,0 +1,338 @@
+"""``sst``: sentence classification (many-to-one) on the Stanford Sentiment Treebank or any labelled sentences.
+
+Data: the sentence-level SST files (``stsa.binary.*`` = SST-2, ``stsa.fine.*`` = SST-5, with
+``--subtask``) in ``--data-dir``, or the user's own ``--train``/``--dev``/``--test`` files, one
+sentence and its label per line (``rnnkit.data.labelled_sentences``). Text is tokenised by
+``--tokenizer`` and lower-cased with ``--lowercase``, the same way at training and at
+``predict``, so raw mixed-case sentences read like the data. The vocabulary is the training
+split's words seen ``--min-count`` times, plus ``<pad>`` and ``<unk>``.
+
+Model: ``rnnkit.models.text_classifier`` (word features, any recurrent core with lengths,
+pooling over the valid steps). Optional ``--embeddings FILE`` (GloVe/word2vec text) and
+``--init-from RUN`` (a ``wordlm`` run: ``rnnkit.tasks.transfer``). Metrics: accuracy and
+macro-F1 from scikit-learn; the best validation accuracy's model is kept (``--keep-best``),
+and when training ends its confusion matrices on dev and test are written to the run folder
+(``confusion_validation.json``/``.png``, ``confusion_test.*``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from rnnkit.data.embeddings import read_vectors
+from rnnkit.data.labelled_sentences import LabelledSentence, check_labels, label_set, read_labelled_sentences
+from rnnkit.data.sentence_batches import SentenceBatches, batches_by_length, collate
+from rnnkit.data.token_features import TokenFeatures
+from rnnkit.data.tokenization import TOKENIZERS
+from rnnkit.data.vocabulary import TokenVocabulary
+from rnnkit.errors import UserError
+from rnnkit.models.text_classifier import TextClassifier, TextClassifierConfig
+from rnnkit.tasks.base import CheckpointOptions, Command, RunConfig, Task
+from rnnkit.tasks.predict import PREDICT
+from rnnkit.tasks.transfer import initialise_from_language_model, merge_vocabularies, read_language_model
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.distributed import Distributed
+from rnnkit.train.session import Monitor, Session
+
+SST_FOLDER = "../shared/data/sst"
+SUBTASKS = {  # --subtask -> the files' prefix and what their labels 0, 1, ... mean
+    "binary": ("stsa.binary", ("negative", "positive")),
+    "fine": ("stsa.fine", ("very negative", "negative", "neutral", "positive", "very positive")),
+}
+SPLITS = ("train", "dev", "test")
+EVALUATION_BATCH = 256
+
+
+@dataclass
+class SSTData:
+    data_dir: str = SST_FOLDER
+    """Folder with the SST files stsa.{binary,fine}.{train,dev,test}."""
+    subtask: str = "binary"
+    """binary (SST-2: negative, positive; neutral sentences left out) or fine (SST-5: five classes)."""
+    train: str | None = None
+    """Your own training file instead of --data-dir: 'label sentence' lines, or a .csv/.tsv with a 'label' column."""
+    dev: str | None = None
+    """Your own validation file (with --train)."""
+    test: str | None = None
+    """Your own test file (with --train; optional)."""
+    tokenizer: str = "treebank"
+    """treebank (Penn Treebank conventions, as the SST files) or whitespace (already tokenised text)."""
+    lowercase: bool = True
+    """Look words up lower-cased (the SST files are lower-case)."""
+    min_count: int = 1
+    """Keep the training words seen at least this many times; the others read as <unk>."""
+    embeddings: str | None = None
+    """Pretrained word vectors (GloVe/word2vec text format) to start the embeddings from; width --embedding-size."""
+    init_from: str | None = None
+    """A wordlm run folder to start the embeddings and recurrent layers from (vocabularies merged)."""
+
+    def validate(self) -> None:
+        if self.subtask not in SUBTASKS:
+            raise UserError(f"--subtask: expected one of {', '.join(SUBTASKS)}, got {self.subtask!r}")
+        if self.tokenizer not in TOKENIZERS:
+            raise UserError(f"--tokenizer: expected one of {', '.join(TOKENIZERS)}, got {self.tokenizer!r}")
+        if self.min_count < 1:
+            raise UserError(f"--min-count: expected a positive integer, got {self.min_count}")
+        if (self.dev or self.test) and not self.train:
+            raise UserError("--dev/--test: give --train too (your own data), or none of them to use --data-dir")
+        if self.train and not self.dev:
+            raise UserError("--train: give a validation file with --dev as well (it chooses the best model)")
+
+
+@dataclass
+class SSTConfig(RunConfig):
+    model: TextClassifierConfig = field(default_factory=lambda: TextClassifierConfig(
+        cell="lstm", hidden_size=150, bidirectional=True, embedding_size=300, dropout=0.5, pooling="max"))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        batch_size=32, optimizer="adam", lr=1e-3, schedule="constant", epochs=8, max_minutes=0.0, eval_every=100,
+        clip_grad_norm=5.0, keep_best=True, precision="fp32"))
+    dataset: SSTData = field(default_factory=SSTData)
+
+
+def read_splits(data: SSTData) -> dict[str, list[LabelledSentence]]:
+    """The train, dev and (where there is one) test sentences of --data-dir or of --train/--dev/--test."""
+    if data.train:
+        files = {"train": (data.train, "--train"), "dev": (data.dev, "--dev")}
+        if data.test:
+            files["test"] = (data.test, "--test")
+        return {split: read_labelled_sentences(path, option) for split, (path, option) in files.items()}
+    folder = Path(data.data_dir)
+    prefix = SUBTASKS[data.subtask][0]
+    if not folder.is_dir():
+        raise UserError(f"--data-dir: {folder} is not a folder; pass the folder holding {prefix}.train, .dev and .test "
+                        "(the SST files), or your own data with --train FILE --dev FILE [--test FILE]")
+    splits = {}
+    for split in SPLITS:
+        path = folder / f"{prefix}.{split}"
+        if not path.is_file():
+            raise UserError(f"--data-dir: {folder} has no {path.name}; it needs {prefix}.train, {prefix}.dev and "
+                            f"{prefix}.test (or pass --subtask, or your own files with --train/--dev/--test)")
+        splits[split] = read_labelled_sentences(path, "--data-dir")
+    return splits
+
+
+@dataclass
+class EncodedSplit:
+    sentences: list[torch.Tensor]  # (L_i, F) token features
+    targets: list[torch.Tensor]  # class ids, 0-dimensional
+
+
+class TextClassificationSession(Session):
+    monitor = Monitor("accuracy", "max")
+
+    def __init__(self, config: SSTConfig, features: TokenFeatures, labels: tuple[str, ...], label_names: tuple[str, ...],
+                 device: torch.device) -> None:
+        self.config, self.features, self.labels, self.label_names, self.device = config, features, labels, label_names, device
+        char_vocab_size = 0 if features.characters is None else len(features.characters)
+        self.model = TextClassifier(len(features.words), len(labels), config.model, char_vocab_size).to(device)
+        self.tokenize = TOKENIZERS[config.dataset.tokenizer]
+        self.batches = None
+        self.splits: dict[str, EncodedSplit] = {}  # validation, test (where given)
+        self.confusion: dict[str, list[list[int]]] = {}  # filled by test_summary, written by write_files
+
+    def task_state(self) -> dict:
+        return {"features": self.features.to_state(), "labels": list(self.labels), "label_names": list(self.label_names)}
+
+    def tokens(self, text: str) -> list[str]:
+        """The tokens of a sentence as the model reads them (the task's tokenizer)."""
+        return self.tokenize(text)
+
+    def encode(self, sentences: list[LabelledSentence]) -> EncodedSplit:
+        encoded, targets = [], []
+        for sentence in sentences:
+            tokens = self.tokens(sentence.text)
+            if not tokens:
+                raise UserError(f"{sentence.where}: the sentence has no token after tokenisation; remove the line")
+            encoded.append(self.features.encode(tokens))
+            targets.append(torch.tensor(self.labels.index(sentence.label)))
+        return EncodedSplit(encoded, targets)
+
+    # ----------------------------------------------------------------- training and evaluation
+    def training_step(self, network, batch, state):
+        batch = batch.to(self.device)
+        _, loss, _ = network(batch.inputs, lengths=batch.lengths, targets=batch.targets)
+        return loss, None, batch.size
+
+    def predictions(self, model, split: EncodedSplit) -> tuple[list[int], list[int], float]:
+        """Gold and predicted class ids of every sentence (in length order) and the mean cross-entropy."""
+        gold, predicted, loss = [], [], 0.0
+        for _, batch in batches_by_length(split.sentences, split.targets, EVALUATION_BATCH):
+            batch = batch.to(self.device)
+            logits, _, _ = model(batch.inputs, lengths=batch.lengths)
+            loss += float(F.cross_entropy(logits.float(), batch.targets, reduction="sum"))
+            gold += batch.targets.tolist()
+            predicted += logits.argmax(-1).tolist()
+        return gold, predicted, loss / len(gold)
+
+    def evaluate(self, model, split: str = "validation") -> dict[str, float]:
+        return self.metrics(*self.predictions(model, self.splits[split]))
+
+    def metrics(self, gold: list[int], predicted: list[int], loss: float) -> dict[str, float]:
+        from sklearn.metrics import accuracy_score, f1_score  # [tasks] extra
+
+        return {"loss": loss, "accuracy": float(accuracy_score(gold, predicted)),
+                "macro_f1": float(f1_score(gold, predicted, average="macro", labels=range(len(self.labels)), zero_division=0))}
+
+    def test_summary(self) -> dict:
+        from sklearn.metrics import confusion_matrix
+
+        self.model.eval()
+        summary = {}
+        with torch.no_grad():
+            for split in self.splits:
+                gold, predicted, loss = self.predictions(self.model, self.splits[split])
+                summary[split] = self.metrics(gold, predicted, loss)
+                self.confusion[split] = confusion_matrix(gold, predicted, labels=range(len(self.labels))).tolist()
+        if "test" in self.splits:
+            counts = Counter(int(target) for target in self.splits["test"].targets)
+            summary["baseline"] = {"accuracy": max(counts.values()) / sum(counts.values()),
+                                   "what": "always answer the test set's most frequent class"}
+        return summary
+
+    def write_files(self, folder: Path) -> list[Path]:
+        """The confusion matrices of test_summary, as JSON and PNG (rows: true class, columns: predicted)."""
+        written = []
+        for split, matrix in self.confusion.items():
+            path = folder / f"confusion_{split}.json"
+            path.write_text(json.dumps({"labels": list(self.label_names), "rows": "true", "columns": "predicted",
+                                        "matrix": matrix}, indent=1), encoding="utf-8")
+            written += [path, self._draw_confusion(matrix, split, folder / f"confusion_{split}.png")]
+        return written
+
+    def _draw_confusion(self, matrix: list[list[int]], split: str, path: Path) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from sklearn.metrics import ConfusionMatrixDisplay
+
+        display = ConfusionMatrixDisplay(torch.tensor(matrix).numpy(), display_labels=list(self.label_names))
+        figure, axes = plt.subplots(figsize=(2 + len(self.labels), 1.5 + len(self.labels)))
+        display.plot(ax=axes, colorbar=False, xticks_rotation=45)
+        axes.set_title(f"{split} ({sum(map(sum, matrix))} sentences)")
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        return path
+
+    def report(self, metrics: dict[str, float], label: str = "validation") -> str:
+        return f"{label} accuracy {metrics['accuracy']:.2%}, macro-F1 {metrics['macro_f1']:.4f}, loss {metrics['loss']:.4f}"
+
+    # ----------------------------------------------------------------- rnnkit predict (rnnkit.tasks.predict.Predictor)
+    def parse_input(self, text: str) -> tuple[str, torch.Tensor]:
+        tokens = self.tokens(text)
+        if not tokens:
+            raise ValueError("the line is empty; give a sentence to classify")
+        return text, self.features.encode(tokens)
+
+    def input_length(self, parsed: tuple[str, torch.Tensor]) -> int:
+        return parsed[1].shape[0]
+
+    def predict(self, inputs: list[tuple[str, torch.Tensor]]) -> list[dict]:
+        batch = collate([encoded for _, encoded in inputs], None)  # predict_texts has grouped them by length
+        self.model.eval()
+        with torch.no_grad():
+            logits, _, _ = self.model(batch.inputs.to(self.device), lengths=batch.lengths)
+        results = []
+        for (text, _), row in zip(inputs, torch.softmax(logits.float(), dim=-1).cpu()):
+            probabilities = {name: float(p) for name, p in zip(self.label_names, row)}
+            results.append({"text": text, "label": self.label_names[int(row.argmax())], "probabilities": probabilities})
+        return results
+
+    def describe(self, result: dict) -> str:
+        shown = ", ".join(f"{name} {p:.3f}" for name, p in result["probabilities"].items())
+        return f"{result['label']}\t({shown})\t{result['text']}"
+
+
+@dataclass
+class EvaluateOptions(CheckpointOptions):
+    data: str | None = None
+    """Labelled sentences to evaluate on, in a training file's format (default: the run's test split)."""
+
+
+def evaluate_file(session: TextClassificationSession, options: EvaluateOptions) -> None:
+    """``rnnkit evaluate``: accuracy and macro-F1 on a labelled file, or on the run's own test split."""
+    if options.data is not None:
+        sentences = read_labelled_sentences(options.data, "--data")
+    else:
+        sentences = read_splits(session.config.dataset).get("test")
+        if sentences is None:
+            raise UserError("the run was trained without --test: pass a labelled file with --data")
+    check_labels(sentences, session.labels, "evaluation")
+    session.splits["evaluation"] = session.encode(sentences)
+    session.model.eval()
+    with torch.no_grad():
+        print(session.report(session.evaluate(session.model, "evaluation"), label="evaluation"))
+
+
+class SSTTask(Task):
+    name = "sst"
+    summary = "sentence classification (many-to-one): SST-2/SST-5 sentiment from --data-dir, or your own labelled sentences"
+    config_class = SSTConfig
+    unit = "sent"
+    commands = {"evaluate": Command("accuracy and macro-F1 on a labelled file (--data) or the run's test split",
+                                    EvaluateOptions, evaluate_file),
+                "predict": PREDICT}
+
+    def start(self, config: SSTConfig, context: Distributed, device: torch.device) -> TextClassificationSession:
+        data = config.dataset
+        splits = read_splits(data)
+        labels = label_set(splits["train"])
+        if len(labels) < 2:
+            raise UserError(f"{splits['train'][0].where}: the training split has one label ({labels[0]!r}); a classifier "
+                            "needs at least two")
+        for split in ("dev", "test"):
+            if split in splits:
+                check_labels(splits[split], labels, split)
+        tokenize = TOKENIZERS[data.tokenizer]
+        words = Counter(token.lower() if data.lowercase else token
+                        for sentence in splits["train"] for token in tokenize(sentence.text))
+        vocabulary = TokenVocabulary.from_counts(words, data.min_count)
+        language_model = read_language_model(data.init_from) if data.init_from else None
+        if language_model is not None:
+            vocabulary = merge_vocabularies(vocabulary, language_model)
+        characters = None
+        if config.model.char_hidden_size:
+            characters = TokenVocabulary.from_counts(Counter("".join(
+                token for sentence in splits["train"] for token in tokenize(sentence.text))))
+        features = TokenFeatures(vocabulary, data.lowercase, characters, case=config.model.case_embedding_size > 0)
+        session = TextClassificationSession(config, features, labels, label_names(data, labels), device)
+        model = session.model
+        if data.embeddings:
+            vectors = read_vectors(data.embeddings, vocabulary.index, config.model.embedding_size)
+            with torch.no_grad():
+                for i, vector in vectors.rows.items():
+                    model.features.embedding.weight[i] = vector.to(model.features.embedding.weight)
+            print(f"--embeddings {data.embeddings}: vectors for {vectors.coverage(len(vocabulary))}", file=sys.stderr)
+        if language_model is not None:
+            initialise_from_language_model(model.features.embedding, model.rnn, vocabulary, language_model, config.model.cell)
+        session.splits = {"validation": session.encode(splits["dev"])}
+        if "test" in splits:
+            session.splits["test"] = session.encode(splits["test"])
+        train = session.encode(splits["train"])
+        global_batch = config.train.batch_size * context.world_size
+        if len(train.sentences) < global_batch:
+            raise UserError(f"--batch-size: {len(train.sentences)} training sentences cannot fill a batch of "
+                            f"{config.train.batch_size} x {context.world_size} processes; lower --batch-size")
+        session.batches = SentenceBatches(train.sentences, train.targets, config.train.batch_size, config.train.seed,
+                                          context.rank, context.world_size)
+        return session
+
+    def restore(self, config: SSTConfig, task_state: dict, device: torch.device) -> TextClassificationSession:
+        return TextClassificationSession(config, TokenFeatures.from_state(task_state["features"]),
+                                         tuple(task_state["labels"]), tuple(task_state["label_names"]), device)
+
+
+def label_names(data: SSTData, labels: tuple[str, ...]) -> tuple[str, ...]:
+    """What each label means: SST's names for its 0, 1, ... from --data-dir; your own labels as they are."""
+    if data.train:
+        return labels
+    names = SUBTASKS[data.subtask][1]
+    return tuple(names[int(label)] for label in labels)
