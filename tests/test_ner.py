@@ -65,6 +65,15 @@ def test_training_learns_the_sample_and_metrics_are_seqevals_on_the_predictions(
     assert summary["test"]["f1"] == pytest.approx(f1_score(gold, predicted))
 
 
+def test_evaluate_scores_the_test_split_or_a_conll_file(run, tmp_path):
+    summary = json.loads((run / "summary.json").read_text())
+    result = rnnkit_here("evaluate", "--checkpoint", run)
+    assert result.stdout.startswith(f"evaluation F1 {summary['test']['f1']:.2%}")
+    one = tmp_path / "one.txt"
+    one.write_text("Bob X X I-PER\nflew X X O\nto X X O\nParis X X I-LOC\n")
+    assert rnnkit_here("evaluate", "--checkpoint", run, "--data", one).stdout.startswith("evaluation F1 100.00%")
+
+
 def test_predict_reports_tags_in_the_datas_scheme_and_the_entities(run):
     result = rnnkit("predict", "--checkpoint", run, "Carol works for Acme Corp in Osaka .", "--format", "jsonl")
     assert result.returncode == 0, result.stderr

@@ -60,6 +60,18 @@ def test_training_learns_the_sample_and_reports_sklearn_metrics(run):
     assert summary["best_validation_accuracy"] == summary["validation"]["accuracy"]
 
 
+def test_evaluate_scores_the_test_split_or_a_labelled_file(run, tmp_path):
+    summary = json.loads((run / "summary.json").read_text())
+    result = rnnkit_here("evaluate", "--checkpoint", run)
+    assert result.stdout.strip() == f"evaluation accuracy {summary['test']['accuracy']:.2%}, macro-F1 " \
+        f"{summary['test']['macro_f1']:.4f}, loss {summary['test']['loss']:.4f}"
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text("1 a good film\n1 a bad film\n0 simply awful\n0 simply great\n")  # two right, two wrong
+    assert "evaluation accuracy 50.00%" in rnnkit_here("evaluate", "--checkpoint", run, "--data", mixed).stdout
+    mixed.write_text("1 a good film\n3 odd\n")
+    assert_one_line_error(rnnkit_here("evaluate", "--checkpoint", run, "--data", mixed), "mixed.txt line 2", "'3'")
+
+
 def test_metrics_are_scikit_learns_on_the_models_own_predictions(tmp_path):
     result = rnnkit_here("train", "sst", "--data-dir", write_sst(tmp_path / "data", fine=True), "--subtask", "fine",
                          *SMALL, "--max-steps", "3", "--out", tmp_path / "run")

@@ -14,7 +14,7 @@ from rnnkit.train.callbacks import Callback
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.distributed import SINGLE_PROCESS
 from rnnkit.train.nest import flatten_nest, unflatten_nest
-from rnnkit.train.run_folder import RunFolder
+from rnnkit.train.run_folder import RunFolder, load_trained_checkpoint
 from rnnkit.train.session import Monitor, Session
 from rnnkit.train.trainer import Trainer
 
@@ -75,6 +75,22 @@ def test_early_stopping_and_the_best_value_follow_the_monitored_metric_in_its_di
     # 0.7 at step 2, then two evaluations below it: stop at step 4, though the loss never improved at all
     assert summary["steps"] == 4 and summary["stop_reason"].startswith("early stopping")
     assert summary["best_validation_accuracy"] == 0.7
+
+
+def test_keep_best_ends_with_the_best_evaluations_model_and_keeps_it_for_the_commands(tmp_path):
+    class RecordingSession(ScriptedSession):
+        def evaluate(self, model):
+            self.weights.append(model.weight.detach().clone())
+            return super().evaluate(model)
+
+    session = RecordingSession([0.5, 0.8, 0.6, 0.7])
+    session.weights = []
+    summary = _trainer(tmp_path, session, max_steps=4, keep_best=True).fit()
+    assert summary["best_step"] == 2 and summary["best_validation_accuracy"] == 0.8
+    assert not torch.equal(session.weights[1], session.weights[3])  # training moved the weights on after step 2
+    assert torch.equal(session.model.weight, session.weights[1])  # and the best ones came back at the end
+    assert torch.equal(load_trained_checkpoint(tmp_path / "run").model["weight"], session.weights[1])
+    assert RunFolder(tmp_path / "run").latest_checkpoint().step == 4  # --resume still continues from the last
 
 
 def test_a_nest_of_carried_state_is_carried_and_survives_a_checkpoint(tmp_path):

@@ -48,7 +48,30 @@ class SampledBatches:
         self.drawn = int(state["drawn"])
 
 
-class ShuffledBatches:
+class EpochPosition:
+    """The reading position in epochs of ``batches_per_epoch`` batches each: what a checkpoint saves of a
+    batcher that goes over a fixed data set (``ShuffledBatches``, ``SentenceBatches``)."""
+
+    batches_per_epoch: int
+    epoch: int = 0
+    position: int = 0  # batches read in this epoch
+
+    def advance(self) -> None:
+        self.position += 1
+        if self.position == self.batches_per_epoch:
+            self.epoch, self.position = self.epoch + 1, 0
+
+    def epoch_progress(self) -> float:
+        return self.epoch + self.position / self.batches_per_epoch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+
+class ShuffledBatches(EpochPosition):
     """Epochs over a fixed data set in a new random order each time, the last short batch dropped.
 
     ``inputs`` is (T, N, ...) and ``targets`` (N, ...). Every process shuffles with the same
@@ -64,23 +87,10 @@ class ShuffledBatches:
         self.inputs, self.targets = inputs, targets
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.batches_per_epoch = count // self.global_batch
-        self.epoch, self.position = 0, 0  # position: batches read in this epoch
 
     def next_batch(self) -> Batch:
         order = torch.randperm(self.inputs.shape[1], generator=torch.Generator().manual_seed(self.seed + self.epoch))
         start = self.position * self.global_batch
         rows = order[start : start + self.global_batch][self.rank :: self.world_size]
-        batch = Batch(self.inputs[:, rows], self.targets[rows], starts_epoch=True)
-        self.position += 1
-        if self.position == self.batches_per_epoch:
-            self.epoch, self.position = self.epoch + 1, 0
-        return batch
-
-    def epoch_progress(self) -> float:
-        return self.epoch + self.position / self.batches_per_epoch
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self.advance()
+        return Batch(self.inputs[:, rows], self.targets[rows], starts_epoch=True)

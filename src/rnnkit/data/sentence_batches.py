@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from rnnkit.data.batch import Batch
+from rnnkit.data.batches import EpochPosition
 from rnnkit.data.token_features import pad_sentences
 
 POOL = 50  # batches sorted together by length
@@ -46,7 +47,7 @@ def batches_by_length(sentences: list[torch.Tensor], targets: list[torch.Tensor]
         yield indices, collate([sentences[i] for i in indices], None if targets is None else [targets[i] for i in indices])
 
 
-class SentenceBatches:
+class SentenceBatches(EpochPosition):
     """Training epochs over ``sentences`` and their ``targets``; the last short batch of an epoch is dropped.
 
     Every process shuffles with the same seed and takes its own rows of each global batch.
@@ -61,7 +62,6 @@ class SentenceBatches:
         self.lengths = torch.tensor([sentence.shape[0] for sentence in sentences])
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.batches_per_epoch = len(sentences) // self.global_batch
-        self.epoch, self.position = 0, 0  # position: batches read in this epoch
         self._plan: tuple[int, list[torch.Tensor]] | None = None  # (epoch, its batches' sentence indices)
 
     def _batches_of_epoch(self) -> list[torch.Tensor]:
@@ -79,17 +79,5 @@ class SentenceBatches:
 
     def next_batch(self) -> Batch:
         rows = self._batches_of_epoch()[self.position][self.rank :: self.world_size].tolist()
-        batch = collate([self.sentences[i] for i in rows], [self.targets[i] for i in rows])
-        self.position += 1
-        if self.position == self.batches_per_epoch:
-            self.epoch, self.position = self.epoch + 1, 0
-        return batch
-
-    def epoch_progress(self) -> float:
-        return self.epoch + self.position / self.batches_per_epoch
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self.advance()
+        return collate([self.sentences[i] for i in rows], [self.targets[i] for i in rows])

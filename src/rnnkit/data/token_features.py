@@ -18,7 +18,8 @@ al. 2016); characters keep the original case. Id 0 is padding in every column.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -58,6 +59,21 @@ class TokenFeatures:
     @property
     def first_character_column(self) -> int:
         return 2 if self.case else 1
+
+    @classmethod
+    def from_training(cls, sentences: list[list[str]], lowercase: bool, min_count: int, characters: bool,
+                      case: bool) -> "TokenFeatures":
+        """The features of a training split's tokenised sentences: its words seen ``min_count`` times (lower-cased
+        with ``lowercase``) and, with ``characters``, every character of its tokens."""
+        words = Counter(token.lower() if lowercase else token for tokens in sentences for token in tokens)
+        spelling = None
+        if characters:
+            spelling = TokenVocabulary.from_counts(Counter(character for tokens in sentences for token in tokens
+                                                           for character in token))
+        return cls(TokenVocabulary.from_counts(words, min_count), lowercase, spelling, case)
+
+    def with_words(self, words: TokenVocabulary) -> "TokenFeatures":
+        return replace(self, words=words)
 
     def word_key(self, token: str) -> str:
         return token.lower() if self.lowercase else token

@@ -19,6 +19,7 @@ from torch import nn
 from rnnkit.cells import State
 from rnnkit.models.config import RecurrentConfig
 from rnnkit.models.losses import LOSSES, ignore_padding
+from rnnkit.models.readout import final_hidden, step_outputs, step_width
 
 
 class SequenceModel(nn.Module):
@@ -41,7 +42,7 @@ class SequenceModel(nn.Module):
         self.directions = 2 if config.bidirectional else 1
         self.rnn = config.build(input_size, sequence_length)
         self.dropout = nn.Dropout(config.dropout)
-        per_step = self.rnn.output_size * (self.directions if config.merge_mode == "none" else 1)
+        per_step = step_width(self.rnn, self.directions, config.merge_mode)
         width = per_step if every_step else self.rnn.cells[0].output_size * self.directions
         self.head = nn.Linear(width, output_size)
 
@@ -59,13 +60,9 @@ class SequenceModel(nn.Module):
             inputs = F.one_hot(inputs, self.input_size).float()
         hidden, state = self.rnn(inputs, state, lengths=lengths)  # hidden (T, B, D*H); state[0] (L*D, B, H)
         if self.every_step:
-            if hidden.dim() == 4:  # merge_mode none: (T, B, 2, H)
-                hidden = hidden.flatten(2)
-            outputs = self.head(self.dropout(hidden))
+            outputs = self.head(self.dropout(step_outputs(hidden)))  # (T, B, O)
         else:
-            final = state[0][-self.directions:]  # the top layer's final h, per direction: (D, B, H)
-            final = final.permute(1, 0, 2).reshape(final.shape[1], -1)  # (B, D*H)
-            outputs = self.head(self.dropout(final))
+            outputs = self.head(self.dropout(final_hidden(state, self.directions)))  # (B, O)
         loss = None
         if targets is not None:
             if self.every_step and self.loss_name == "cross_entropy":

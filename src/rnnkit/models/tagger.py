@@ -20,6 +20,7 @@ from rnnkit.cells import State
 from rnnkit.errors import UserError
 from rnnkit.models.crf import LinearChainCRF
 from rnnkit.models.losses import cross_entropy, ignore_padding
+from rnnkit.models.readout import step_outputs, step_width
 from rnnkit.models.word_features import WordFeatures, WordFeaturesConfig
 
 OUTPUTS = ("crf", "softmax")
@@ -49,8 +50,7 @@ class SequenceTagger(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.rnn = config.build(self.features.output_size)
         directions = 2 if config.bidirectional else 1
-        per_step = self.rnn.output_size * (directions if config.merge_mode == "none" else 1)
-        self.head = nn.Linear(per_step, num_tags)
+        self.head = nn.Linear(step_width(self.rnn, directions, config.merge_mode), num_tags)
         self.crf = LinearChainCRF(num_tags, allowed) if config.output == "crf" else None
 
     def forward(
@@ -64,9 +64,7 @@ class SequenceTagger(nn.Module):
         """inputs (T, B, F) token features -> emissions (T, B, tags), the mean loss against targets (T, B) if
         given, and the recurrent core's final state."""
         hidden, state = self.rnn(self.dropout(self.features(inputs)), state, lengths=lengths)
-        if hidden.dim() == 4:  # merge_mode none: (T, B, 2, H)
-            hidden = hidden.flatten(2)
-        emissions = self.head(self.dropout(hidden))  # (T, B, C)
+        emissions = self.head(self.dropout(step_outputs(hidden)))  # (T, B, C)
         loss = None
         if targets is not None:
             lengths = self.lengths_or_all(emissions, lengths)

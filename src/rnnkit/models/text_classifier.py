@@ -19,6 +19,7 @@ from rnnkit.cells import State
 from rnnkit.errors import UserError
 from rnnkit.models.losses import cross_entropy
 from rnnkit.models.pooling import POOLINGS, Pooling
+from rnnkit.models.readout import final_hidden, step_outputs, step_width
 from rnnkit.models.word_features import WordFeatures, WordFeaturesConfig
 
 
@@ -41,7 +42,7 @@ class TextClassifier(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.rnn = config.build(self.features.output_size)
         self.directions = 2 if config.bidirectional else 1
-        per_step = self.rnn.output_size * (self.directions if config.merge_mode == "none" else 1)
+        per_step = step_width(self.rnn, self.directions, config.merge_mode)
         self.pooling = Pooling(config.pooling, per_step)
         pooled = self.rnn.cells[0].output_size * self.directions if config.pooling == "last" else per_step
         self.head = nn.Linear(pooled, num_classes)
@@ -56,11 +57,8 @@ class TextClassifier(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None, State]:
         """inputs (T, B, F) token features -> logits (B, classes), the mean cross-entropy against targets (B,)
         if given, and the recurrent core's final state."""
-        hidden, state = self.rnn(self.dropout(self.features(inputs)), state, lengths=lengths)  # (T, B, W)
-        if hidden.dim() == 4:  # merge_mode none: (T, B, 2, H)
-            hidden = hidden.flatten(2)
-        final = state[0][-self.directions :]  # the top layer's final h per direction: (D, B, H)
-        final = final.permute(1, 0, 2).reshape(final.shape[1], -1)  # (B, D*H)
-        logits = self.head(self.dropout(self.pooling(hidden, lengths, final)))
+        hidden, state = self.rnn(self.dropout(self.features(inputs)), state, lengths=lengths)
+        pooled = self.pooling(step_outputs(hidden), lengths, final_hidden(state, self.directions))  # (B, W)
+        logits = self.head(self.dropout(pooled))
         loss = None if targets is None else cross_entropy(logits, targets)
         return logits, loss, state

@@ -20,20 +20,19 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
 from rnnkit.data.conll import TaggedSentence, check_tags, detect_scheme, read_conll
-from rnnkit.data.sentence_batches import SentenceBatches, batches_by_length
+from rnnkit.data.sentence_batches import batches_by_length
 from rnnkit.data.tag_schemes import OUTSIDE, SCHEMES, convert, to_bio
 from rnnkit.data.token_features import TokenFeatures
-from rnnkit.data.vocabulary import TokenVocabulary
 from rnnkit.errors import UserError
 from rnnkit.models.crf import transition_constraints
 from rnnkit.models.tagger import SequenceTagger, TaggerConfig
-from rnnkit.tasks.base import CheckpointOptions, Command, RunConfig, Task
+from rnnkit.tasks.base import RunConfig, Task
 from rnnkit.tasks.predict import PREDICT
+from rnnkit.tasks.split_files import EVALUATE_FILE, SplitFiles, lay_out_splits
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.distributed import Distributed
 from rnnkit.train.session import Monitor, Session
@@ -44,15 +43,11 @@ EVALUATION_BATCH = 256
 
 
 @dataclass
-class NERData:
+class NERData(SplitFiles):
+    """Your own files (--train, --dev, --test) are in the CoNLL column format, as the data folder's."""
+
     data_dir: str = CONLL_FOLDER
     """Folder with train.txt, valid.txt and test.txt in the CoNLL column format (CoNLL-2003 English)."""
-    train: str | None = None
-    """Your own training file in the CoNLL column format, instead of --data-dir."""
-    dev: str | None = None
-    """Your own validation file (with --train)."""
-    test: str | None = None
-    """Your own test file (with --train; optional)."""
     tag_column: int = -1
     """The column holding the tag, counted from 0 (-1: the last)."""
     scheme: str = "auto"
@@ -65,16 +60,13 @@ class NERData:
     """Keep the training words seen at least this many times; the others read as <unk>."""
 
     def validate(self) -> None:
+        super().validate()
         if self.scheme not in ("auto", *SCHEMES):
             raise UserError(f"--scheme: expected auto or one of {', '.join(SCHEMES)}, got {self.scheme!r}")
         if self.tag_scheme not in ("bio", "iobes"):
             raise UserError(f"--tag-scheme: expected bio or iobes, got {self.tag_scheme!r}")
         if self.min_count < 1:
             raise UserError(f"--min-count: expected a positive integer, got {self.min_count}")
-        if (self.dev or self.test) and not self.train:
-            raise UserError("--dev/--test: give --train too (your own data), or none of them to use --data-dir")
-        if self.train and not self.dev:
-            raise UserError("--train: give a validation file with --dev as well (it chooses the best model)")
 
 
 @dataclass
@@ -89,22 +81,9 @@ class NERConfig(RunConfig):
 
 
 def read_splits(data: NERData) -> dict[str, list[TaggedSentence]]:
-    if data.train:
-        files = {"train": (data.train, "--train"), "dev": (data.dev, "--dev")}
-        if data.test:
-            files["test"] = (data.test, "--test")
-        return {split: read_conll(path, data.tag_column, option) for split, (path, option) in files.items()}
-    folder = Path(data.data_dir)
-    if not folder.is_dir():
-        raise UserError(f"--data-dir: {folder} is not a folder; pass the folder holding train.txt, valid.txt and "
-                        "test.txt (CoNLL column format), or your own files with --train FILE --dev FILE [--test FILE]")
-    splits = {}
-    for split, name in SPLIT_FILES.items():
-        if not (folder / name).is_file():
-            raise UserError(f"--data-dir: {folder} has no {name}; it needs train.txt, valid.txt and test.txt "
-                            "(or pass your own files with --train/--dev/--test)")
-        splits[split] = read_conll(folder / name, data.tag_column, "--data-dir")
-    return splits
+    """The train, dev and (where there is one) test sentences of --data-dir or of --train/--dev/--test."""
+    paths = data.split_paths(data.data_dir, SPLIT_FILES)
+    return {split: read_conll(path, data.tag_column, option) for split, (path, option) in paths.items()}
 
 
 @dataclass
@@ -142,6 +121,15 @@ class TaggingSession(Session):
             targets.append(torch.tensor([index[tag] for tag in trained]))
             gold.append(to_bio(sentence.tags))
         return EncodedSplit(encoded, targets, gold)
+
+    def labelled_file(self, path: str | None) -> EncodedSplit | None:
+        """``rnnkit evaluate``'s data: a CoNLL file, or the run's test split (None if it had none)."""
+        data = self.config.dataset
+        sentences = read_conll(path, data.tag_column, "--data") if path else read_splits(data).get("test")
+        if sentences is not None:
+            check_tags(sentences, self.scheme)
+            return self.encode(sentences, "evaluation")
+        return None
 
     # ----------------------------------------------------------------- training and evaluation
     def training_step(self, network, batch, state):
@@ -212,36 +200,12 @@ class TaggingSession(Session):
         return f"{tagged}\t[{entities}]" if entities else tagged
 
 
-@dataclass
-class EvaluateOptions(CheckpointOptions):
-    data: str | None = None
-    """A file in the CoNLL column format (the run's --tag-column) to evaluate on (default: the run's test split)."""
-
-
-def evaluate_file(session: TaggingSession, options: EvaluateOptions) -> None:
-    """``rnnkit evaluate``: entity-level F1 on a CoNLL file, or on the run's own test split."""
-    data = session.config.dataset
-    if options.data is not None:
-        sentences = read_conll(options.data, data.tag_column, "--data")
-    else:
-        sentences = read_splits(data).get("test")
-        if sentences is None:
-            raise UserError("the run was trained without --test: pass a CoNLL file with --data")
-    check_tags(sentences, session.scheme)
-    session.splits["evaluation"] = session.encode(sentences, "evaluation")
-    session.model.eval()
-    with torch.no_grad():
-        print(session.report(session.evaluate(session.model, "evaluation"), label="evaluation"))
-
-
 class NERTask(Task):
     name = "ner"
     summary = "named-entity recognition (many-to-many): BiLSTM-CRF on CoNLL-2003 from --data-dir, or any CoNLL file"
     config_class = NERConfig
     unit = "sent"
-    commands = {"evaluate": Command("entity-level F1 on a CoNLL file (--data) or the run's test split", EvaluateOptions,
-                                    evaluate_file),
-                "predict": PREDICT}
+    commands = {"evaluate": EVALUATE_FILE, "predict": PREDICT}
 
     def start(self, config: NERConfig, context: Distributed, device: torch.device) -> TaggingSession:
         data = config.dataset
@@ -252,23 +216,11 @@ class NERTask(Task):
         trained_tags = Counter(tag for sentence in splits["train"]
                                for tag in convert(sentence.tags, scheme, data.tag_scheme))
         tags = tuple(sorted(trained_tags, key=lambda tag: (tag != OUTSIDE, tag[2:], tag)))  # O first, then by type
-        words = Counter(token.lower() if data.lowercase else token for sentence in splits["train"] for token in sentence.tokens)
-        characters = None
-        if config.model.char_hidden_size:
-            characters = TokenVocabulary.from_counts(Counter("".join(token for sentence in splits["train"]
-                                                                     for token in sentence.tokens)))
-        features = TokenFeatures(TokenVocabulary.from_counts(words, data.min_count), data.lowercase, characters,
-                                 case=config.model.case_embedding_size > 0)
+        features = TokenFeatures.from_training([sentence.tokens for sentence in splits["train"]], data.lowercase,
+                                               data.min_count, characters=config.model.char_hidden_size > 0,
+                                               case=config.model.case_embedding_size > 0)
         session = TaggingSession(config, features, tags, scheme, device)
-        session.splits = {"validation": session.encode(splits["dev"], "dev")}
-        if "test" in splits:
-            session.splits["test"] = session.encode(splits["test"], "test")
-        train = session.encode(splits["train"], "train")
-        if len(train.sentences) < config.train.batch_size * context.world_size:
-            raise UserError(f"--batch-size: {len(train.sentences)} training sentences cannot fill a batch of "
-                            f"{config.train.batch_size} x {context.world_size} processes; lower --batch-size")
-        session.batches = SentenceBatches(train.sentences, train.targets, config.train.batch_size, config.train.seed,
-                                          context.rank, context.world_size)
+        lay_out_splits(session, splits, config.train, context)
         return session
 
     def restore(self, config: NERConfig, task_state: dict, device: torch.device) -> TaggingSession:

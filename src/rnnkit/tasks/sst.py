@@ -28,14 +28,14 @@ import torch.nn.functional as F
 
 from rnnkit.data.embeddings import read_vectors
 from rnnkit.data.labelled_sentences import LabelledSentence, check_labels, label_set, read_labelled_sentences
-from rnnkit.data.sentence_batches import SentenceBatches, batches_by_length, collate
+from rnnkit.data.sentence_batches import batches_by_length, collate
 from rnnkit.data.token_features import TokenFeatures
 from rnnkit.data.tokenization import TOKENIZERS
-from rnnkit.data.vocabulary import TokenVocabulary
 from rnnkit.errors import UserError
 from rnnkit.models.text_classifier import TextClassifier, TextClassifierConfig
-from rnnkit.tasks.base import CheckpointOptions, Command, RunConfig, Task
+from rnnkit.tasks.base import RunConfig, Task
 from rnnkit.tasks.predict import PREDICT
+from rnnkit.tasks.split_files import EVALUATE_FILE, SPLITS, SplitFiles, lay_out_splits
 from rnnkit.tasks.transfer import initialise_from_language_model, merge_vocabularies, read_language_model
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.distributed import Distributed
@@ -46,22 +46,17 @@ SUBTASKS = {  # --subtask -> the files' prefix and what their labels 0, 1, ... m
     "binary": ("stsa.binary", ("negative", "positive")),
     "fine": ("stsa.fine", ("very negative", "negative", "neutral", "positive", "very positive")),
 }
-SPLITS = ("train", "dev", "test")
 EVALUATION_BATCH = 256
 
 
 @dataclass
-class SSTData:
+class SSTData(SplitFiles):
+    """Your own files (--train, --dev, --test) hold 'label sentence' lines, or are .csv/.tsv with a 'label' column."""
+
     data_dir: str = SST_FOLDER
     """Folder with the SST files stsa.{binary,fine}.{train,dev,test}."""
     subtask: str = "binary"
     """binary (SST-2: negative, positive; neutral sentences left out) or fine (SST-5: five classes)."""
-    train: str | None = None
-    """Your own training file instead of --data-dir: 'label sentence' lines, or a .csv/.tsv with a 'label' column."""
-    dev: str | None = None
-    """Your own validation file (with --train)."""
-    test: str | None = None
-    """Your own test file (with --train; optional)."""
     tokenizer: str = "treebank"
     """treebank (Penn Treebank conventions, as the SST files) or whitespace (already tokenised text)."""
     lowercase: bool = True
@@ -74,48 +69,31 @@ class SSTData:
     """A wordlm run folder to start the embeddings and recurrent layers from (vocabularies merged)."""
 
     def validate(self) -> None:
+        super().validate()
         if self.subtask not in SUBTASKS:
             raise UserError(f"--subtask: expected one of {', '.join(SUBTASKS)}, got {self.subtask!r}")
         if self.tokenizer not in TOKENIZERS:
             raise UserError(f"--tokenizer: expected one of {', '.join(TOKENIZERS)}, got {self.tokenizer!r}")
         if self.min_count < 1:
             raise UserError(f"--min-count: expected a positive integer, got {self.min_count}")
-        if (self.dev or self.test) and not self.train:
-            raise UserError("--dev/--test: give --train too (your own data), or none of them to use --data-dir")
-        if self.train and not self.dev:
-            raise UserError("--train: give a validation file with --dev as well (it chooses the best model)")
 
 
 @dataclass
 class SSTConfig(RunConfig):
     model: TextClassifierConfig = field(default_factory=lambda: TextClassifierConfig(
-        cell="lstm", hidden_size=150, bidirectional=True, embedding_size=300, dropout=0.5, pooling="max"))
+        cell="lstm", hidden_size=150, bidirectional=True, embedding_size=300, dropout=0.5, word_dropout=0.2,
+        pooling="max"))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        batch_size=32, optimizer="adam", lr=1e-3, schedule="constant", epochs=8, max_minutes=0.0, eval_every=100,
+        batch_size=32, optimizer="adam", lr=2e-3, schedule="constant", epochs=10, max_minutes=0.0, eval_every=100,
         clip_grad_norm=5.0, keep_best=True, precision="fp32"))
     dataset: SSTData = field(default_factory=SSTData)
 
 
 def read_splits(data: SSTData) -> dict[str, list[LabelledSentence]]:
     """The train, dev and (where there is one) test sentences of --data-dir or of --train/--dev/--test."""
-    if data.train:
-        files = {"train": (data.train, "--train"), "dev": (data.dev, "--dev")}
-        if data.test:
-            files["test"] = (data.test, "--test")
-        return {split: read_labelled_sentences(path, option) for split, (path, option) in files.items()}
-    folder = Path(data.data_dir)
     prefix = SUBTASKS[data.subtask][0]
-    if not folder.is_dir():
-        raise UserError(f"--data-dir: {folder} is not a folder; pass the folder holding {prefix}.train, .dev and .test "
-                        "(the SST files), or your own data with --train FILE --dev FILE [--test FILE]")
-    splits = {}
-    for split in SPLITS:
-        path = folder / f"{prefix}.{split}"
-        if not path.is_file():
-            raise UserError(f"--data-dir: {folder} has no {path.name}; it needs {prefix}.train, {prefix}.dev and "
-                            f"{prefix}.test (or pass --subtask, or your own files with --train/--dev/--test)")
-        splits[split] = read_labelled_sentences(path, "--data-dir")
-    return splits
+    paths = data.split_paths(data.data_dir, {split: f"{prefix}.{split}" for split in SPLITS})
+    return {split: read_labelled_sentences(path, option) for split, (path, option) in paths.items()}
 
 
 @dataclass
@@ -144,7 +122,8 @@ class TextClassificationSession(Session):
         """The tokens of a sentence as the model reads them (the task's tokenizer)."""
         return self.tokenize(text)
 
-    def encode(self, sentences: list[LabelledSentence]) -> EncodedSplit:
+    def encode(self, sentences: list[LabelledSentence], split: str = "") -> EncodedSplit:
+        """The sentences as token features and class ids (their labels are checked against the split's already)."""
         encoded, targets = [], []
         for sentence in sentences:
             tokens = self.tokens(sentence.text)
@@ -153,6 +132,14 @@ class TextClassificationSession(Session):
             encoded.append(self.features.encode(tokens))
             targets.append(torch.tensor(self.labels.index(sentence.label)))
         return EncodedSplit(encoded, targets)
+
+    def labelled_file(self, path: str | None) -> EncodedSplit | None:
+        """``rnnkit evaluate``'s data: a labelled file, or the run's test split (None if it had none)."""
+        sentences = read_labelled_sentences(path, "--data") if path else read_splits(self.config.dataset).get("test")
+        if sentences is not None:
+            check_labels(sentences, self.labels, "evaluation")
+            return self.encode(sentences)
+        return None
 
     # ----------------------------------------------------------------- training and evaluation
     def training_step(self, network, batch, state):
@@ -251,35 +238,12 @@ class TextClassificationSession(Session):
         return f"{result['label']}\t({shown})\t{result['text']}"
 
 
-@dataclass
-class EvaluateOptions(CheckpointOptions):
-    data: str | None = None
-    """Labelled sentences to evaluate on, in a training file's format (default: the run's test split)."""
-
-
-def evaluate_file(session: TextClassificationSession, options: EvaluateOptions) -> None:
-    """``rnnkit evaluate``: accuracy and macro-F1 on a labelled file, or on the run's own test split."""
-    if options.data is not None:
-        sentences = read_labelled_sentences(options.data, "--data")
-    else:
-        sentences = read_splits(session.config.dataset).get("test")
-        if sentences is None:
-            raise UserError("the run was trained without --test: pass a labelled file with --data")
-    check_labels(sentences, session.labels, "evaluation")
-    session.splits["evaluation"] = session.encode(sentences)
-    session.model.eval()
-    with torch.no_grad():
-        print(session.report(session.evaluate(session.model, "evaluation"), label="evaluation"))
-
-
 class SSTTask(Task):
     name = "sst"
     summary = "sentence classification (many-to-one): SST-2/SST-5 sentiment from --data-dir, or your own labelled sentences"
     config_class = SSTConfig
     unit = "sent"
-    commands = {"evaluate": Command("accuracy and macro-F1 on a labelled file (--data) or the run's test split",
-                                    EvaluateOptions, evaluate_file),
-                "predict": PREDICT}
+    commands = {"evaluate": EVALUATE_FILE, "predict": PREDICT}
 
     def start(self, config: SSTConfig, context: Distributed, device: torch.device) -> TextClassificationSession:
         data = config.dataset
@@ -292,17 +256,13 @@ class SSTTask(Task):
             if split in splits:
                 check_labels(splits[split], labels, split)
         tokenize = TOKENIZERS[data.tokenizer]
-        words = Counter(token.lower() if data.lowercase else token
-                        for sentence in splits["train"] for token in tokenize(sentence.text))
-        vocabulary = TokenVocabulary.from_counts(words, data.min_count)
+        features = TokenFeatures.from_training([tokenize(sentence.text) for sentence in splits["train"]], data.lowercase,
+                                               data.min_count, characters=config.model.char_hidden_size > 0,
+                                               case=config.model.case_embedding_size > 0)
         language_model = read_language_model(data.init_from) if data.init_from else None
         if language_model is not None:
-            vocabulary = merge_vocabularies(vocabulary, language_model)
-        characters = None
-        if config.model.char_hidden_size:
-            characters = TokenVocabulary.from_counts(Counter("".join(
-                token for sentence in splits["train"] for token in tokenize(sentence.text))))
-        features = TokenFeatures(vocabulary, data.lowercase, characters, case=config.model.case_embedding_size > 0)
+            features = features.with_words(merge_vocabularies(features.words, language_model))
+        vocabulary = features.words
         session = TextClassificationSession(config, features, labels, label_names(data, labels), device)
         model = session.model
         if data.embeddings:
@@ -313,16 +273,7 @@ class SSTTask(Task):
             print(f"--embeddings {data.embeddings}: vectors for {vectors.coverage(len(vocabulary))}", file=sys.stderr)
         if language_model is not None:
             initialise_from_language_model(model.features.embedding, model.rnn, vocabulary, language_model, config.model.cell)
-        session.splits = {"validation": session.encode(splits["dev"])}
-        if "test" in splits:
-            session.splits["test"] = session.encode(splits["test"])
-        train = session.encode(splits["train"])
-        global_batch = config.train.batch_size * context.world_size
-        if len(train.sentences) < global_batch:
-            raise UserError(f"--batch-size: {len(train.sentences)} training sentences cannot fill a batch of "
-                            f"{config.train.batch_size} x {context.world_size} processes; lower --batch-size")
-        session.batches = SentenceBatches(train.sentences, train.targets, config.train.batch_size, config.train.seed,
-                                          context.rank, context.world_size)
+        lay_out_splits(session, splits, config.train, context)
         return session
 
     def restore(self, config: SSTConfig, task_state: dict, device: torch.device) -> TextClassificationSession:
