@@ -21,3 +21,14 @@ def test_readme_begins_with_exactly_two_commands_and_ci_runs_the_test_one():
     assert "pytest" in test_command
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert test_command in ci_lines
+
+
+def test_task_libraries_are_extras_that_the_test_command_installs():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = " ".join(project["dependencies"])
+    tasks = " ".join(project["optional-dependencies"]["tasks"])
+    for library in ("seqeval", "scikit-learn", "nltk", "matplotlib"):
+        assert library not in core and library in tasks, library
+    assert "rnnkit[tasks]" in project["optional-dependencies"]["dev"]  # the README's test command installs [dev]

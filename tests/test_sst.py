@@ -192,6 +192,19 @@ def test_init_from_a_language_model_copies_its_weights_and_merges_the_vocabulari
 
 
 @pytest.mark.parametrize(("arguments", "fragments"), [
+    (["--embedding-size", "6"], ["--init-from", "8-wide embeddings", "--embedding-size 8"]),
+    (["--cell", "gru"], ["--init-from", "is a lstm language model", "--cell lstm"]),
+    (["--hidden-size", "20", "--no-bidirectional"], ["--init-from", "no recurrent weight", "--hidden-size"]),
+])
+def test_init_from_a_language_model_that_does_not_fit_is_one_line(tmp_path, arguments, fragments):
+    lm = _write_wordlm_run(tmp_path)
+    out = tmp_path / "out"
+    assert_one_line_error(rnnkit_here("train", "sst", "--data-dir", write_sst(tmp_path / "data"), *SMALL, *arguments,
+                                      "--init-from", lm, "--max-steps", "1", "--out", out), *fragments)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("arguments", "fragments"), [
     (["--data-dir", "{tmp}/nowhere"], ["--data-dir", "nowhere is not a folder", "--train"]),
     (["--data-dir", "{tmp}/empty"], ["--data-dir", "has no stsa.binary.train"]),
     (["--subtask", "tertiary"], ["--subtask", "binary, fine"]),

@@ -127,3 +127,15 @@ def test_bad_options_are_one_line_errors(tmp_path, arguments, fragments):
     assert_one_line_error(rnnkit_here("train", "wordlm", *data, *SMALL, *arguments, "--max-steps", "1", "--out", out),
                           *fragments)
     assert not out.exists()
+
+
+def test_init_range_draws_embeddings_and_output_layer_uniformly_and_keeps_them_tied():
+    torch.manual_seed(0)
+    config = LanguageModelConfig(hidden_size=16, embedding_size=16, init_range=0.1)
+    model = LanguageModel(500, config)
+    for weight in (model.embedding.weight, model.head.weight):
+        assert float(weight.abs().max()) <= 0.1 and float(weight.std()) > 0.05  # U(-0.1, 0.1): std 0.058
+    assert float(model.head.bias.abs().max()) == 0.0
+    tied = LanguageModel(500, LanguageModelConfig(hidden_size=16, embedding_size=16, init_range=0.1, tie_weights=True))
+    assert tied.head.weight is tied.embedding.weight and float(tied.embedding.weight.abs().max()) <= 0.1
+    assert float(LanguageModel(500, LanguageModelConfig(hidden_size=16, embedding_size=16)).embedding.weight.std()) > 0.9

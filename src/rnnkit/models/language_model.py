@@ -29,6 +29,9 @@ class LanguageModelConfig(RecurrentConfig):
     """Width of the token embeddings."""
     tie_weights: bool = False
     """Share the embedding matrix with the output layer (Press & Wolf 2016); needs --embedding-size = --hidden-size."""
+    init_range: float = 0.0
+    """Draw the embeddings and the output layer's weights from U(-r, r), as Zaremba et al. and pytorch/examples
+    (r = 0.1); 0: torch's defaults (embeddings N(0, 1), too large for an output layer when tied)."""
 
     def validate(self) -> None:
         super().validate()
@@ -36,6 +39,8 @@ class LanguageModelConfig(RecurrentConfig):
             raise UserError("--bidirectional: a language model predicts the next token and must not read ahead")
         if self.embedding_size <= 0:
             raise UserError(f"--embedding-size: expected a positive integer, got {self.embedding_size}")
+        if self.init_range < 0:
+            raise UserError(f"--init-range: expected 0 (torch's defaults) or a positive range, got {self.init_range}")
         if self.tie_weights and self.embedding_size != self.hidden_size:
             raise UserError(
                 f"--tie-weights: the embedding and the output layer share one matrix, so --embedding-size "
@@ -51,6 +56,10 @@ class LanguageModel(nn.Module):
         self.rnn = config.build(config.embedding_size)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(self.rnn.output_size, vocab_size)
+        if config.init_range:
+            nn.init.uniform_(self.embedding.weight, -config.init_range, config.init_range)
+            nn.init.uniform_(self.head.weight, -config.init_range, config.init_range)
+            nn.init.zeros_(self.head.bias)
         if config.tie_weights:
             self.head.weight = self.embedding.weight  # (V, E): the same matrix reads tokens in and scores them out
 

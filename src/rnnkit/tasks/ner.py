@@ -73,9 +73,9 @@ class NERData(SplitFiles):
 class NERConfig(RunConfig):
     model: TaggerConfig = field(default_factory=lambda: TaggerConfig(
         cell="lstm", hidden_size=100, bidirectional=True, embedding_size=100, char_hidden_size=25,
-        char_embedding_size=25, case_embedding_size=10, word_dropout=0.05, dropout=0.5, output="crf"))
+        char_embedding_size=25, case_embedding_size=10, word_dropout=0.2, dropout=0.5, output="crf"))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        batch_size=16, optimizer="adam", lr=2e-3, schedule="constant", epochs=12, max_minutes=0.0, eval_every=500,
+        batch_size=16, optimizer="adam", lr=2e-3, schedule="constant", epochs=20, max_minutes=0.0, eval_every=500,
         clip_grad_norm=5.0, keep_best=True, precision="fp32"))
     dataset: NERData = field(default_factory=NERData)
 

@@ -111,7 +111,7 @@ def run_predict(session: Predictor, options: PredictOptions) -> None:
     errors = [result["error"] for result in results if "error" in result]
     if errors:  # the one line of a failed command
         raise UserError(f"{len(errors)} of {len(inputs)} inputs could not be read, answered in their place (first: {errors[0]})")
-    print(f"predicted {len(inputs)} inputs in {seconds:.2f} s ({len(inputs) / seconds:,.0f} inputs/s)", file=sys.stderr)
+    print(f"predicted {len(inputs)} inputs in {seconds:.2f} s ({len(inputs) / seconds:,.1f} inputs/s)", file=sys.stderr)
 
 
 PREDICT = Command("predictions of the trained model for inputs given as arguments or in a file", PredictOptions,

@@ -17,7 +17,6 @@ and when training ends its confusion matrices on dev and test are written to the
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from rnnkit.tasks.predict import PREDICT
 from rnnkit.tasks.split_files import EVALUATE_FILE, SPLITS, SplitFiles, lay_out_splits
 from rnnkit.tasks.transfer import initialise_from_language_model, merge_vocabularies, read_language_model
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.files import atomic_write_json
 from rnnkit.train.distributed import Distributed
 from rnnkit.train.session import Monitor, Session
 
@@ -188,8 +188,8 @@ class TextClassificationSession(Session):
         written = []
         for split, matrix in self.confusion.items():
             path = folder / f"confusion_{split}.json"
-            path.write_text(json.dumps({"labels": list(self.label_names), "rows": "true", "columns": "predicted",
-                                        "matrix": matrix}, indent=1), encoding="utf-8")
+            atomic_write_json(path, {"labels": list(self.label_names), "rows": "true", "columns": "predicted",
+                                     "matrix": matrix})
             written += [path, self._draw_confusion(matrix, split, folder / f"confusion_{split}.png")]
         return written
 
