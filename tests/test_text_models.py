@@ -112,4 +112,4 @@ def test_the_tagger_decodes_a_padded_batch_as_each_sentence_alone(output):
         expected = torch.nn.functional.cross_entropy(real, torch.zeros(8, dtype=torch.long))
     else:  # the mean over sentences of the CRF's negative log-likelihood
         expected = model.crf(emissions, targets, lengths).mean()
-    assert float(loss) == pytest.approx(float(expected), abs=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), abs=1e-5)
