@@ -87,6 +87,7 @@ def test_keep_best_ends_with_the_best_evaluations_model_and_keeps_it_for_the_com
     session.weights = []
     summary = _trainer(tmp_path, session, max_steps=4, keep_best=True).fit()
     assert summary["best_step"] == 2 and summary["best_validation_accuracy"] == 0.8
+    assert summary["validation"]["accuracy"] == 0.8  # the metrics of the model it ends with
     assert not torch.equal(session.weights[1], session.weights[3])  # training moved the weights on after step 2
     assert torch.equal(session.model.weight, session.weights[1])  # and the best ones came back at the end
     assert torch.equal(load_trained_checkpoint(tmp_path / "run").model["weight"], session.weights[1])

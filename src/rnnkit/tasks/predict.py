@@ -5,13 +5,14 @@
 One input per argument or per line of FILE ('-' for standard input). The inputs are read,
 predicted in batches (``--batch-size`` at a time; sorted by length where inputs differ in
 length) and printed in input order: ``text`` is one line per input for people, ``jsonl`` one
-JSON object per input for programs. The speed (inputs per second) goes to standard error.
+JSON object per input for programs. The speed (inputs per second) goes to standard error
+when every input could be read.
 An input that cannot be read is answered in its place (``error: ...``, or ``{"error": ...}``)
 and the others are still predicted; the command then exits with status 2, naming the first.
 
 A task supports the command by giving its session the three methods of ``Predictor`` and
 ``PREDICT`` a place in its table of commands. ``predict_texts`` is the same without the
-command line (``rnnkit.load_run(RUN).predict([...])``).
+command line (``rnnkit.tasks.load_run(RUN).predict([...])``).
 """
 
 from __future__ import annotations

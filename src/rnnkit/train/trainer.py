@@ -63,6 +63,7 @@ class Trainer:
         self.counters = Counters()
         self.carried = None  # the state the session carries from one batch to the next (truncated BPTT), any nest
         self.last_evaluation: dict = {}
+        self.best_evaluation: dict = {}  # the metrics of the model --keep-best keeps, once this process has seen them
         self.stop_reason = ""
 
     # ------------------------------------------------------------------ the loop
@@ -185,7 +186,7 @@ class Trainer:
         improved = monitor.improved(metrics[monitor.metric], best)
         if improved:
             self.counters.best, self.counters.evaluations_without_improvement = metrics[monitor.metric], 0
-            self.counters.best_step = self.counters.step
+            self.counters.best_step, self.best_evaluation = self.counters.step, metrics
             if self.config.keep_best:
                 self.run.save_best(Checkpoint(config=self.metadata["config"], task_state=self.metadata["task_state"],
                                               model=self.model.state_dict(), training={"step": self.counters.step}))
@@ -254,7 +255,8 @@ class Trainer:
         summary = {
             "steps": c.step, "epochs": round(self.session.batches.epoch_progress(), 4), "elapsed_seconds": round(c.elapsed, 2),
             "tokens": c.tokens, "tokens_per_second": round(c.tokens / c.elapsed, 1) if c.elapsed else None,
-            "validation": self.last_evaluation, f"best_validation_{self.session.monitor.metric}": c.best,
+            "validation": (self.config.keep_best and self.best_evaluation) or self.last_evaluation,
+            f"best_validation_{self.session.monitor.metric}": c.best,
             "best_step": c.best_step,
             "nonfinite_steps": c.nonfinite_steps, "stop_reason": self.stop_reason or "budget",
         }
