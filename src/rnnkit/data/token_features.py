@@ -43,6 +43,11 @@ def case_class(token: str) -> int:
     return CASES.index("other")
 
 
+def first_character_column(case: bool) -> int:
+    """Where a token's character ids start: after its word id and, with the case feature, its case class."""
+    return 2 if case else 1
+
+
 @dataclass(frozen=True)
 class TokenFeatures:
     """How tokens become ids: the vocabularies and which columns the model reads."""
@@ -51,14 +56,6 @@ class TokenFeatures:
     lowercase: bool = False
     characters: TokenVocabulary | None = None  # None: no character column
     case: bool = False
-
-    @property
-    def word_column(self) -> int:
-        return 0
-
-    @property
-    def first_character_column(self) -> int:
-        return 2 if self.case else 1
 
     @classmethod
     def from_training(cls, sentences: list[list[str]], lowercase: bool, min_count: int, characters: bool,

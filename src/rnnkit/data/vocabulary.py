@@ -1,7 +1,9 @@
-"""Vocabularies of the language models: characters, or words with ``<unk>`` and ``<eos>``.
+"""Vocabularies: the language models' characters, or words with ``<unk>`` and ``<eos>``; and the tokens
+(with ``<pad>`` and ``<unk>``) the text classifier and tagger embed.
 
-Both map text to token ids and back, and say how they are saved in a checkpoint
-(``to_state``/``from_state``, JSON) and which text starts a line (a generation's default prime).
+Each maps tokens to ids, and says how it is saved in a checkpoint (``to_state``/``from_state``,
+JSON); the language models' two also map ids back to text and say which text starts a line (a
+generation's default prime).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rnnkit.data.token_features import CASES
+from rnnkit.data.token_features import CASES, first_character_column
 from rnnkit.errors import UserError
 from rnnkit.layers import Recurrent
 from rnnkit.models.config import RecurrentConfig
@@ -70,7 +70,7 @@ class WordFeatures(nn.Module):
 
     @property
     def first_character_column(self) -> int:
-        return 2 if self.case_embedding is not None else 1
+        return first_character_column(case=self.case_embedding is not None)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """inputs (T, B, F) ids -> features (T, B, output_size)."""
