@@ -89,6 +89,22 @@ def test_token_features_lay_out_word_case_and_characters():
     assert padded.shape == (3, 2, 9) and lengths.tolist() == [3, 1] and int(padded[1:, 1].abs().sum()) == 0
 
 
+def test_zero_digits_shares_numbers_words_but_characters_keep_the_digits():
+    sentences = [["In", "1996", "and", "2003"], ["A1", "B2"]]
+    features = TokenFeatures.from_training(sentences, lowercase=True, min_count=1, characters=True, case=False,
+                                           zero_digits=True)
+    assert "0000" in features.words.tokens and "1996" not in features.words.tokens and "a0" in features.words.tokens
+    encoded = features.encode(["1984", "2003", "c3"])
+    assert encoded[0, 0] == encoded[1, 0] == features.words.index["0000"] and encoded[2, 0] == 1
+    assert features.characters.decode(encoded[0, 1:].tolist()) == ["1", "9", "<unk>", "<unk>"]  # 8, 4 unseen
+    assert TokenFeatures.from_state(features.to_state()) == features
+    old = features.to_state()
+    del old["zero_digits"]  # a run saved before the option
+    assert TokenFeatures.from_state(old).zero_digits is False
+    plain = TokenFeatures.from_training(sentences, lowercase=True, min_count=1, characters=False, case=False)
+    assert "1996" in plain.words.tokens and "0000" not in plain.words.tokens
+
+
 # ----------------------------------------------------------------------------- pretrained vectors
 def test_vectors_match_exactly_then_lower_cased_and_report_coverage(tmp_path):
     glove = write(tmp_path / "glove.txt", "the 1 2\nfilm 3 4\nBad 5 6\nbad 7 8\nzebra 9 9\n")

@@ -13,7 +13,10 @@ One sentence of L tokens becomes an (L, F) tensor of ids; a batch pads them into
 Keeping the features in one tensor lets a ``Batch`` carry them as its ``inputs`` through the
 trainer, DistributedDataParallel and ``.to(device)`` unchanged. Words are looked up
 lower-cased with ``lowercase`` (the case class then keeps what lower-casing loses, Lample et
-al. 2016); characters keep the original case. Id 0 is padding in every column.
+al. 2016); characters keep the original case. With ``zero_digits`` every digit of a word is
+looked up as 0 (Lample et al.'s and NCRF++'s number normalisation: "1996" and "2003" share an
+embedding, as do most numbers training saw once); characters keep the digits. Id 0 is padding
+in every column.
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
+import re
+
 import torch
 
 from rnnkit.data.vocabulary import TokenVocabulary
 
+DIGIT = re.compile(r"[0-9]")
 CASES = ("<pad>", "lower", "upper", "title", "digits", "has_digit", "other")  # index = case id
 
 
@@ -43,6 +49,13 @@ def case_class(token: str) -> int:
     return CASES.index("other")
 
 
+def word_form(token: str, lowercase: bool, zero_digits: bool) -> str:
+    """The form a token's word embedding is looked up by."""
+    if lowercase:
+        token = token.lower()
+    return DIGIT.sub("0", token) if zero_digits else token
+
+
 def first_character_column(case: bool) -> int:
     """Where a token's character ids start: after its word id and, with the case feature, its case class."""
     return 2 if case else 1
@@ -56,24 +69,25 @@ class TokenFeatures:
     lowercase: bool = False
     characters: TokenVocabulary | None = None  # None: no character column
     case: bool = False
+    zero_digits: bool = False
 
     @classmethod
     def from_training(cls, sentences: list[list[str]], lowercase: bool, min_count: int, characters: bool,
-                      case: bool) -> "TokenFeatures":
-        """The features of a training split's tokenised sentences: its words seen ``min_count`` times (lower-cased
-        with ``lowercase``) and, with ``characters``, every character of its tokens."""
-        words = Counter(token.lower() if lowercase else token for tokens in sentences for token in tokens)
+                      case: bool, zero_digits: bool = False) -> "TokenFeatures":
+        """The features of a training split's tokenised sentences: its words seen ``min_count`` times (in their
+        ``word_form``) and, with ``characters``, every character of its tokens."""
         spelling = None
         if characters:
             spelling = TokenVocabulary.from_counts(Counter(character for tokens in sentences for token in tokens
                                                            for character in token))
-        return cls(TokenVocabulary.from_counts(words, min_count), lowercase, spelling, case)
+        words = Counter(word_form(token, lowercase, zero_digits) for tokens in sentences for token in tokens)
+        return cls(TokenVocabulary.from_counts(words, min_count), lowercase, spelling, case, zero_digits)
 
     def with_words(self, words: TokenVocabulary) -> "TokenFeatures":
         return replace(self, words=words)
 
     def word_key(self, token: str) -> str:
-        return token.lower() if self.lowercase else token
+        return word_form(token, self.lowercase, self.zero_digits)
 
     def encode(self, tokens: list[str]) -> torch.Tensor:
         """(L, F) ids of a sentence of L tokens (F as the module docstring draws it, characters unpadded: F = the longest word)."""
@@ -90,12 +104,14 @@ class TokenFeatures:
 
     def to_state(self) -> dict:
         return {"words": self.words.to_state(), "lowercase": self.lowercase, "case": self.case,
+                "zero_digits": self.zero_digits,
                 "characters": None if self.characters is None else self.characters.to_state()}
 
     @classmethod
     def from_state(cls, state: dict) -> "TokenFeatures":
         characters = None if state["characters"] is None else TokenVocabulary.from_state(state["characters"])
-        return cls(TokenVocabulary.from_state(state["words"]), state["lowercase"], characters, state["case"])
+        return cls(TokenVocabulary.from_state(state["words"]), state["lowercase"], characters, state["case"],
+                   state.get("zero_digits", False))  # runs saved before the option read digits as they are
 
 
 def pad_sentences(sentences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,10 @@
 parentheses as ``-lrb-``/``-rrb-``), plus the treebank's escaped slash ``\\/``. It leaves
 text already tokenised that way as it is (29 of SST's 11,855 sentences change, by a split
 final period or ``gon na``), so the files and a user's raw sentence read alike.
-``whitespace`` splits on white space only (pre-tokenised data, CoNLL).
+``whitespace`` splits on white space only (pre-tokenised data, CoNLL). ``moses_tokenizer(lang)``
+is the Moses tokeniser (sacremoses) that made Multi30k's ``*.tok.*`` files: punctuation split
+off by the language's rules, punctuation normalised, and ``'``, ``"``, ``&`` escaped as those
+files have them (``&apos;``); ``moses_detokenizer(lang)`` turns such tokens back into text.
 """
 
 from __future__ import annotations
@@ -37,6 +40,22 @@ def treebank(text: str) -> list[str]:
 
 def whitespace(text: str) -> list[str]:
     return text.split()
+
+
+@functools.cache
+def moses_tokenizer(language: str) -> Callable[[str], list[str]]:
+    from sacremoses import MosesPunctNormalizer, MosesTokenizer  # [tasks] extra
+
+    normalizer, tokenizer = MosesPunctNormalizer(lang=language), MosesTokenizer(lang=language)
+    return lambda text: tokenizer.tokenize(normalizer.normalize(text), escape=True)
+
+
+@functools.cache
+def moses_detokenizer(language: str) -> Callable[[list[str]], str]:
+    from sacremoses import MosesDetokenizer
+
+    detokenizer = MosesDetokenizer(lang=language)
+    return lambda tokens: detokenizer.detokenize(tokens, unescape=True)
 
 
 TOKENIZERS: dict[str, Callable[[str], list[str]]] = {"treebank": treebank, "whitespace": whitespace}

@@ -115,6 +115,7 @@ def tokenize(text: str) -> list[str]:
 
 
 PADDING = "<pad>"
+BEGIN, END = "<bos>", END_OF_LINE  # a translation's target starts after <bos> and ends with <eos>
 
 
 @dataclass(frozen=True)
@@ -125,13 +126,16 @@ class TokenVocabulary:
     tokens: tuple[str, ...]  # index = id
 
     @classmethod
-    def from_counts(cls, counts: Counter, min_count: int = 1, max_size: int = 0) -> "TokenVocabulary":
-        """The tokens seen at least ``min_count`` times (ties in alphabetical order), at most ``max_size`` in all (0: no limit)."""
-        kept = sorted((token for token, count in counts.items() if count >= min_count and token not in (PADDING, UNKNOWN)),
+    def from_counts(cls, counts: Counter, min_count: int = 1, max_size: int = 0,
+                    specials: tuple[str, ...] = ()) -> "TokenVocabulary":
+        """The tokens seen at least ``min_count`` times (ties in alphabetical order), at most ``max_size`` in all (0: no
+        limit), after ``<pad>``, ``<unk>`` and the ``specials`` (ids 2, 3, ...: a translation's ``<bos>``, ``<eos>``)."""
+        reserved = (PADDING, UNKNOWN, *specials)
+        kept = sorted((token for token, count in counts.items() if count >= min_count and token not in reserved),
                       key=lambda token: (-counts[token], token))
         if max_size:
-            kept = kept[: max(max_size - 2, 0)]
-        return cls((PADDING, UNKNOWN, *kept))
+            kept = kept[: max(max_size - len(reserved), 0)]
+        return cls((*reserved, *kept))
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -151,3 +155,7 @@ class TokenVocabulary:
         """Ids of ``tokens`` (any iterable of strings), ``<unk>``'s for those not kept."""
         index = self.index
         return [index.get(token, 1) for token in tokens]
+
+    def decode(self, ids) -> list[str]:
+        """The tokens of ``ids`` (any iterable of ints)."""
+        return [self.tokens[int(i)] for i in ids]

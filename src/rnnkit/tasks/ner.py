@@ -7,7 +7,8 @@ The files' tag scheme is detected (IOB1, BIO or IOBES; ``--scheme`` to say it) a
 is trained on ``--tag-scheme`` (IOBES by default, as Lample et al. found best); predictions
 are reported in the data's own scheme.
 
-Model: BiLSTM-CRF (``rnnkit.models.tagger``) over lower-cased words, a case feature and a
+Model: BiLSTM-CRF (``rnnkit.models.tagger``) over lower-cased words with digits read as 0
+(``--zero-digits``), a case feature and a
 character-level encoder of each word. Metrics: entity-level precision, recall and F1 the
 conlleval way, overall and per type, by seqeval (both tag sequences read as BIO). The best
 validation F1's model is kept (``--keep-best``).
@@ -56,6 +57,9 @@ class NERData(SplitFiles):
     """The scheme the model is trained on (bio or iobes); predictions are reported in the files' scheme."""
     lowercase: bool = True
     """Look words up lower-cased (the case feature and the characters keep the case)."""
+    zero_digits: bool = True
+    """Look words up with every digit read as 0 (number normalisation, as Lample et al. and NCRF++; the characters
+    keep the digits)."""
     min_count: int = 1
     """Keep the training words seen at least this many times; the others read as <unk>."""
 
@@ -218,7 +222,8 @@ class NERTask(Task):
         tags = tuple(sorted(trained_tags, key=lambda tag: (tag != OUTSIDE, tag[2:], tag)))  # O first, then by type
         features = TokenFeatures.from_training([sentence.tokens for sentence in splits["train"]], data.lowercase,
                                                data.min_count, characters=config.model.char_hidden_size > 0,
-                                               case=config.model.case_embedding_size > 0)
+                                               case=config.model.case_embedding_size > 0,
+                                               zero_digits=data.zero_digits)
         session = TaggingSession(config, features, tags, scheme, device)
         lay_out_splits(session, splits, config.train, context)
         return session

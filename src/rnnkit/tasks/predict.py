@@ -21,7 +21,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from typing import Annotated, Protocol
+from typing import Annotated, Callable, Protocol
 
 import tyro
 
@@ -95,7 +95,10 @@ def predict_texts(session: Predictor, texts: list[str], batch_size: int = 256,
     return [results[index] for index in range(len(texts))]
 
 
-def run_predict(session: Predictor, options: PredictOptions) -> None:
+def run_predict(session: Predictor, options: PredictOptions,
+                finish: Callable[[list[dict]], None] | None = None) -> None:
+    """Predict, then print; ``finish`` sees the results first (a task's command draws figures from them, and may
+    remove what is not to be printed)."""
     if options.format not in FORMATS:
         raise UserError(f"--format: expected one of {', '.join(FORMATS)}, got {options.format!r}")
     if options.batch_size <= 0:
@@ -104,6 +107,8 @@ def run_predict(session: Predictor, options: PredictOptions) -> None:
     started = time.perf_counter()
     results = predict_texts(session, [text for _, text in inputs], options.batch_size, [where for where, _ in inputs])
     seconds = time.perf_counter() - started
+    if finish is not None:
+        finish(results)
     for result in results:
         if "error" in result:
             print(json.dumps(result) if options.format == "jsonl" else f"error: {result['error']}")

@@ -8,10 +8,12 @@ from rnnkit.tasks.copy_memory import CopyTask
 from rnnkit.tasks.digits import DigitsTask
 from rnnkit.tasks.ner import NERTask
 from rnnkit.tasks.sst import SSTTask
+from rnnkit.tasks.translate import TranslateTask
 from rnnkit.tasks.wordlm import WordLMTask
 
 TASKS: dict[str, Task] = {
-    task.name: task for task in (CharLMTask(), WordLMTask(), AddingTask(), CopyTask(), DigitsTask(), SSTTask(), NERTask())
+    task.name: task for task in (CharLMTask(), WordLMTask(), AddingTask(), CopyTask(), DigitsTask(), SSTTask(), NERTask(),
+                                        TranslateTask())
 }
 DEFAULT_TASK = "charlm"  # what 'rnnkit train' trains without a task name: the main job of the README
 
