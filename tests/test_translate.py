@@ -100,6 +100,20 @@ def test_predict_n_best_attention_and_inputs_it_cannot_translate_well(reverse_ru
     assert drawn == ["attention-1.png", "attention-3.png", "attention-4.png"]
 
 
+def test_evaluate_scores_the_test_split_or_given_files(reverse_run, tmp_path):
+    summary = json.loads((reverse_run / "summary.json").read_text())
+    result = rnnkit_here("evaluate", "--checkpoint", reverse_run)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"evaluation BLEU {summary['test']['bleu']:.2f}") and "beam 5" in result.stdout
+    (tmp_path / "one.src").write_text("a b c d e\n")  # 4-grams for BLEU
+    (tmp_path / "one.tgt").write_text("e d c b a\n")
+    greedy = rnnkit_here("evaluate", "--checkpoint", reverse_run, "--source", tmp_path / "one.src", "--target",
+                         tmp_path / "one.tgt", "--beam-size", "1")
+    assert greedy.stdout.startswith("evaluation BLEU 100.00") and "(greedy;" in greedy.stdout
+    assert_one_line_error(rnnkit_here("evaluate", "--checkpoint", reverse_run, "--source", tmp_path / "one.src"),
+                          "--source, --target")
+
+
 def test_replace_unknown_copies_the_most_attended_source_word(reverse_run):
     session = load_run(str(reverse_run)).session
     vocabulary = session.target.vocabulary

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -39,7 +39,7 @@ from rnnkit.errors import UserError
 from rnnkit.models.decoding import DecodingConfig, Hypothesis, Specials, beam_search, greedy
 from rnnkit.models.seq2seq import EncoderDecoder, Seq2SeqConfig
 from rnnkit.tasks.base import RunConfig, Task
-from rnnkit.tasks.translation_commands import TRANSLATE_PREDICT
+from rnnkit.tasks.translation_commands import TRANSLATE_EVALUATE, TRANSLATE_PREDICT
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.distributed import Distributed
 from rnnkit.train.session import Monitor, Session
@@ -269,29 +269,36 @@ class TranslationSession(Session):
                 "chrf": chrf.corpus_score(written, [split.references]).score,
                 "bleu_signature": str(bleu.get_signature())}
 
-    def evaluate(self, model, split: str = "validation") -> dict:
-        """Perplexity, and BLEU and chrF of greedy translations (cheap enough to follow during training)."""
-        data = self.splits[split]
-        best = [hypotheses[0] for hypotheses in self.translate(model, data.sources, DecodingConfig(
-            beam_size=1, max_length_ratio=self.decoding.max_length_ratio, max_length_extra=self.decoding.max_length_extra,
-            replace_unknown=self.decoding.replace_unknown))]
+    def metrics(self, model, data: EncodedPairs, decoding: DecodingConfig) -> dict:
+        """BLEU and chrF of the translations ``decoding`` finds, and the references' perplexity."""
+        best = [hypotheses[0] for hypotheses in self.translate(model, data.sources, decoding)]
         return {**self.scores(data, best), "perplexity": self.perplexity(model, data)}
 
-    def test_summary(self) -> dict:
-        """Each split's metrics with --beam-size decoding, and the greedy BLEU beside them."""
+    def evaluate(self, model, split: str = "validation") -> dict:
+        """The metrics of greedy translations (cheap enough to follow during training)."""
+        return self.metrics(model, self.splits[split], replace(self.decoding, beam_size=1))
+
+    def final_metrics(self, data: EncodedPairs, decoding: DecodingConfig) -> dict:
+        """The metrics with ``decoding``, and the greedy BLEU and chrF beside them (test_summary, rnnkit evaluate)."""
         self.model.eval()
-        summary = {}
         with torch.no_grad():
-            for split, data in self.splits.items():
-                greedy_metrics = self.evaluate(self.model, split)
-                if self.decoding.beam_size == 1:
-                    summary[split] = {**greedy_metrics, "decoding": "greedy"}
-                    continue
-                best = [hypotheses[0] for hypotheses in self.translate(self.model, data.sources, self.decoding)]
-                summary[split] = {**self.scores(data, best), "perplexity": greedy_metrics["perplexity"],
-                                  "decoding": f"beam {self.decoding.beam_size}", "bleu_greedy": greedy_metrics["bleu"],
-                                  "chrf_greedy": greedy_metrics["chrf"]}
-        return summary
+            greedy_metrics = self.metrics(self.model, data, replace(decoding, beam_size=1))
+            if decoding.beam_size == 1:
+                return {**greedy_metrics, "decoding": "greedy"}
+            beam_metrics = self.metrics(self.model, data, decoding)
+        return {**beam_metrics, "decoding": f"beam {decoding.beam_size}", "bleu_greedy": greedy_metrics["bleu"],
+                "chrf_greedy": greedy_metrics["chrf"]}
+
+    def test_summary(self) -> dict:
+        return {split: self.final_metrics(data, self.decoding) for split, data in self.splits.items()}
+
+    def labelled_pairs(self, source: str | None, target: str | None) -> EncodedPairs | None:
+        """``rnnkit evaluate``'s data: a source file and its reference translations, or the run's test split (None if
+        it had none)."""
+        if (source is None) != (target is None):
+            raise UserError("--source, --target: give both files (a source file and its reference translations)")
+        pairs = read_parallel(source, target, "--source/--target") if source else read_splits(self.config.dataset).get("test")
+        return None if pairs is None else self.encode(pairs, "evaluation")
 
     def report(self, metrics: dict, label: str = "validation") -> str:
         line = f"{label} BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f}, perplexity {metrics['perplexity']:.2f}"
@@ -357,7 +364,7 @@ class TranslateTask(Task):
     summary = "sequence to sequence: encoder-decoder translation (Multi30k from --data-dir, or any parallel corpus)"
     config_class = TranslateConfig
     unit = "sent"
-    commands = {"predict": TRANSLATE_PREDICT}
+    commands = {"evaluate": TRANSLATE_EVALUATE, "predict": TRANSLATE_PREDICT}
 
     def start(self, config: TranslateConfig, context: Distributed, device: torch.device) -> TranslationSession:
         data = config.dataset

@@ -1,7 +1,8 @@
-"""``rnnkit predict`` for translation runs: ``predict``'s options plus the search and what to show of it.
+"""The commands of translation runs: ``predict`` with the search's options and what to show of it, and ``evaluate``.
 
     rnnkit predict --checkpoint RUN "ein mann fährt fahrrad ." [--beam-size K] [--n-best N]
                    [--show-attention out.png]
+    rnnkit evaluate --checkpoint RUN [--source FILE --target FILE] [--beam-size K]
 
 ``--n-best N`` adds each sentence's N best hypotheses (``hypotheses`` in jsonl);
 ``--show-attention PATH`` draws each input's attention matrix (source words across, target
@@ -15,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rnnkit.errors import UserError
-from rnnkit.tasks.base import Command
+from rnnkit.tasks.base import CheckpointOptions, Command
 from rnnkit.tasks.predict import PredictOptions, run_predict
 
 
@@ -29,10 +30,35 @@ class TranslateOptions(PredictOptions):
     """Draw each input's attention matrix to this PNG file (attention models)."""
 
 
+@dataclass
+class TranslateEvaluateOptions(CheckpointOptions):
+    source: str | None = None
+    """Sentences to translate, one per line (default: the run's test split)."""
+    target: str | None = None
+    """Their reference translations, line by line."""
+    beam_size: int = 0
+    """Hypotheses kept per sentence (1: greedy; 0: the run's --beam-size)."""
+
+
+def _beam_size(session, requested: int) -> int:
+    if requested < 0:
+        raise UserError(f"--beam-size: expected a positive number of hypotheses (0: the run's), got {requested}")
+    return requested or session.decoding.beam_size
+
+
+def run_evaluate(session, options: TranslateEvaluateOptions) -> None:
+    """BLEU, chrF and perplexity on a source file and its references, or on the run's test split."""
+    decoding = replace(session.decoding, beam_size=_beam_size(session, options.beam_size))
+    data = session.labelled_pairs(options.source, options.target)
+    if data is None:
+        raise UserError("the run was trained without a test split: pass --source FILE --target FILE")
+    print(session.report(session.final_metrics(data, decoding), label="evaluation"))
+
+
 def run_translate(session, options: TranslateOptions) -> None:
-    if options.beam_size < 0 or options.n_best <= 0:
-        raise UserError("--beam-size, --n-best: expected a positive number of hypotheses (--beam-size 0: the run's)")
-    beam_size = options.beam_size or session.decoding.beam_size
+    if options.n_best <= 0:
+        raise UserError(f"--n-best: expected a positive number of hypotheses, got {options.n_best}")
+    beam_size = _beam_size(session, options.beam_size)
     if options.n_best > beam_size:
         raise UserError(f"--n-best: at most the beam size ({beam_size}) hypotheses are kept; raise --beam-size")
     if options.show_attention and session.config.model.architecture != "attention":
@@ -75,5 +101,7 @@ def _draw_attention(results: list[dict], path: str | None) -> list[Path]:
     return written
 
 
+TRANSLATE_EVALUATE = Command("BLEU, chrF and perplexity on --source/--target files or on the run's test split",
+                             TranslateEvaluateOptions, run_evaluate)
 TRANSLATE_PREDICT = Command("translations of sentences given as arguments or in a file (beam search)", TranslateOptions,
                             run_translate)
