@@ -31,6 +31,15 @@ def collate_pairs(sources: list[torch.Tensor], targets: list[torch.Tensor] | Non
     return Batch(inputs, padded, lengths, starts_epoch=True)
 
 
+def pairs_by_length(sources: list[torch.Tensor], targets: list[torch.Tensor] | None, size: int):
+    """(indices, batch) pairs covering every pair once, ``size`` at a time, shortest source first: for evaluation and
+    translation, where the order does not matter or is restored from ``indices``."""
+    order = sorted(range(len(sources)), key=lambda index: len(sources[index]))
+    for start in range(0, len(order), size):
+        indices = order[start : start + size]
+        yield indices, collate_pairs([sources[i] for i in indices], None if targets is None else [targets[i] for i in indices])
+
+
 def cut_by_tokens(lengths: list[int], max_tokens: int, max_sentences: int) -> list[list[int]]:
     """Consecutive runs of at most ``max_sentences`` indices whose count × longest length stays within
     ``max_tokens`` (a longer single item gets a batch of its own)."""

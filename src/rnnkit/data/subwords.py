@@ -41,9 +41,9 @@ class SubwordModel:
     def split(self, words: list[str]) -> list[str]:
         return self.processor.encode(" ".join(words), out_type=str)
 
-    def decode(self, pieces: tuple[str, ...]) -> list[str]:
+    def decode(self, pieces: list[str]) -> list[str]:
         """The words ``pieces`` spell."""
-        return self.processor.decode(list(pieces)).split()
+        return self.processor.decode(pieces).split()
 
     def to_state(self) -> str:
         return base64.b64encode(self.serialized).decode("ascii")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.data.pair_batches import PairBatches, collate_pairs
+from rnnkit.data.pair_batches import PairBatches, pairs_by_length
 from rnnkit.data.parallel import SentencePair, read_parallel
 from rnnkit.data.subwords import SubwordModel
 from rnnkit.data.tokenization import moses_detokenizer, moses_tokenizer, whitespace
@@ -201,7 +201,7 @@ class TranslationSession(Session):
         return {"source": self.source.to_state(), "target": self.target.to_state()}
 
     # ----------------------------------------------------------------- text to ids and back
-    def encode(self, pairs: list[SentencePair], split: str = "") -> EncodedPairs:
+    def encode(self, pairs: list[SentencePair]) -> EncodedPairs:
         data = self.config.dataset
         encoded = EncodedPairs([], [], [], [])
         for pair in pairs:
@@ -234,10 +234,7 @@ class TranslationSession(Session):
                   n_best: int = 1) -> list[list[Hypothesis]]:
         """The n-best hypotheses of every source (in the order given), decoded in batches of similar lengths."""
         found: list[list[Hypothesis]] = [[] for _ in sources]
-        order = sorted(range(len(sources)), key=lambda index: len(sources[index]))
-        for start in range(0, len(order), EVALUATION_SENTENCES):
-            indices = order[start : start + EVALUATION_SENTENCES]
-            batch = collate_pairs([sources[index] for index in indices], None)
+        for indices, batch in pairs_by_length(sources, None, EVALUATION_SENTENCES):
             source = batch.inputs.to(self.device)
             if decoding.beam_size == 1:
                 results = [[hypothesis] for hypothesis in greedy(model, source, batch.lengths, decoding, self.specials)]
@@ -248,12 +245,10 @@ class TranslationSession(Session):
         return found
 
     def perplexity(self, model, split: EncodedPairs) -> float:
-        """exp(mean cross-entropy per target word, <eos> included) of the reference translations."""
+        """exp(mean cross-entropy per target word (or unit), <eos> included) of the reference translations."""
         total, words = 0.0, 0
-        order = sorted(range(len(split.sources)), key=lambda index: len(split.sources[index]))
-        for start in range(0, len(order), EVALUATION_SENTENCES):
-            indices = order[start : start + EVALUATION_SENTENCES]
-            batch = collate_pairs([split.sources[i] for i in indices], [split.targets[i] for i in indices]).to(self.device)
+        for _, batch in pairs_by_length(split.sources, split.targets, EVALUATION_SENTENCES):
+            batch = batch.to(self.device)
             _, loss, _ = model(batch.inputs, lengths=batch.lengths, targets=batch.targets)
             count = int((batch.targets[1:] != 0).sum())
             total, words = total + float(loss) * count, words + count
@@ -298,7 +293,7 @@ class TranslationSession(Session):
         if (source is None) != (target is None):
             raise UserError("--source, --target: give both files (a source file and its reference translations)")
         pairs = read_parallel(source, target, "--source/--target") if source else read_splits(self.config.dataset).get("test")
-        return None if pairs is None else self.encode(pairs, "evaluation")
+        return None if pairs is None else self.encode(pairs)
 
     def report(self, metrics: dict, label: str = "validation") -> str:
         line = f"{label} BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f}, perplexity {metrics['perplexity']:.2f}"
@@ -373,10 +368,10 @@ class TranslateTask(Task):
         source = build_side([pair.source for pair in train], data.src, data, "the training source")
         target = build_side([pair.target for pair in train], data.tgt, data, "the training target")
         session = TranslationSession(config, source, target, device)
-        session.splits = {"validation": session.encode(splits["dev"], "dev")}
+        session.splits = {"validation": session.encode(splits["dev"])}
         if "test" in splits:
-            session.splits["test"] = session.encode(splits["test"], "test")
-        train = session.encode(splits["train"], "train")
+            session.splits["test"] = session.encode(splits["test"])
+        train = session.encode(splits["train"])
         try:
             session.batches = PairBatches(train.sources, train.targets, data.max_tokens * context.world_size,
                                           config.train.batch_size * context.world_size, config.train.seed, context.rank,
