@@ -139,3 +139,13 @@ def test_init_range_draws_embeddings_and_output_layer_uniformly_and_keeps_them_t
     tied = LanguageModel(500, LanguageModelConfig(hidden_size=16, embedding_size=16, init_range=0.1, tie_weights=True))
     assert tied.head.weight is tied.embedding.weight and float(tied.embedding.weight.abs().max()) <= 0.1
     assert float(LanguageModel(500, LanguageModelConfig(hidden_size=16, embedding_size=16)).embedding.weight.std()) > 0.9
+
+
+def test_the_defaults_are_zaremba_et_al_s_small_configuration():
+    config = get_task("wordlm").default_config()
+    model, train = config.model, config.train
+    assert (model.cell, model.num_layers, model.hidden_size, model.embedding_size) == ("lstm", 2, 200, 200)
+    assert (model.dropout, model.init_range, model.tie_weights) == (0.0, 0.1, False)
+    assert (config.dataset.bptt, train.batch_size, train.epochs, train.optimizer) == (20, 20, 13, "sgd")
+    # lr 1 and clip 5 on a loss summed over the 20 steps of a window = lr 20 and clip 0.25 on rnnkit's mean
+    assert (train.lr, train.clip_grad_norm, train.gamma, train.step_start, train.step_every) == (20.0, 0.25, 0.5, 4 * 2323, 2323)

@@ -10,7 +10,7 @@ read as ``<unk>``. The machinery is ``charlm``'s (``language_modelling.py``).
 
 The defaults are the small configuration of Zaremba et al. 2014: a 2×200 LSTM, unroll 20,
 batch 20, SGD, no dropout, 13 epochs, the learning rate halved after each epoch from the
-fifth on. Their learning rate 1 and gradient-norm clip 5 apply to a loss summed over the 20
+fifth on, embeddings and output layer drawn from U(-0.1, 0.1) as theirs. Their learning rate 1 and gradient-norm clip 5 apply to a loss summed over the 20
 steps of a window (and averaged over the batch); rnnkit's loss is the mean over steps too,
 which makes gradients 20 times smaller, so the same updates are ``--lr 20 --clip-grad-norm
 0.25`` here (pytorch/examples' word_language_model uses the same pair for the same reason).
@@ -63,7 +63,7 @@ class WordLMData(StreamOptions):
 @dataclass
 class WordLMConfig(RunConfig):
     model: LanguageModelConfig = field(default_factory=lambda: LanguageModelConfig(
-        cell="lstm", hidden_size=200, num_layers=2, embedding_size=200))
+        cell="lstm", hidden_size=200, num_layers=2, embedding_size=200, init_range=0.1))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         batch_size=20, optimizer="sgd", lr=20.0, momentum=0.0, clip_grad_norm=0.25, epochs=13, max_minutes=0.0,
         schedule="step", gamma=0.5, step_every=PTB_EPOCH, step_start=4 * PTB_EPOCH, eval_every=PTB_EPOCH,
