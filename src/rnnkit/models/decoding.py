@@ -168,7 +168,7 @@ def beam_search(model, source: torch.Tensor, lengths: torch.Tensor, config: Deco
         scores = alive_scores.masked_fill(done.unsqueeze(1), float("-inf"))
         rows = (torch.arange(batch, device=device).unsqueeze(1) * beam + from_beam.gather(1, keep)).view(-1)
         tokens = word.gather(1, keep).view(-1)
-        state = state.select(rows)
+        state = state.select(rows, same_sources=True)  # rows move only among one sentence's hypotheses
         history = torch.cat([history[rows], tokens.unsqueeze(1)], dim=1)
         if attention_history is not None:
             attention_history = attention_history[rows]

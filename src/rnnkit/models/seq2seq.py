@@ -99,12 +99,17 @@ class DecoderState:
     context: torch.Tensor | None  # (B, H) cho: the fixed context vector
     feed: torch.Tensor | None  # (B, H) input feeding: the previous attentional vector
 
-    def select(self, rows: torch.Tensor) -> "DecoderState":
-        """The state of the batch rows ``rows`` (in that order, repeats allowed): for beam search."""
+    def select(self, rows: torch.Tensor, same_sources: bool = False) -> "DecoderState":
+        """The state of the batch rows ``rows`` (in that order, repeats allowed): for beam search. With
+        ``same_sources`` the caller promises that each new row reads the same source as the old row in its place
+        (beam search reorders hypotheses within each sentence), so the source's tensors are kept as they are."""
         def pick(tensor, dim):
             return None if tensor is None else tensor.index_select(dim, rows)
-        return DecoderState(tuple(part.index_select(1, rows) for part in self.rnn), pick(self.memory, 1),
-                            pick(self.keys, 0), pick(self.source_mask, 0), pick(self.context, 0), pick(self.feed, 0))
+        rnn = tuple(part.index_select(1, rows) for part in self.rnn)
+        if same_sources:
+            return replace(self, rnn=rnn, feed=pick(self.feed, 0))
+        return DecoderState(rnn, pick(self.memory, 1), pick(self.keys, 0), pick(self.source_mask, 0),
+                            pick(self.context, 0), pick(self.feed, 0))
 
 
 class Encoder(nn.Module):
