@@ -135,7 +135,7 @@ def test_init_range_draws_embeddings_and_output_layer_uniformly_and_keeps_them_t
     model = LanguageModel(500, config)
     for weight in (model.embedding.weight.detach(), model.head.weight.detach()):
         assert float(weight.abs().max()) <= 0.1 and float(weight.std()) > 0.05  # U(-0.1, 0.1): std 0.058
-    assert float(model.head.bias.abs().max()) == 0.0
+    assert float(model.head.bias.detach().abs().max()) == 0.0
     tied = LanguageModel(500, LanguageModelConfig(hidden_size=16, embedding_size=16, init_range=0.1, tie_weights=True))
     assert tied.head.weight is tied.embedding.weight and float(tied.embedding.weight.abs().max()) <= 0.1
     assert float(LanguageModel(500, LanguageModelConfig(hidden_size=16, embedding_size=16)).embedding.weight.std()) > 0.9

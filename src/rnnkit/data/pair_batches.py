@@ -2,8 +2,8 @@
 
 Sorting pairs by length and cutting the sorted list where a batch would pass ``max_tokens``
 (counted as fairseq and OpenNMT do: sentences × the longer side's padded length), or where it
-would pass ``max_sentences``, keeps
-padding small and the work per step about even: many short sentences or a few long ones.
+would pass ``max_sentences``, keeps padding small and the work per step about even: many short
+sentences or a few long ones.
 The batches are cut once per run (ties in length broken by a seeded shuffle) and served in a
 new random order every epoch, as fairseq does, so an epoch always has the same number of
 batches and a resumed run reads what it would have read::
