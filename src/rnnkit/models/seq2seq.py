@@ -25,7 +25,7 @@ sampling (``teacher_forcing`` < 1), which step one token at a time. Inference st
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -82,11 +82,6 @@ class Seq2SeqConfig(RecurrentConfig):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"--{name.replace('_', '-')}: expected a probability in [0, 1], got {getattr(self, name)}")
 
-    def recurrent(self, **changes) -> RecurrentConfig:
-        """The recurrent options alone (what ``RecurrentConfig.build`` reads), with ``changes``."""
-        options = {field.name: getattr(self, field.name) for field in fields(RecurrentConfig)}
-        return replace(RecurrentConfig(**options), **changes)
-
 
 @dataclass
 class DecoderState:
@@ -118,7 +113,7 @@ class Encoder(nn.Module):
         self.directions = 2 if config.bidirectional else 1
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=PAD)
         self.dropout = nn.Dropout(config.dropout)
-        self.rnn = config.recurrent(hidden_size=config.hidden_size // self.directions).build(config.embedding_size)
+        self.rnn = replace(config, hidden_size=config.hidden_size // self.directions).build(config.embedding_size)
 
     def forward(self, source: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """source (S, B) ids, lengths (B,) -> memory (S, B, H), final state: each (L, B, H), directions concatenated."""
@@ -138,7 +133,7 @@ class Decoder(nn.Module):
         self.embedding = nn.Embedding(vocab_size, width, padding_idx=PAD)
         self.dropout = nn.Dropout(config.dropout)
         extra_input = hidden if self.feeds or config.architecture == "cho" else 0
-        self.rnn = config.recurrent(bidirectional=False).build(width + extra_input)
+        self.rnn = replace(config, bidirectional=False).build(width + extra_input)
         self.attention = self.combine = self.readout = None
         if config.architecture == "attention":
             self.attention = Attention(config.score, hidden, hidden)
@@ -183,10 +178,11 @@ class Decoder(nn.Module):
         logits, weights = [], []
         tokens = previous[0]
         for t in range(previous.shape[0]):
-            if t > 0:
-                guessed = logits[-1].argmax(dim=-1)
+            if t > 0 and teacher_forcing < 1.0:
                 keep = torch.rand(tokens.shape, device=tokens.device) < teacher_forcing
-                tokens = torch.where(keep, previous[t], guessed) if teacher_forcing < 1.0 else previous[t]
+                tokens = torch.where(keep, previous[t], logits[-1].argmax(dim=-1))
+            elif t > 0:
+                tokens = previous[t]
             step_logits, state, step_weights = self.step(tokens, state)
             logits.append(step_logits)
             weights.append(step_weights)

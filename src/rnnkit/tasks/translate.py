@@ -153,6 +153,19 @@ def sentence_words(text: str, language: str, data: TranslateData, pretokenized: 
 
 
 @dataclass
+class WordPair:
+    source: list[str]
+    target: list[str]
+    where: str
+
+
+def tokenise(pairs: list[SentencePair], data: TranslateData) -> list[WordPair]:
+    """Each pair's words, as the model reads the data files."""
+    return [WordPair(sentence_words(pair.source, data.src, data, data.pretokenized),
+                     sentence_words(pair.target, data.tgt, data, data.pretokenized), pair.where) for pair in pairs]
+
+
+@dataclass
 class Side:
     """One language of the pair: the units its sentences are read as (words, or subwords), and their vocabulary."""
 
@@ -201,19 +214,16 @@ class TranslationSession(Session):
         return {"source": self.source.to_state(), "target": self.target.to_state()}
 
     # ----------------------------------------------------------------- text to ids and back
-    def encode(self, pairs: list[SentencePair]) -> EncodedPairs:
-        data = self.config.dataset
+    def encode(self, pairs: list[WordPair]) -> EncodedPairs:
         encoded = EncodedPairs([], [], [], [])
         for pair in pairs:
-            source = self.source.units(sentence_words(pair.source, data.src, data, data.pretokenized))
-            target_words = sentence_words(pair.target, data.tgt, data, data.pretokenized)
-            target = self.target.units(target_words)
+            source, target = self.source.units(pair.source), self.target.units(pair.target)
             if not source or not target:
                 raise UserError(f"{pair.where}: the pair has no word after tokenisation; remove the line from both files")
             encoded.sources.append(torch.tensor(self.source.vocabulary.encode(source)))
             encoded.targets.append(torch.tensor(self.target.vocabulary.encode([BEGIN, *target, END])))
             encoded.source_units.append(source)
-            encoded.references.append(" ".join(target_words))
+            encoded.references.append(" ".join(pair.target))
         return encoded
 
     def target_units(self, hypothesis: Hypothesis, source_units: list[str]) -> list[str]:
@@ -280,8 +290,9 @@ class TranslationSession(Session):
             greedy_metrics = self.metrics(self.model, data, replace(decoding, beam_size=1))
             if decoding.beam_size == 1:
                 return {**greedy_metrics, "decoding": "greedy"}
-            beam_metrics = self.metrics(self.model, data, decoding)
-        return {**beam_metrics, "decoding": f"beam {decoding.beam_size}", "bleu_greedy": greedy_metrics["bleu"],
+            best = [hypotheses[0] for hypotheses in self.translate(self.model, data.sources, decoding)]
+        return {**self.scores(data, best), "perplexity": greedy_metrics["perplexity"],  # the same whatever the search
+                "decoding": f"beam {decoding.beam_size}", "bleu_greedy": greedy_metrics["bleu"],
                 "chrf_greedy": greedy_metrics["chrf"]}
 
     def test_summary(self) -> dict:
@@ -293,7 +304,7 @@ class TranslationSession(Session):
         if (source is None) != (target is None):
             raise UserError("--source, --target: give both files (a source file and its reference translations)")
         pairs = read_parallel(source, target, "--source/--target") if source else read_splits(self.config.dataset).get("test")
-        return None if pairs is None else self.encode(pairs)
+        return None if pairs is None else self.encode(tokenise(pairs, self.config.dataset))
 
     def report(self, metrics: dict, label: str = "validation") -> str:
         line = f"{label} BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f}, perplexity {metrics['perplexity']:.2f}"
@@ -340,10 +351,9 @@ class TranslationSession(Session):
         return line
 
 
-def build_side(sentences: list[str], language: str, data: TranslateData, option: str) -> Side:
-    """One language's units and vocabulary from its training sentences: words (or, with --subwords, the pieces of
-    a BPE model learnt from them) seen --min-count times, after the special tokens."""
-    words = [sentence_words(sentence, language, data, data.pretokenized) for sentence in sentences]
+def build_side(words: list[list[str]], data: TranslateData, option: str) -> Side:
+    """One language's units and vocabulary from the words of its training sentences: words (or, with --subwords, the
+    pieces of a BPE model learnt from them) seen --min-count times, after the special tokens."""
     subwords = None
     if data.subwords:
         try:
@@ -364,14 +374,14 @@ class TranslateTask(Task):
     def start(self, config: TranslateConfig, context: Distributed, device: torch.device) -> TranslationSession:
         data = config.dataset
         splits = read_splits(data)
-        train = splits["train"]
-        source = build_side([pair.source for pair in train], data.src, data, "the training source")
-        target = build_side([pair.target for pair in train], data.tgt, data, "the training target")
+        words = {split: tokenise(pairs, data) for split, pairs in splits.items()}
+        source = build_side([pair.source for pair in words["train"]], data, "the training source")
+        target = build_side([pair.target for pair in words["train"]], data, "the training target")
         session = TranslationSession(config, source, target, device)
-        session.splits = {"validation": session.encode(splits["dev"])}
-        if "test" in splits:
-            session.splits["test"] = session.encode(splits["test"])
-        train = session.encode(splits["train"])
+        session.splits = {"validation": session.encode(words["dev"])}
+        if "test" in words:
+            session.splits["test"] = session.encode(words["test"])
+        train = session.encode(words["train"])
         try:
             session.batches = PairBatches(train.sources, train.targets, data.max_tokens * context.world_size,
                                           config.train.batch_size * context.world_size, config.train.seed, context.rank,
