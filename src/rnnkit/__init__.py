@@ -36,6 +36,15 @@ from rnnkit.explain import explain
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # The forecasting API needs the task machinery (and pandas); it is imported only when asked for.
+    if name == "RecurrentForecaster":
+        from rnnkit.tasks.forecast_api import RecurrentForecaster
+
+        return RecurrentForecaster
+    raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")
+
 __all__ = [
     "CELLS",
     "GRU",
@@ -56,6 +65,7 @@ __all__ = [
     "SequenceLayer",
     "apply_constraints",
     "detach_state",
+    "RecurrentForecaster",
     "explain",
     "get_cell_class",
 ]

@@ -13,10 +13,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
 from pathlib import Path
 
-import torch
 import tyro
 
 from rnnkit.config_files import apply_yaml, dump_yaml, read_yaml
@@ -24,11 +22,7 @@ from rnnkit.errors import UserError
 from rnnkit.bench import bench_command
 from rnnkit.inspect.command import inspect_command
 from rnnkit.tasks import DEFAULT_TASK, TASKS, RunConfig, Task, get_task, read_trained_run
-from rnnkit.train import distributed
-from rnnkit.train.callbacks import standard_callbacks
-from rnnkit.train.progress import ProgressBar
-from rnnkit.train.run_folder import RunFolder
-from rnnkit.train.trainer import Trainer
+from rnnkit.tasks.training import train_task
 
 USAGE = """usage: rnnkit COMMAND [options]
 
@@ -40,10 +34,6 @@ commands:
   bench          time every cell's kernels against torch.nn, the naive loop and the GEMM floor (see 'rnnkit bench --help')
 
 'rnnkit COMMAND --help' shows a command's options. Multi-process: torchrun --nproc_per_node=N -m rnnkit train ..."""
-
-# What the model and its data are: a resumed run must agree with its checkpoint on these.
-RESUME_MUST_MATCH = ("model", "dataset", "train.batch_size")
-
 
 # ----------------------------------------------------------------------------- train
 def _parse_train(arguments: list[str]) -> tuple[Task, RunConfig]:
@@ -71,95 +61,13 @@ def _parse_train(arguments: list[str]) -> tuple[Task, RunConfig]:
     return task, config
 
 
-def _first_difference(saved, requested, path: str = "") -> tuple[str, object, object] | None:
-    if isinstance(saved, dict) and isinstance(requested, dict):
-        for key in saved.keys() | requested.keys():
-            found = _first_difference(saved.get(key), requested.get(key), f"{path}.{key}" if path else key)
-            if found:
-                return found
-        return None
-    return None if saved == requested else (path, saved, requested)
-
-
-def _check_resume_matches(run: RunFolder, task: Task, resolved: dict) -> None:
-    # The saved configuration over today's defaults: an option added since the run started reads as its default.
-    saved = apply_yaml(task.default_config(), run.saved_config(), f"{run.path}/config.yaml").resolved(task.name)
-    for name in RESUME_MUST_MATCH:
-        group, _, key = name.partition(".")
-        old, new = saved.get(group, {}), resolved.get(group, {})
-        old, new = (old.get(key), new.get(key)) if key else (old, new)
-        difference = _first_difference(old, new, name)
-        if difference:
-            where, was, asked = difference
-            raise UserError(
-                f"--resume: the checkpoint in {run.path} was trained with {where}={was!r}, but this command asks for "
-                f"{asked!r}; drop that option to continue the run, or start a new run with another --out"
-            )
-
-
-def _default_out(task: Task) -> str:
-    base = Path("runs") / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    candidate, suffix = base, 1
-    while candidate.exists():
-        candidate, suffix = Path(f"{base}-{suffix}"), suffix + 1
-    return str(candidate)
-
-
 def train_command(arguments: list[str]) -> int:
     task, config = _parse_train(arguments)
-    resolved = config.resolved(task.name)
     if config.print_config:
-        print(dump_yaml(resolved), end="")
+        print(dump_yaml(config.resolved(task.name)), end="")
         return 0
-    if config.resume and not config.out:
-        raise UserError("--resume: name the run folder to continue with --out")
-    context, device = distributed.initialise(config.train.device)
-    try:
-        out = context.broadcast_object(config.out or _default_out(task))
-        run = RunFolder(Path(out), writer=context.is_main)
-        # Rank 0 alone looks, before anyone writes: the others would see the folder it creates.
-        taken = context.broadcast_object(run.is_taken())
-        if config.resume:
-            run.check_resumable()
-            _check_resume_matches(run, task, resolved)
-        elif taken and not config.overwrite:
-            raise run.taken_error()  # the folder is kept as it is
-
-        torch.manual_seed(config.train.seed)  # the same initial weights on every process
-        session = task.start(config, context, device)  # reads and checks the data before touching the folder
-        if not config.resume:
-            run.create(resolved)
-        context.barrier()
-        torch.manual_seed(config.train.seed + context.rank)  # each process its own dropout noise
-        metadata = {"config": resolved, "task_state": session.task_state()}
-        callbacks = standard_callbacks() + ((ProgressBar(task.unit),) if context.is_main else ())
-        trainer = Trainer(session, config.train, run, context, metadata, callbacks)
-        if config.resume:
-            checkpoint = run.latest_checkpoint()
-            if checkpoint is not None:
-                trainer.restore(checkpoint)
-            run.truncate_metrics(checkpoint.step if checkpoint else 0)
-        if context.is_main:
-            precision = "bf16" if trainer.bf16 else "fp32"
-            print(f"rnnkit train {task.name}: run folder {run.path}, device {device} ({precision}), "
-                  f"{context.world_size} process(es), {sum(p.numel() for p in session.model.parameters()):,} parameters",
-                  file=sys.stderr)
-        summary = trainer.fit()
-        summary = {"task": task.name, **summary, **session.test_summary()}
-        run.write_summary(summary)
-        if context.is_main:
-            for path in session.write_files(run.path):
-                print(f"wrote {path}", file=sys.stderr)
-            print(f"{session.report(summary['validation'])} after {summary['steps']} steps "
-                  f"({summary['elapsed_seconds']:.0f} s, {summary['stop_reason']}); run folder {run.path}")
-            if "test" in summary:
-                print(session.report(summary["test"], label="test"))
-            sample = session.finish()
-            if sample:
-                print(sample)
-        return 0
-    finally:
-        context.close()
+    train_task(task, config)
+    return 0
 
 
 # ----------------------------------------------------------------------------- tasks

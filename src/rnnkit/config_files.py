@@ -25,6 +25,8 @@ def _accepts(annotation, value) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if annotation is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if typing.get_origin(annotation) is tuple:  # tuple[X, ...]: YAML writes it as a list
+        return isinstance(value, (list, tuple)) and all(_accepts(typing.get_args(annotation)[0], v) for v in value)
     return isinstance(value, annotation)
 
 
@@ -44,7 +46,7 @@ def _fill(instance, values: dict, where: str):
         elif not _accepts(hints[key], value):
             raise UserError(f"{where}.{key}: expected {getattr(hints[key], '__name__', hints[key])}, got {value!r}")
         else:
-            changes[key] = float(value) if hints[key] is float else value
+            changes[key] = float(value) if hints[key] is float else tuple(value) if isinstance(value, list) else value
     return dataclasses.replace(instance, **changes)
 
 

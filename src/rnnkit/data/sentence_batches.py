@@ -11,7 +11,8 @@ on padding, and their order still changes every epoch::
     served:      the pools' batches, in a shuffled order
 
 A target is one per sentence (a class: a 0-dimensional tensor) or one per token (tags: an
-(L,) tensor); per-token targets are padded with 0, which ``lengths`` masks.
+(L,) tensor; the next frame of a piano roll: an (L, 88) tensor); per-token targets are padded
+with 0, which ``lengths`` masks.
 """
 
 from __future__ import annotations
@@ -26,15 +27,15 @@ POOL = 50  # batches sorted together by length
 
 
 def collate(sentences: list[torch.Tensor], targets: list[torch.Tensor] | None) -> Batch:
-    """One padded batch: inputs (T, B, F), lengths (B,), targets (B,) or (T, B)."""
+    """One padded batch: inputs (T, B, F), lengths (B,), targets (B,) or (T, B, ...)."""
     inputs, lengths = pad_sentences(sentences)
     if targets is None:
         return Batch(inputs, None, lengths, starts_epoch=True)
     if targets[0].dim() == 0:
         return Batch(inputs, torch.stack(targets), lengths, starts_epoch=True)
-    padded = torch.zeros(inputs.shape[0], len(targets), dtype=torch.long)
-    for column, tags in enumerate(targets):
-        padded[: tags.numel(), column] = tags
+    padded = torch.zeros(inputs.shape[0], len(targets), *targets[0].shape[1:], dtype=targets[0].dtype)
+    for column, per_token in enumerate(targets):
+        padded[: per_token.shape[0], column] = per_token
     return Batch(inputs, padded, lengths, starts_epoch=True)
 
 

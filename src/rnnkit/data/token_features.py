@@ -115,10 +115,12 @@ class TokenFeatures:
 
 
 def pad_sentences(sentences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L_i, F_i) sentences -> (T, B, F) ids, zero-padded at the end of each (T = max L_i, F = max F_i), and lengths (B,)."""
+    """(L_i, F_i) sentences -> (T, B, F), zero-padded at the end of each (T = max L_i, F = max F_i), and lengths (B,).
+
+    The padded tensor has the sentences' dtype: token ids, or real-valued frames (piano rolls)."""
     lengths = torch.tensor([sentence.shape[0] for sentence in sentences])
     padded = torch.zeros(int(lengths.max()), len(sentences), max(sentence.shape[1] for sentence in sentences),
-                         dtype=torch.long)
+                         dtype=sentences[0].dtype)
     for column, sentence in enumerate(sentences):
         padded[: sentence.shape[0], column, : sentence.shape[1]] = sentence
     return padded, lengths

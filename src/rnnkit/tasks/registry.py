@@ -6,6 +6,8 @@ from rnnkit.tasks.adding import AddingTask
 from rnnkit.tasks.charlm import CharLMTask
 from rnnkit.tasks.copy_memory import CopyTask
 from rnnkit.tasks.digits import DigitsTask
+from rnnkit.tasks.forecast import ForecastTask
+from rnnkit.tasks.music import MusicTask
 from rnnkit.tasks.ner import NERTask
 from rnnkit.tasks.sst import SSTTask
 from rnnkit.tasks.translate import TranslateTask
@@ -13,7 +15,7 @@ from rnnkit.tasks.wordlm import WordLMTask
 
 TASKS: dict[str, Task] = {
     task.name: task for task in (CharLMTask(), WordLMTask(), AddingTask(), CopyTask(), DigitsTask(), SSTTask(), NERTask(),
-                                        TranslateTask())
+                                        TranslateTask(), ForecastTask(), MusicTask())
 }
 DEFAULT_TASK = "charlm"  # what 'rnnkit train' trains without a task name: the main job of the README
 

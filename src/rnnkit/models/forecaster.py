@@ -1,0 +1,180 @@
+"""A recurrent forecaster: read L steps of a multivariate series, forecast H steps of its target columns.
+
+    direct:   history (L, B, C+F) -> [RevIN] -> Recurrent -> final h -> linear -> H x T x P outputs at once
+              [+ highway: a linear map of each target's L input values to its H forecast values (LSTNet)]
+    seq2seq:  history -> encoder -> final state -> decoder, one step per forecast step:
+              input at step h = (the target values of step h-1, the calendar features of step h) -> linear -> T x P
+
+C columns (the T targets first, then past covariates), F calendar features, P numbers per
+forecast (``ForecastOutput``: a point, a distribution's parameters or quantiles).
+The seq2seq decoder is autoregressive: it is fed its own point forecast at inference, and the
+true previous value in training (teacher forcing, as DeepAR trains; the whole horizon is then
+one ``Recurrent`` call). RevIN (Kim et al. 2022) standardises each input window by its own mean
+and standard deviation per column, with a learnt affine map, and moves the forecast back to
+the window's units: the model sees shapes, not levels, which helps where the level drifts.
+The model owns its loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from rnnkit.errors import UserError
+from rnnkit.models.config import RecurrentConfig
+from rnnkit.models.forecast_baselines import LinearBaseline
+from rnnkit.models.forecast_outputs import DISTRIBUTIONS, ForecastOutput
+from rnnkit.models.readout import final_hidden
+
+ARCHITECTURES = ("direct", "seq2seq")
+REVIN_EPSILON = 1e-5
+
+
+@dataclass
+class ForecasterConfig(RecurrentConfig):
+    architecture: str = "direct"
+    """direct (one linear layer forecasts the whole horizon from the final state) or seq2seq (an autoregressive
+    decoder fed the known calendar features of each forecast step)."""
+    channel_independent: bool = False
+    """Forecast every column as its own univariate series with one shared model (as PatchTST and SegRNN do);
+    the columns then inform each other only through the shared weights."""
+    highway: bool = True
+    """Add a linear autoregression on each target's input window to the recurrent forecast (LSTNet's highway,
+    Lai et al. 2018): the network then learns what a linear model misses."""
+    revin: bool = False
+    """Reversible instance normalisation: standardise each input window by its own statistics (Kim et al. 2022)."""
+    distribution: str = "point"
+    """point (MSE), gaussian or student_t (negative log-likelihood), or quantile (pinball loss at --quantiles)."""
+    quantiles: tuple[float, ...] = (0.05, 0.1, 0.5, 0.9, 0.95)
+    """The levels --distribution quantile forecasts (the 80% and 90% intervals need 0.1, 0.9, 0.05, 0.95)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.architecture not in ARCHITECTURES:
+            raise UserError(f"--architecture: expected one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
+        if self.distribution not in DISTRIBUTIONS:
+            raise UserError(f"--distribution: expected one of {', '.join(DISTRIBUTIONS)}, got {self.distribution!r}")
+        if self.distribution == "quantile" and (not self.quantiles or list(self.quantiles) != sorted(set(self.quantiles))
+                                                or not all(0 < q < 1 for q in self.quantiles)):
+            raise UserError(f"--quantiles: expected increasing levels in (0, 1), got {' '.join(map(str, self.quantiles))}")
+
+
+class Forecaster(nn.Module):
+    def __init__(self, columns: int, targets: int, calendar: int, input_len: int, horizon: int,
+                 config: ForecasterConfig) -> None:
+        super().__init__()
+        if config.channel_independent:
+            if columns != targets:
+                raise UserError("--channel-independent: every column is forecast on its own; drop --covariates")
+            self.folded, columns, targets = columns, 1, 1
+        else:
+            self.folded = 0
+        self.columns, self.targets, self.horizon, self.config = columns, targets, horizon, config
+        self.output = ForecastOutput(config.distribution, config.quantiles)
+        self.dropout = nn.Dropout(config.dropout)
+        self.encoder = config.build(columns + calendar)
+        self.directions = 2 if config.bidirectional else 1
+        width = self.encoder.cells[-1].output_size * self.directions
+        if config.architecture == "direct":
+            self.head = nn.Linear(width, horizon * targets * self.output.width)
+        else:
+            self.decoder = replace(config, bidirectional=False, hidden_size=width).build(targets + calendar)
+            self.head = nn.Linear(width, targets * self.output.width)
+        if config.highway:  # one map from a target's L input values to its H forecast values, shared by the targets
+            self.highway = nn.Linear(input_len, horizon)
+            nn.init.zeros_(self.head.weight)  # the network's part starts silent: the forecast starts as the highway's
+            nn.init.zeros_(self.head.bias)
+        if config.revin:
+            self.revin_weight = nn.Parameter(torch.ones(columns))
+            self.revin_bias = nn.Parameter(torch.zeros(columns))
+
+    @torch.no_grad()
+    def start_highway(self, history: torch.Tensor, targets: torch.Tensor) -> None:
+        """Start the highway at the least-squares linear forecast of training windows, history (L, N, C+F) and
+        targets (H, N, T), in the units it reads (each window's own, with RevIN): the recurrent part then
+        learns from the first step what a linear model misses."""
+        if self.folded:
+            history, _, targets = fold_channels(history, history[:1, :, self.folded :], targets, self.folded)
+        values = history[..., : self.targets]
+        if self.config.revin:  # at the start RevIN's affine map is the identity
+            mean = values.mean(0, keepdim=True)
+            std = (values.var(0, keepdim=True, unbiased=False) + REVIN_EPSILON).sqrt()
+            values, targets = (values - mean) / std, (targets - mean) / std
+        linear = LinearBaseline(values.shape[0], targets.shape[0]).fit(values, targets)
+        self.highway.weight.copy_(linear.weight[:-1].T)
+        self.highway.bias.copy_(linear.weight[-1])
+
+    def forward(self, history: torch.Tensor, future_calendar: torch.Tensor, *, targets: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor | None, None]:
+        """history (L, B, C+F), future_calendar (H, B, F) -> forecast parameters (H, B, T, P), the mean loss against
+        targets (H, B, T) if given, and no state (every window starts afresh)."""
+        if self.folded:  # C columns of B windows -> B*C one-column windows, each with its window's calendar
+            history, future_calendar, targets = fold_channels(history, future_calendar, targets, self.folded)
+            parameters, loss, _ = self._forecast(history, future_calendar, targets)
+            return parameters.reshape(parameters.shape[0], -1, self.folded, parameters.shape[-1]), loss, None
+        return self._forecast(history, future_calendar, targets)
+
+    def _forecast(self, history: torch.Tensor, future_calendar: torch.Tensor, targets: torch.Tensor | None,
+                  ) -> tuple[torch.Tensor, torch.Tensor | None, None]:
+        values, calendar = history[..., : self.columns], history[..., self.columns :]
+        mean = std = None  # the window's statistics (1, B, C), with RevIN
+        if self.config.revin:
+            mean = values.mean(0, keepdim=True).detach()  # (1, B, C)
+            std = (values.var(0, keepdim=True, unbiased=False) + REVIN_EPSILON).sqrt().detach()
+            values = (values - mean) / std * self.revin_weight + self.revin_bias
+        hidden, state = self.encoder(self.dropout(torch.cat([values, calendar], dim=-1)))
+        steps, batch = future_calendar.shape[:2]
+        linear = None  # the highway's forecast (H, B, T), in the encoder's units (RevIN's where it is on)
+        if self.config.highway:
+            linear = self.highway(values[..., : self.targets].transpose(0, 2)).transpose(0, 2)[:steps]
+        if self.config.architecture == "direct":
+            raw = self.head(self.dropout(final_hidden(state, self.directions)))  # (B, H*T*P)
+            raw = raw.view(batch, self.horizon, self.targets, -1)[:, :steps].transpose(0, 1)
+            parameters = self.output.parameters(raw)
+        else:
+            decoder_state = tuple(part[-self.directions :].transpose(0, 1).reshape(1, batch, -1) for part in state)
+            decoder_state = tuple(part.expand(self.decoder.num_layers, -1, -1).contiguous() for part in decoder_state)
+            parameters = self._decode(values[-1, :, : self.targets], future_calendar, decoder_state, targets, mean, std,
+                                      linear)
+        if linear is not None:  # moves every location (every quantile)
+            parameters = self.output.rescale(parameters, linear, torch.ones_like(linear))
+        if mean is not None:  # back to the scaled units of the data: x = (x' - b) / w * std + mean
+            weight = self.revin_weight[: self.targets] + REVIN_EPSILON ** 2
+            std_t, mean_t = std[..., : self.targets] / weight, mean[..., : self.targets]
+            parameters = self.output.rescale(parameters, mean_t - self.revin_bias[: self.targets] * std_t, std_t)
+        loss = None if targets is None else self.output.loss(parameters.float(), targets.float())
+        return parameters, loss, None
+
+    def _decode(self, last: torch.Tensor, calendar: torch.Tensor, state, targets: torch.Tensor | None,
+                mean: torch.Tensor | None, std: torch.Tensor | None, linear: torch.Tensor | None) -> torch.Tensor:
+        """The decoder's forecast parameters (H, B, T, P); ``last`` (B, T) is the last input value, in the encoder's
+        units (normalised where RevIN is on), as are the values fed back: the previous step's whole forecast,
+        the decoder's point plus the highway's ``linear`` (H, B, T) where there is one."""
+        steps, batch = calendar.shape[:2]
+        if targets is not None and self.training:  # teacher forcing: the true previous values, one call
+            previous = targets[:-1]
+            if mean is not None:
+                previous = (previous - mean[..., : self.targets]) / std[..., : self.targets] * \
+                    self.revin_weight[: self.targets] + self.revin_bias[: self.targets]
+            inputs = torch.cat([torch.cat([last.unsqueeze(0), previous]), calendar], dim=-1)
+            hidden, _ = self.decoder(self.dropout(inputs), state)
+            return self.output.parameters(self.head(self.dropout(hidden)).view(steps, batch, self.targets, -1))
+        outputs, value = [], last
+        for step in range(steps):  # autoregressive: the point forecast of step h is the input of step h+1
+            hidden, state = self.decoder(torch.cat([value, calendar[step]], dim=-1).unsqueeze(0), state)
+            parameters = self.output.parameters(self.head(hidden[0]).view(batch, self.targets, -1))
+            outputs.append(parameters)
+            value = self.output.point(parameters) + (0 if linear is None else linear[step])
+        return torch.stack(outputs)
+
+
+def fold_channels(history: torch.Tensor, future_calendar: torch.Tensor, targets: torch.Tensor | None, columns: int):
+    """(L, B, C+F), (H, B, F), (H, B, C) -> (L, B*C, 1+F), (H, B*C, F), (H, B*C, 1): column c of window b is row b*C + c."""
+    steps, batch = history.shape[:2]
+    values = history[..., :columns].reshape(steps, batch * columns, 1)
+    calendar = history[..., columns:].repeat_interleave(columns, dim=1)
+    future = future_calendar.repeat_interleave(columns, dim=1)
+    folded = None if targets is None else targets.reshape(targets.shape[0], batch * columns, 1)
+    return torch.cat([values, calendar], dim=-1), future, folded

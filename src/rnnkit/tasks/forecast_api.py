@@ -1,0 +1,112 @@
+"""Forecasting from Python, in the style darts users know: ``fit(series)``, then ``predict(n)``.
+
+    from rnnkit import RecurrentForecaster
+    model = RecurrentForecaster(input_len=48, horizon=12, cell="lstm", distribution="gaussian", max_minutes=2)
+    model.fit(frame, time_column="date", target="load")       # a pandas DataFrame, or a CSV path
+    model.predict(12)                                          # DataFrame: series, column, time, forecast, lo-80, ...
+    model.backtest()                                           # every test window, with the actual values
+    RecurrentForecaster.load("runs/forecast-...").predict(12)  # a run trained by 'rnnkit train forecast'
+
+It is the ``forecast`` task underneath (the same configuration, run folder, checkpoints and
+summary.json as ``rnnkit train forecast``), so keyword options are that command's options
+by their Python names (``hidden_size``, ``revin``, ``lr``, ``max_minutes``, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+from rnnkit.errors import UserError
+from rnnkit.tasks.forecast import ForecastConfig, ForecastSession, ForecastTask
+from rnnkit.tasks.forecast_commands import forecast_rows
+from rnnkit.tasks.from_checkpoint import read_trained_run
+
+
+def _set_options(config: ForecastConfig, options: dict) -> None:
+    """Set each option on the group (model, train, dataset) that has a field of its name."""
+    groups = [getattr(config, group) for group in config.GROUPS]
+    for name, value in options.items():
+        owner = next((group for group in groups if name in {f.name for f in dataclasses.fields(group)}), None)
+        if owner is None:
+            raise UserError(f"{name}: not an option of 'rnnkit train forecast' (see its --help)")
+        setattr(owner, name, tuple(value) if isinstance(value, list) else value)
+
+
+class RecurrentForecaster:
+    def __init__(self, input_len: int = 96, horizon: int = 24, *, work_dir: str | None = None, **options) -> None:
+        """A model of the ``forecast`` task; ``work_dir`` is the run folder (default: a new temporary folder)."""
+        self.config = ForecastTask().default_config()
+        _set_options(self.config, {"input_len": input_len, "horizon": horizon, **options})
+        self.work_dir = Path(work_dir) if work_dir else None
+        self.session: ForecastSession | None = None
+        self.summary: dict = {}
+
+    def fit(self, series, time_column: str = "date", target: str | tuple[str, ...] = (),
+            covariates: tuple[str, ...] = (), series_column: str | None = None) -> RecurrentForecaster:
+        """Train on ``series``: a pandas DataFrame with a time column, or the path of a CSV file.
+        ``summary`` then holds the validation and test metrics and the baselines."""
+        folder = self.work_dir or Path(tempfile.mkdtemp(prefix="rnnkit-forecast-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        data = self.config.dataset
+        data.data, data.time_column, data.covariates, data.series_column = \
+            self._csv(series, folder / "data.csv"), time_column, tuple(covariates), series_column
+        data.target = (target,) if isinstance(target, str) else tuple(target)
+        if len(data.target) > 1:
+            data.features = "multivariate"
+        self.config.out, self.config.overwrite = str(folder / "run"), True
+        self.config.validate()
+        from rnnkit.tasks.training import train_task  # the trainer, only when training
+
+        _, self.summary, self.session = train_task(ForecastTask(), self.config)
+        return self
+
+    @classmethod
+    def load(cls, run: str) -> RecurrentForecaster:
+        """The trained model of a run folder written by ``rnnkit train forecast`` (or by ``fit``)."""
+        trained = read_trained_run(run)
+        if trained.task.name != "forecast":
+            raise UserError(f"{run}: a {trained.task.name} run, not a forecast one")
+        model = cls.__new__(cls)
+        model.config, model.work_dir, model.summary = trained.config, Path(run), {}
+        model.session = trained.session()
+        return model
+
+    def predict(self, n: int | None = None, series=None):
+        """A DataFrame of the ``n`` steps (at most the trained horizon) after the end of ``series`` (default: the
+        training data): one row per series, column and step, with the interval bounds of probabilistic models."""
+        import pandas
+
+        session = self._trained()
+        horizon = n or self.config.dataset.horizon
+        if not 0 < horizon <= self.config.dataset.horizon:
+            raise UserError(f"n: expected 1 to the trained horizon {self.config.dataset.horizon}, got {n}")
+        results = session.forecast_after(session.read_file(self._path(series)), horizon)
+        return pandas.DataFrame(forecast_rows(results, session.layout.target_names, horizon))
+
+    def backtest(self, series=None):
+        """A DataFrame of the forecasts at every test window of ``series`` (default: the training data), with the
+        actual values, and their MSE and MAE in the scaler's units."""
+        import pandas
+
+        session = self._trained()
+        results, metrics = session.backtest(session.read_file(self._path(series)))
+        return pandas.DataFrame(forecast_rows(results, session.layout.target_names, self.config.dataset.horizon)), metrics
+
+    def _trained(self) -> ForecastSession:
+        if self.session is None:
+            raise UserError("the model is not trained: call fit(series) first, or RecurrentForecaster.load(run)")
+        return self.session
+
+    def _path(self, series) -> str | None:
+        if series is None:
+            return None
+        return self._csv(series, Path(tempfile.mkdtemp(prefix="rnnkit-forecast-")) / "series.csv")
+
+    @staticmethod
+    def _csv(series, path: Path) -> str:
+        if isinstance(series, (str, Path)):
+            return str(series)
+        series.to_csv(path, index=False)
+        return str(path)

@@ -1,0 +1,277 @@
+"""``music``: polyphonic music as piano rolls, next-frame prediction (one-to-many), and ``rnnkit generate``.
+
+Data: the Boulanger-Lewandowski et al. (2012) piano rolls in ``--data-dir`` (``--dataset
+jsb|nottingham|musedata|piano``; the splits are the files'), or a folder of your own MIDI
+files (``--midi``), read at ``--frame-seconds`` per step and split by file (a fixed shuffle,
+``--val-fraction``/``--test-fraction``). Each piece x_1..x_T trains the model to predict
+x_2..x_T from the frames before them, the convention of the TCN repository the .mat files
+come from.
+
+Metric: the negative log-likelihood per time step (``nll``, nats: the sum over the 88 keys
+of the binary cross-entropy, averaged over every predicted frame of the split), as
+Boulanger-Lewandowski et al. and Chung et al. (2014) report it, and the frame-level accuracy
+of Bay et al. (2009), TP / (TP + FP + FN) over all frames with keys predicted on at
+probability > 1/2. The baseline is the training set's frequency of each key, ignoring time.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from rnnkit.data.piano_rolls import KEYS, midi_bytes, piano_roll_png, read_mat_splits, read_midi, read_midi_folder
+from rnnkit.data.sentence_batches import SentenceBatches, batches_by_length
+from rnnkit.errors import UserError
+from rnnkit.models.next_frame import NextFrameConfig, NextFrameModel, frame_nll
+from rnnkit.sequences import step_mask
+from rnnkit.tasks.base import CheckpointOptions, Command, RunConfig, Task
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.distributed import Distributed
+from rnnkit.train.files import atomic_write_bytes
+from rnnkit.train.session import Monitor, Session
+
+MUSIC_FOLDER = "../shared/data/polyphonic-music"
+DATASETS = {"jsb": "JSB_Chorales.mat", "nottingham": "Nottingham.mat", "musedata": "MuseData.mat",
+            "piano": "Piano_midi.mat"}
+EVALUATION_BATCH = 64
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class MusicData:
+    dataset: str = "jsb"
+    """jsb (JSB Chorales), nottingham, musedata or piano (Piano-midi.de): the .mat file in --data-dir."""
+    data_dir: str = MUSIC_FOLDER
+    """Folder with JSB_Chorales.mat, Nottingham.mat, MuseData.mat and Piano_midi.mat."""
+    midi: str | None = None
+    """A folder of your own MIDI files to train on instead of --dataset (split by file)."""
+    frame_seconds: float = 0.25
+    """Seconds per time step: reading MIDI files (--midi, generate --prime) and writing generated ones."""
+    val_fraction: float = 0.1
+    """--midi: the fraction of the files held out for validation."""
+    test_fraction: float = 0.1
+    """--midi: the fraction of the files held out for testing."""
+
+    def validate(self) -> None:
+        if self.dataset not in DATASETS:
+            raise UserError(f"--dataset: expected one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        if not self.frame_seconds > 0:
+            raise UserError(f"--frame-seconds: expected a positive duration, got {self.frame_seconds}")
+        if not (0 < self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+            raise UserError("--val-fraction and --test-fraction: expected fractions in (0, 1) and [0, 1) summing to "
+                            f"less than 1, got {self.val_fraction} and {self.test_fraction}")
+
+
+@dataclass
+class MusicConfig(RunConfig):
+    # Chosen on JSB's validation NLL within a few minutes on one CPU thread (docs/benchmarks.md): small
+    # batches (JSB has 229 pieces: more updates), the chain output (5.9 nats against 8.5 independent).
+    model: NextFrameConfig = field(default_factory=lambda: NextFrameConfig(
+        cell="gru", hidden_size=128, dropout=0.2, output="chain"))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        batch_size=4, optimizer="adam", lr=1e-3, schedule="plateau", gamma=0.5, plateau_patience=2, epochs=200,
+        max_minutes=10.0, eval_every=200, clip_grad_norm=5.0, keep_best=True, precision="fp32"))
+    dataset: MusicData = field(default_factory=MusicData)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.model.bidirectional:
+            raise UserError("--bidirectional: a next-frame model reads only the past; drop the option")
+
+
+def read_splits(data: MusicData) -> dict[str, list[torch.Tensor]]:
+    """The piano rolls of each split: the .mat file's own splits, or the --midi folder's files split by a fixed shuffle."""
+    if data.midi is None:
+        return read_mat_splits(Path(data.data_dir) / DATASETS[data.dataset])
+    pieces = [roll for _, roll in read_midi_folder(Path(data.midi), data.frame_seconds)]
+    random.Random(0).shuffle(pieces)  # one fixed split, whatever the files' names
+    validation, test = (max(1, round(len(pieces) * fraction)) if fraction else 0
+                        for fraction in (data.val_fraction, data.test_fraction))  # at least one file each, where asked
+    if len(pieces) <= validation + test:
+        raise UserError(f"--midi: {data.midi} has {len(pieces)} MIDI files; with --val-fraction and --test-fraction it "
+                        f"needs at least {validation + test + 1} (one to train on)")
+    splits = {"validation": pieces[:validation], "test": pieces[validation : validation + test],
+              "train": pieces[validation + test :]}
+    return {split: rolls for split, rolls in splits.items() if rolls}
+
+
+@dataclass
+class Examples:
+    inputs: list[torch.Tensor]  # x_1..x_{T-1} of each piece, (T_i - 1, 88)
+    targets: list[torch.Tensor]  # x_2..x_T
+
+    @classmethod
+    def of(cls, pieces: list[torch.Tensor]) -> Examples:
+        pieces = [piece for piece in pieces if piece.shape[0] >= 2]  # a one-frame piece has nothing to predict
+        return cls([piece[:-1] for piece in pieces], [piece[1:] for piece in pieces])
+
+    @property
+    def frames(self) -> int:
+        return sum(target.shape[0] for target in self.targets)
+
+
+class MusicSession(Session):
+    monitor = Monitor("nll", "min")
+
+    def __init__(self, config: MusicConfig, device: torch.device) -> None:
+        self.config, self.device = config, device
+        self.model = NextFrameModel(KEYS, config.model).to(device)
+        self.batches = None
+        self.splits: dict[str, Examples] = {}  # validation, test (where there is one)
+        self.key_frequencies: torch.Tensor | None = None  # (88,) in the training frames: the baseline
+
+    def task_state(self) -> dict:
+        return {}
+
+    def training_step(self, network, batch, state):
+        batch = batch.to(self.device)
+        _, loss, _ = network(batch.inputs, lengths=batch.lengths, targets=batch.targets)
+        return loss, None, int(batch.lengths.sum())
+
+    def evaluate(self, model, split: str = "validation") -> dict[str, float]:
+        examples = self.splits[split]
+        nll, hits, misses = 0.0, 0, 0  # misses: false positives + false negatives
+        for _, batch in batches_by_length(examples.inputs, examples.targets, EVALUATION_BATCH):
+            batch = batch.to(self.device)
+            logits, _, _ = model(batch.inputs, lengths=batch.lengths, targets=batch.targets)
+            total, _ = frame_nll(logits, batch.targets, batch.lengths)
+            nll += float(total)
+            predicted = logits > 0 if model.config.output == "independent" else \
+                model.draw(model(batch.inputs, lengths=batch.lengths)[0], temperature=0) > 0.5
+            hits_b, misses_b = frame_agreement(predicted, batch.targets > 0.5, batch.lengths)
+            hits, misses = hits + hits_b, misses + misses_b
+        mean = nll / examples.frames
+        return {"loss": mean, "nll": mean, "accuracy": hits / max(hits + misses, 1)}
+
+    def test_summary(self) -> dict:
+        self.model.eval()
+        summary = {}
+        with torch.no_grad():
+            for split in self.splits:
+                summary[split] = self.evaluate(self.model, split)
+        if "test" in self.splits and self.key_frequencies is not None:
+            summary["baseline"] = {"nll": frequency_baseline_nll(self.key_frequencies, self.splits["test"].targets),
+                                   "what": "each key on with its frequency in the training frames, ignoring time"}
+        return summary
+
+    def report(self, metrics: dict[str, float], label: str = "validation") -> str:
+        return f"{label} NLL {metrics['nll']:.4f} nats/frame, frame accuracy {metrics['accuracy']:.2%}"
+
+
+def frame_agreement(predicted: torch.Tensor, actual: torch.Tensor, lengths: torch.Tensor) -> tuple[int, int]:
+    """True positives, and false positives plus false negatives, of (T, B, K) on/off keys over the real steps."""
+    mask = step_mask(lengths, actual.shape[0], actual.device).unsqueeze(-1)  # (T, B, 1)
+    hits = int((predicted & actual & mask).sum())
+    misses = int(((predicted ^ actual) & mask).sum())
+    return hits, misses
+
+
+def frequency_baseline_nll(frequencies: torch.Tensor, pieces: list[torch.Tensor]) -> float:
+    """NLL per frame of ``pieces`` when every key is on with its fixed training frequency."""
+    p = frequencies.clamp(1e-4, 1 - 1e-4)
+    frames = torch.cat(pieces)  # (N, 88)
+    log_likelihood = frames @ p.log() + (1 - frames) @ (1 - p).log()
+    return float(-log_likelihood.mean())
+
+
+# ----------------------------------------------------------------------------- rnnkit generate
+OUTPUTS = {".mid": "MIDI", ".midi": "MIDI", ".png": "piano-roll image"}
+
+
+@dataclass
+class GenerateOptions(CheckpointOptions):
+    steps: int = 128
+    """Time steps to generate (after the prime)."""
+    out: tuple[str, ...] = ("song.mid",)
+    """Files to write: .mid/.midi (a MIDI file) and/or .png (the piano roll drawn)."""
+    prime: str | None = None
+    """A MIDI file to continue (read at the run's --frame-seconds); default: start from a silent frame."""
+    temperature: float = 1.0
+    """Sampling temperature of every key's Bernoulli: lower is more conservative; 0 keeps the keys over 1/2."""
+    seed: int = 0
+    """Random seed of the sampling."""
+
+
+def generate(session: MusicSession, options: GenerateOptions) -> None:
+    if options.steps <= 0:
+        raise UserError(f"--steps: expected a positive number of time steps, got {options.steps}")
+    if options.temperature < 0:
+        raise UserError(f"--temperature: expected a value >= 0, got {options.temperature}")
+    outputs = [Path(path) for path in options.out]
+    for path in outputs:
+        if path.suffix.lower() not in OUTPUTS:
+            raise UserError(f"--out: {path} has an unknown suffix; expected {', '.join(OUTPUTS)}")
+        if not path.parent.is_dir():
+            raise UserError(f"--out: the folder {path.parent} does not exist")
+    frame_seconds = session.config.dataset.frame_seconds
+    prime = read_midi(Path(options.prime), frame_seconds) if options.prime else torch.zeros(1, KEYS)
+    session.model.eval()
+    generator = torch.Generator().manual_seed(options.seed)
+    sampled = session.model.sample(prime.to(session.device), options.steps, options.temperature, generator).cpu()
+    piece = torch.cat([prime, sampled]) if options.prime else sampled
+    primed_steps = prime.shape[0] if options.prime else 0
+    for path in outputs:
+        if OUTPUTS[path.suffix.lower()] == "MIDI":
+            data = midi_bytes(piece, frame_seconds)
+        else:
+            title = f"{options.steps} steps sampled at temperature {options.temperature}" + (
+                f" after {options.prime}" if options.prime else "")
+            data = piano_roll_png(piece, title, primed_steps)
+        atomic_write_bytes(path, data)
+        print(f"wrote {path} ({OUTPUTS[path.suffix.lower()]}, {piece.shape[0]} steps of {frame_seconds} s)")
+
+
+@dataclass
+class EvaluateOptions(CheckpointOptions):
+    midi: str | None = None
+    """A folder of MIDI files to evaluate on, read at the run's --frame-seconds (default: the run's test split)."""
+
+
+def evaluate(session: MusicSession, options: EvaluateOptions) -> None:
+    data = session.config.dataset
+    if options.midi:
+        pieces = [roll for _, roll in read_midi_folder(Path(options.midi), data.frame_seconds)]
+    else:
+        pieces = read_splits(data).get("test")
+        if pieces is None:
+            raise UserError("the run was trained without a test split: pass a folder of MIDI files with --midi")
+    session.splits["evaluation"] = Examples.of(pieces)
+    if session.splits["evaluation"].frames == 0:
+        raise UserError("every piece to evaluate on is a single frame; nothing to predict")
+    session.model.eval()
+    with torch.no_grad():
+        print(session.report(session.evaluate(session.model, "evaluation"), label="evaluation"))
+
+
+class MusicTask(Task):
+    name = "music"
+    summary = "polyphonic music (one-to-many): next piano-roll frame on JSB/Nottingham/MuseData/Piano-midi or your MIDI files"
+    config_class = MusicConfig
+    unit = "frame"
+    commands = {"generate": Command("a piece sampled from the trained model, as MIDI and/or a piano-roll image",
+                                    GenerateOptions, generate),
+                "evaluate": Command("NLL per frame and frame accuracy on the test split or a folder of MIDI files",
+                                    EvaluateOptions, evaluate)}
+
+    def start(self, config: MusicConfig, context: Distributed, device: torch.device) -> MusicSession:
+        pieces = read_splits(config.dataset)
+        session = MusicSession(config, device)
+        session.splits = {split: Examples.of(pieces[split]) for split in ("validation", "test") if split in pieces}
+        train = Examples.of(pieces["train"])
+        if len(train.inputs) < config.train.batch_size * context.world_size:
+            raise UserError(f"--batch-size: {len(train.inputs)} training pieces cannot fill a batch of "
+                            f"{config.train.batch_size} x {context.world_size} processes; lower --batch-size")
+        session.key_frequencies = torch.cat(pieces["train"]).mean(0)
+        session.batches = SentenceBatches(train.inputs, train.targets, config.train.batch_size, config.train.seed,
+                                          context.rank, context.world_size)
+        where = config.dataset.midi or Path(config.dataset.data_dir) / DATASETS[config.dataset.dataset]
+        counts = ", ".join(f"{split} {len(pieces[split])}" for split in SPLITS if split in pieces)
+        print(f"music: {where}: pieces {counts}; {train.frames:,} training frames", file=sys.stderr)
+        return session
+
+    def restore(self, config: MusicConfig, task_state: dict, device: torch.device) -> MusicSession:
+        return MusicSession(config, device)
