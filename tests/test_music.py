@@ -89,9 +89,12 @@ def test_the_chain_output_is_a_normalised_distribution_over_every_frame():
     frames = torch.tensor([[(code >> k) & 1 for k in range(keys)] for code in range(2 ** keys)], dtype=torch.float32)
     inputs = history.expand(-1, len(frames), -1)  # (3, 16, K): every possible frame after the same history
     targets = torch.cat([inputs[1:], frames.unsqueeze(0)])  # the last step's target is each frame in turn
-    logits, _, _ = model(inputs, targets=targets)
+    logits = model.conditioned(model(inputs)[0], targets)
     log_p = -torch.nn.functional.binary_cross_entropy_with_logits(logits[-1], frames, reduction="none").sum(-1)
     assert log_p.exp().sum().item() == pytest.approx(1.0, abs=1e-5)
+    _, loss, _ = model(inputs, targets=targets)  # the model's own loss is this likelihood's, per frame
+    total, count = frame_nll(logits, targets, None)
+    assert loss.item() == pytest.approx(total.item() / count)
     independent = NextFrameModel(keys, NextFrameConfig(cell="gru", hidden_size=6))
     independent.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("chain")})
     assert not torch.allclose(independent(inputs)[0][-1], logits[-1])  # the chain changed the logits

@@ -15,6 +15,7 @@ Read with pandas, the library made for this.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy
 
@@ -28,7 +29,7 @@ FIRST_DATA_LINE = 2  # the header is line 1
 class Series:
     """One series: its rows' timestamps and values (N, C) of ``columns``, and its calendar features (N, F)."""
 
-    name: str  # the --series-column value, or the file's name
+    name: str  # the --series-column value, or the file's name (without its folder)
     times: object  # pandas.DatetimeIndex, or a numpy array of numbers
     values: numpy.ndarray  # (N, C) float32
     calendar: numpy.ndarray  # (N, F) float32
@@ -107,7 +108,7 @@ def read_series_csv(path: str, time_column: str, columns: tuple[str, ...], serie
                             "fix the cell or leave it empty and pass --fill-missing")
         values[:, index] = numbers.to_numpy(dtype=numpy.float64, na_value=numpy.nan)
     times = _parse_times(frame[time_column], path, time_column)
-    groups = [(path, numpy.arange(len(frame)))] if series_column is None else [
+    groups = [(Path(path).name, numpy.arange(len(frame)))] if series_column is None else [
         (str(name), numpy.flatnonzero((frame[series_column] == name).to_numpy()))
         for name in dict.fromkeys(frame[series_column])]
     series, steps = [], []

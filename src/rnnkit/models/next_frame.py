@@ -11,7 +11,7 @@ The output distribution of a frame, given the state (``--output``):
                  W: a fully visible sigmoid belief net conditioned on the state, the simplest of the
                  autoregressive frame models of which RNN-NADE is the best known)
 
-Both likelihoods are exact. In training the chain reads the true frame (one masked product);
+Both likelihoods are exact (``conditioned``). In training the chain reads the true frame (one masked product);
 sampling and the most likely frame are drawn key by key, lowest first. The model owns its
 loss: the negative log-likelihood of a frame, summed over its K keys, averaged over the real
 steps (``lengths`` masks the padding), the metric the music papers report, in nats.
@@ -76,17 +76,21 @@ class NextFrameModel(nn.Module):
         lengths: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, State]:
-        """frames (T, B, K) -> the logits of the next frames (T, B, K), the mean NLL per frame against targets
-        (T, B, K) if given, and the final state. With the chain output and targets, each key's logit also reads
-        the target keys below it (the exact conditional); without targets, only the state's part a_t."""
+        """frames (T, B, K) -> the state's logits a_t of the next frames (T, B, K), the mean NLL per frame against
+        targets (T, B, K) if given, and the final state."""
         hidden, state = self.rnn(self.dropout(inputs), state, lengths=lengths)
         logits = self.head(self.dropout(hidden))
         if targets is None:
             return logits, None, state
-        if self.config.output == "chain":
-            logits = logits + F.linear(targets.to(logits.dtype), self.chain.weight * self.below)
-        total, frames = frame_nll(logits, targets, lengths)
+        total, frames = frame_nll(self.conditioned(logits, targets), targets, lengths)
         return logits, total / frames, state
+
+    def conditioned(self, logits: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """The logit of each key of ``frames`` (..., K) given the state's ``logits`` (..., K) and, for the chain, the
+        keys below it: a_k + sum_{j<k} W_kj x_j. Their binary cross-entropy against ``frames`` is its exact NLL."""
+        if self.config.output == "independent":
+            return logits
+        return logits + F.linear(frames.to(logits.dtype), self.chain.weight * self.below)
 
     def draw(self, logits: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
         """Frames (..., K) from the state's logits (..., K): each key drawn from Bernoulli(sigmoid(logit / temperature)),

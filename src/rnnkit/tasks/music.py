@@ -137,11 +137,10 @@ class MusicSession(Session):
         nll, hits, misses = 0.0, 0, 0  # misses: false positives + false negatives
         for _, batch in batches_by_length(examples.inputs, examples.targets, EVALUATION_BATCH):
             batch = batch.to(self.device)
-            logits, _, _ = model(batch.inputs, lengths=batch.lengths, targets=batch.targets)
-            total, _ = frame_nll(logits, batch.targets, batch.lengths)
+            logits, _, _ = model(batch.inputs, lengths=batch.lengths)
+            total, _ = frame_nll(model.conditioned(logits, batch.targets), batch.targets, batch.lengths)
             nll += float(total)
-            predicted = logits > 0 if model.config.output == "independent" else \
-                model.draw(model(batch.inputs, lengths=batch.lengths)[0], temperature=0) > 0.5
+            predicted = model.draw(logits, temperature=0) > 0.5  # the most likely frame (key by key for the chain)
             hits_b, misses_b = frame_agreement(predicted, batch.targets > 0.5, batch.lengths)
             hits, misses = hits + hits_b, misses + misses_b
         mean = nll / examples.frames
