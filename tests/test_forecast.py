@@ -318,3 +318,16 @@ def test_the_python_api_fits_a_dataframe_and_predicts_like_the_command(tmp_path)
         model.predict(7)
     with pytest.raises(UserError, match="hiden_size: not an option"):
         RecurrentForecaster(hiden_size=3)
+
+
+def test_quantile_models_report_only_the_intervals_their_levels_bound(tmp_path):
+    result = rnnkit("train", "forecast", "--data", sine_csv(tmp_path / "sine.csv", rows=200), "--input-len", "24",
+                    "--horizon", "6", "--distribution", "quantile", "--quantiles", "0.1", "0.5", "0.9", *SMALL,
+                    "--max-steps", "5", "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    test = json.loads((tmp_path / "run" / "summary.json").read_text())["test"]
+    assert "coverage_80" in test and "coverage_90" not in test  # 0.05 and 0.95 were not trained
+    result = rnnkit_here("predict", "--checkpoint", tmp_path / "run", "--out", tmp_path / "next")
+    assert result.returncode == 0, result.stderr
+    assert open(tmp_path / "next.csv").readline().strip() == "series,column,time,forecast,lo-80,hi-80"
+    assert ForecastOutput("quantile", (0.5,)).has_quantile(0.5) and not ForecastOutput("point").has_quantile(0.5)

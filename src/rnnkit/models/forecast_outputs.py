@@ -29,6 +29,13 @@ class ForecastOutput:
     def probabilistic(self) -> bool:
         return self.kind != "point"
 
+    def has_quantile(self, level: float) -> bool:
+        """Whether ``quantile(parameters, level)`` is defined: always for a distribution, at the trained levels only
+        for quantiles, never for a point."""
+        if self.kind == "quantile":
+            return any(abs(known - level) < 1e-9 for known in self.levels)
+        return self.probabilistic
+
     def parameters(self, raw: torch.Tensor) -> torch.Tensor:
         """Unconstrained outputs (..., width) -> the parameters (..., width): scales positive, quantiles ordered."""
         if self.kind in ("gaussian", "student_t"):

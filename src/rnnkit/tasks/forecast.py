@@ -218,11 +218,16 @@ class ForecastSession(Session):
         the central intervals of a probabilistic forecast."""
         output = self.model.output
         metrics = {"loss": float(output.loss(parameters, actual)), **errors(output.point(parameters), actual)}
-        if output.probabilistic:
-            for level in INTERVALS:
-                lower, upper = (output.quantile(parameters, q) for q in central_quantiles(level))
-                metrics[f"coverage_{round(level * 100)}"] = float(((actual >= lower) & (actual <= upper)).float().mean())
+        for level in self.intervals():
+            lower, upper = (output.quantile(parameters, q) for q in central_quantiles(level))
+            metrics[f"coverage_{round(level * 100)}"] = float(((actual >= lower) & (actual <= upper)).float().mean())
         return metrics
+
+    def intervals(self) -> tuple[float, ...]:
+        """The central intervals (of ``INTERVALS``) whose bounds the model forecasts: none for a point forecast, and
+        for quantiles those whose both bounds are among --quantiles."""
+        return tuple(level for level in INTERVALS
+                     if all(self.model.output.has_quantile(q) for q in central_quantiles(level)))
 
     def test_summary(self) -> dict:
         self.model.eval()
@@ -278,11 +283,10 @@ class ForecastSession(Session):
         """(..., T, P) parameters in the file's units -> the point forecast and the interval bounds, each (..., T)."""
         output = self.model.output
         found = {"forecast": output.point(parameters)}
-        if output.probabilistic:
-            for level in INTERVALS:
-                lower, upper = central_quantiles(level)
-                found[f"lo-{round(level * 100)}"] = output.quantile(parameters, lower)
-                found[f"hi-{round(level * 100)}"] = output.quantile(parameters, upper)
+        for level in self.intervals():
+            lower, upper = central_quantiles(level)
+            found[f"lo-{round(level * 100)}"] = output.quantile(parameters, lower)
+            found[f"hi-{round(level * 100)}"] = output.quantile(parameters, upper)
         return found
 
     def forecast_after(self, series: list[Series], horizon: int) -> list[dict]:
