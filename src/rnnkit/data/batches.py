@@ -71,26 +71,34 @@ class EpochPosition:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
 
 
-class ShuffledBatches(EpochPosition):
-    """Epochs over a fixed data set in a new random order each time, the last short batch dropped.
+class ShuffledRows(EpochPosition):
+    """Epochs over ``count`` items in a new random order each time, the last short batch dropped: which items
+    each batch holds. Every process shuffles with the same seed and takes its own rows of each global batch
+    (rows ``rank::world_size``)."""
 
-    ``inputs`` is (T, N, ...) and ``targets`` (N, ...). Every process shuffles with the same
-    seed and takes its own rows of each global batch (rows ``rank::world_size``).
-    """
-
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int,
-                 rank: int = 0, world_size: int = 1) -> None:
-        count = inputs.shape[1]
+    def __init__(self, count: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         self.global_batch = batch_size * world_size
         if count < self.global_batch:
             raise ValueError(f"{count} sequences cannot fill one batch of {self.global_batch}")
-        self.inputs, self.targets = inputs, targets
-        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.count, self.seed, self.rank, self.world_size = count, seed, rank, world_size
         self.batches_per_epoch = count // self.global_batch
 
-    def next_batch(self) -> Batch:
-        order = torch.randperm(self.inputs.shape[1], generator=torch.Generator().manual_seed(self.seed + self.epoch))
+    def next_rows(self) -> torch.Tensor:
+        """The items of this process's share of the next batch, and the reading position moved past it."""
+        order = torch.randperm(self.count, generator=torch.Generator().manual_seed(self.seed + self.epoch))
         start = self.position * self.global_batch
-        rows = order[start : start + self.global_batch][self.rank :: self.world_size]
         self.advance()
+        return order[start : start + self.global_batch][self.rank :: self.world_size]
+
+
+class ShuffledBatches(ShuffledRows):
+    """Shuffled epochs over ``inputs`` (T, N, ...) and ``targets`` (N, ...)."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int,
+                 rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(inputs.shape[1], batch_size, seed, rank, world_size)
+        self.inputs, self.targets = inputs, targets
+
+    def next_batch(self) -> Batch:
+        rows = self.next_rows()
         return Batch(self.inputs[:, rows], self.targets[rows], starts_epoch=True)

@@ -111,18 +111,15 @@ def read_series_csv(path: str, time_column: str, columns: tuple[str, ...], serie
     groups = [(Path(path).name, numpy.arange(len(frame)))] if series_column is None else [
         (str(name), numpy.flatnonzero((frame[series_column] == name).to_numpy()))
         for name in dict.fromkeys(frame[series_column])]
-    series, steps = [], []
+    read = []  # (name, times, values) of each series
     for name, rows in groups:
         where = path if series_column is None else f"{path} (series {name!r})"
-        group_times = times[rows]
-        _check_order(group_times, rows, where, time_column)
-        filled = _fill(values[rows], rows, columns, fill, where)
-        steps.append(_step_seconds(group_times))
-        series.append(Series(name, group_times, filled.astype(numpy.float32), numpy.zeros((len(rows), 0))))
-    step = steps[0]
+        _check_order(times[rows], rows, where, time_column)
+        read.append((name, times[rows], _fill(values[rows], rows, columns, fill, where).astype(numpy.float32)))
+    step = _step_seconds(read[0][1])  # the first series' step decides the calendar features of all
     names = calendar_for_step(step)
-    for one in series:
-        one.calendar = calendar_features(one.times, names)
+    series = [Series(name, group_times, group_values, calendar_features(group_times, names))
+              for name, group_times, group_values in read]
     return series, tuple(columns), step
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy
 import torch
 
-from rnnkit.data.batches import EpochPosition
+from rnnkit.data.batches import ShuffledRows
 from rnnkit.data.time_series import Series
 from rnnkit.errors import UserError
 
@@ -35,6 +35,13 @@ def fraction_borders(rows: int, val_fraction: float, test_fraction: float) -> tu
     test_start = rows - round(rows * test_fraction)
     validation_start = test_start - round(rows * val_fraction)
     return validation_start, test_start, rows
+
+
+def split_ends(rows: int, borders: tuple[int, int, int] | None, val_fraction: float,
+               test_fraction: float) -> tuple[int, int, int]:
+    """Where train, validation and test end in a series of ``rows`` rows: the fixed ``borders`` (ETT's), or by
+    fractions."""
+    return borders or fraction_borders(rows, val_fraction, test_fraction)
 
 
 @dataclass
@@ -120,7 +127,7 @@ def split_windows(series: list[Series], borders: tuple[int, int, int] | None, va
     """The train, validation and test windows (a split without any is left out; train must have one)."""
     spans = {split: [] for split in SPLITS}
     for one in series:
-        ends = borders or fraction_borders(len(one), val_fraction, test_fraction)
+        ends = split_ends(len(one), borders, val_fraction, test_fraction)
         if ends[-1] > len(one):
             raise UserError(f"{one.name}: the split needs {ends[-1]} rows, the series has {len(one)}")
         for split, start, end in zip(SPLITS, (0, *ends[:2]), ends):
@@ -133,21 +140,15 @@ def split_windows(series: list[Series], borders: tuple[int, int, int] | None, va
     return {split: found for split, found in windows.items() if len(found)}
 
 
-class ShuffledWindows(EpochPosition):
-    """Training epochs over ``windows`` in a new random order each time (the last short batch dropped);
-    every process takes its own rows of each global batch."""
+class ShuffledWindows(ShuffledRows):
+    """Training epochs over ``windows`` in a new random order each time (``ShuffledRows``)."""
 
     def __init__(self, windows: Windows, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
-        self.windows, self.seed, self.rank = windows, seed, rank
-        self.global_batch, self.world_size = batch_size * world_size, world_size
-        if len(windows) < self.global_batch:
+        if len(windows) < batch_size * world_size:
             raise UserError(f"--batch-size: {len(windows)} training windows cannot fill a batch of {batch_size} x "
                             f"{world_size} processes; lower --batch-size")
-        self.batches_per_epoch = len(windows) // self.global_batch
+        super().__init__(len(windows), batch_size, seed, rank, world_size)
+        self.windows = windows
 
     def next_batch(self) -> WindowBatch:
-        order = torch.randperm(len(self.windows), generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        start = self.position * self.global_batch
-        rows = order[start : start + self.global_batch][self.rank :: self.world_size]
-        self.advance()
-        return self.windows.batch(rows)
+        return self.windows.batch(self.next_rows())

@@ -99,8 +99,7 @@ class Forecaster(nn.Module):
             history, _, targets = fold_channels(history, history[:1, :, self.folded :], targets, self.folded)
         values = history[..., : self.targets]
         if self.config.revin:  # at the start RevIN's affine map is the identity
-            mean = values.mean(0, keepdim=True)
-            std = (values.var(0, keepdim=True, unbiased=False) + REVIN_EPSILON).sqrt()
+            mean, std = window_statistics(values)
             values, targets = (values - mean) / std, (targets - mean) / std
         linear = LinearBaseline(values.shape[0], targets.shape[0]).fit(values, targets)
         self.highway.weight.copy_(linear.weight[:-1].T)
@@ -121,9 +120,8 @@ class Forecaster(nn.Module):
         values, calendar = history[..., : self.columns], history[..., self.columns :]
         mean = std = None  # the window's statistics (1, B, C), with RevIN
         if self.config.revin:
-            mean = values.mean(0, keepdim=True).detach()  # (1, B, C)
-            std = (values.var(0, keepdim=True, unbiased=False) + REVIN_EPSILON).sqrt().detach()
-            values = (values - mean) / std * self.revin_weight + self.revin_bias
+            mean, std = (statistic.detach() for statistic in window_statistics(values))  # (1, B, C)
+            values = self._revin(values, mean, std)
         hidden, state = self.encoder(self.dropout(torch.cat([values, calendar], dim=-1)))
         steps, batch = future_calendar.shape[:2]
         linear = None  # the highway's forecast (H, B, T), in the encoder's units (RevIN's where it is on)
@@ -147,6 +145,11 @@ class Forecaster(nn.Module):
         loss = None if targets is None else self.output.loss(parameters.float(), targets.float())
         return parameters, loss, None
 
+    def _revin(self, values: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """Values (..., C') of the first C' columns in RevIN's units: (x - mean) / std * w + b."""
+        width = values.shape[-1]
+        return (values - mean[..., :width]) / std[..., :width] * self.revin_weight[:width] + self.revin_bias[:width]
+
     def _decode(self, last: torch.Tensor, calendar: torch.Tensor, state, targets: torch.Tensor | None,
                 mean: torch.Tensor | None, std: torch.Tensor | None, linear: torch.Tensor | None) -> torch.Tensor:
         """The decoder's forecast parameters (H, B, T, P); ``last`` (B, T) is the last input value, in the encoder's
@@ -154,10 +157,7 @@ class Forecaster(nn.Module):
         the decoder's point plus the highway's ``linear`` (H, B, T) where there is one."""
         steps, batch = calendar.shape[:2]
         if targets is not None and self.training:  # teacher forcing: the true previous values, one call
-            previous = targets[:-1]
-            if mean is not None:
-                previous = (previous - mean[..., : self.targets]) / std[..., : self.targets] * \
-                    self.revin_weight[: self.targets] + self.revin_bias[: self.targets]
+            previous = targets[:-1] if mean is None else self._revin(targets[:-1], mean, std)
             inputs = torch.cat([torch.cat([last.unsqueeze(0), previous]), calendar], dim=-1)
             hidden, _ = self.decoder(self.dropout(inputs), state)
             return self.output.parameters(self.head(self.dropout(hidden)).view(steps, batch, self.targets, -1))
@@ -168,6 +168,11 @@ class Forecaster(nn.Module):
             outputs.append(parameters)
             value = self.output.point(parameters) + (0 if linear is None else linear[step])
         return torch.stack(outputs)
+
+
+def window_statistics(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and standard deviation over time of each window's columns: (L, B, C) -> (1, B, C) each."""
+    return values.mean(0, keepdim=True), (values.var(0, keepdim=True, unbiased=False) + REVIN_EPSILON).sqrt()
 
 
 def fold_channels(history: torch.Tensor, future_calendar: torch.Tensor, targets: torch.Tensor | None, columns: int):

@@ -24,7 +24,7 @@ import numpy
 import torch
 
 from rnnkit.data.time_series import FILLS, Series, calendar_features, calendar_for_step, read_series_csv, season_for_step
-from rnnkit.data.windows import (ETT_HOURLY_BORDERS, Scaler, ShuffledWindows, WindowBatch, Windows, fraction_borders,
+from rnnkit.data.windows import (ETT_HOURLY_BORDERS, Scaler, ShuffledWindows, WindowBatch, Windows, split_ends,
                                  split_windows)
 from rnnkit.errors import UserError
 from rnnkit.models.forecast_baselines import LinearBaseline, naive, seasonal_naive
@@ -264,20 +264,20 @@ class ForecastSession(Session):
         return split_windows(scale_series(series, self.layout.scaler), data.source()[2], data.val_fraction,
                              data.test_fraction, data.input_len, data.horizon, self.layout.targets)
 
-    def lay_out_windows(self, series: list[Series]) -> None:
-        self.windows = self.windows_of(series)
-
     # ----------------------------------------------------------------- rnnkit predict (forecast_commands.py)
     def read_file(self, path: str | None) -> list[Series]:
         """The series of ``path`` (default: the run's own data), read with the run's columns, unscaled."""
         series, _, _, _ = read_series(self.config.dataset, path, self.layout.columns)
         return series
 
+    def _target_scaling(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scaler's mean and standard deviation (T,) of the target columns: scaled x -> x * std + mean."""
+        scaler, targets = self.layout.scaler, self.layout.targets
+        return tuple(torch.tensor(values[:targets], dtype=torch.float32) for values in (scaler.mean, scaler.std))
+
     def _in_units(self, parameters: torch.Tensor) -> torch.Tensor:
         """Forecast parameters (..., T, P) in the scaled units -> in the file's units."""
-        scaler, targets = self.layout.scaler, self.layout.targets
-        mean, std = (torch.tensor(values[:targets], dtype=parameters.dtype) for values in (scaler.mean, scaler.std))
-        return self.model.output.rescale(parameters, mean, std)
+        return self.model.output.rescale(parameters.float(), *self._target_scaling())
 
     def _summaries(self, parameters: torch.Tensor) -> dict[str, torch.Tensor]:
         """(..., T, P) parameters in the file's units -> the point forecast and the interval bounds, each (..., T)."""
@@ -289,10 +289,13 @@ class ForecastSession(Session):
             found[f"hi-{round(level * 100)}"] = output.quantile(parameters, upper)
         return found
 
-    def forecast_after(self, series: list[Series], horizon: int) -> list[dict]:
-        """The next ``horizon`` steps after the end of each series: per series its future times and the point
-        forecast and interval bounds (H, T), in the file's units."""
+    def forecast_after(self, series: list[Series], horizon: int = 0, option: str = "--horizon") -> list[dict]:
+        """The next ``horizon`` steps (0: the trained horizon; ``option`` names it in errors) after the end of each
+        series: per series its future times and the point forecast and interval bounds (H, T), in the file's units."""
         data, layout = self.config.dataset, self.layout
+        if not 0 <= horizon <= data.horizon:
+            raise UserError(f"{option}: expected 1 to the trained horizon {data.horizon}, got {horizon}")
+        horizon = horizon or data.horizon
         for one in series:
             if len(one) < data.input_len:
                 raise UserError(f"{one.name}: {len(one)} rows; the model reads --input-len {data.input_len} before "
@@ -322,8 +325,8 @@ class ForecastSession(Session):
             parameters, actual, _ = self.forecasts(self.model, windows)  # (N, H, T, P), (N, H, T)
         metrics = self.metrics(parameters, actual)
         summaries = self._summaries(self._in_units(parameters))
-        scaler, targets = self.layout.scaler, self.layout.targets
-        actual_units = actual * torch.tensor(scaler.std[:targets]).float() + torch.tensor(scaler.mean[:targets]).float()
+        mean, std = self._target_scaling()
+        actual_units = actual * std + mean
         results = []
         for index, (number, first) in enumerate(windows.origins()):
             one = series[number]
@@ -378,18 +381,19 @@ class ForecastTask(Task):
         data = config.dataset
         series, columns, targets, step = read_series(data)
         _, _, borders = data.source()
-        train_rows = [one.values[: (borders or fraction_borders(len(one), data.val_fraction, data.test_fraction))[0]] for one in series]
+        train_rows = [one.values[: split_ends(len(one), borders, data.val_fraction, data.test_fraction)[0]]
+                      for one in series]
         scaler = Scaler.fit(numpy.concatenate(train_rows))
         season = data.season or season_for_step(step)
         layout = SeriesLayout(columns, targets, scaler, step, season)
         session = ForecastSession(config, layout, device)
-        session.lay_out_windows(series)
-        if config.model.highway:
-            sample = session.training_sample()
-            session.model.start_highway(sample.history, sample.targets)
+        session.windows = session.windows_of(series)
         if "validation" not in session.windows:
             raise UserError(f"the validation rows hold no window of --horizon {data.horizon} steps; lower --horizon or "
                             "raise --val-fraction")
+        if config.model.highway:
+            sample = session.training_sample()
+            session.model.start_highway(sample.history, sample.targets)
         session.batches = ShuffledWindows(session.windows["train"], config.train.batch_size, config.train.seed,
                                           context.rank, context.world_size)
         counts = ", ".join(f"{split} {len(windows)}" for split, windows in session.windows.items())

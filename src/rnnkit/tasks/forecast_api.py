@@ -79,11 +79,8 @@ class RecurrentForecaster:
         import pandas
 
         session = self._trained()
-        horizon = n or self.config.dataset.horizon
-        if not 0 < horizon <= self.config.dataset.horizon:
-            raise UserError(f"n: expected 1 to the trained horizon {self.config.dataset.horizon}, got {n}")
-        results = session.forecast_after(session.read_file(self._path(series)), horizon)
-        return pandas.DataFrame(forecast_rows(results, session.layout.target_names, horizon))
+        results = session.forecast_after(session.read_file(self._path(series)), n or 0, option="n")
+        return pandas.DataFrame(forecast_rows(results, session.layout.target_names))
 
     def backtest(self, series=None):
         """A DataFrame of the forecasts at every test window of ``series`` (default: the training data), with the
@@ -92,7 +89,7 @@ class RecurrentForecaster:
 
         session = self._trained()
         results, metrics = session.backtest(session.read_file(self._path(series)))
-        return pandas.DataFrame(forecast_rows(results, session.layout.target_names, self.config.dataset.horizon)), metrics
+        return pandas.DataFrame(forecast_rows(results, session.layout.target_names)), metrics
 
     def _trained(self) -> ForecastSession:
         if self.session is None:

@@ -38,10 +38,6 @@ class ForecastOptions(CheckpointOptions):
 
 
 def run_forecast(session, options: ForecastOptions) -> None:
-    trained = session.config.dataset.horizon
-    horizon = options.horizon or trained
-    if not 0 < horizon <= trained:
-        raise UserError(f"--horizon: expected 1 to the trained horizon {trained}, got {options.horizon}")
     out = Path(options.out)
     if not out.parent.is_dir():
         raise UserError(f"--out: the folder {out.parent} does not exist")
@@ -50,24 +46,22 @@ def run_forecast(session, options: ForecastOptions) -> None:
         results, metrics = session.backtest(series)
         print(session.report(metrics, label=f"backtest of {len(results)} test windows:"))
     else:
-        results = session.forecast_after(series, horizon)
-        for result in results:
-            result["times"] = result["times"][:horizon]
+        results = session.forecast_after(series, options.horizon)
     names = session.layout.target_names
     csv_path, png_path = out.with_name(out.name + ".csv"), out.with_name(out.name + ".png")
-    atomic_write_text(csv_path, forecast_csv(forecast_rows(results, names, horizon)))
+    atomic_write_text(csv_path, forecast_csv(forecast_rows(results, names)))
     atomic_write_bytes(png_path, forecast_png(results, names, session.config.dataset.input_len, options.backtest))
     print(f"wrote {csv_path}")
     print(f"wrote {png_path}")
 
 
-def forecast_rows(results: list[dict], names: tuple[str, ...], horizon: int) -> list[dict]:
+def forecast_rows(results: list[dict], names: tuple[str, ...]) -> list[dict]:
     """Long format: one row per series, column and forecast step (a backtest adds ``origin`` and ``actual``)."""
     rows = []
     for result in results:
         one = result["series"]
         for column, name in enumerate(names):
-            for step in range(min(horizon, len(result["times"]))):
+            for step in range(len(result["times"])):
                 row = {"series": one.name, "column": name}
                 if "origin" in result:
                     row["origin"] = one.times[result["origin"]]
@@ -132,7 +126,7 @@ def forecast_png(results: list[dict], names: tuple[str, ...], input_len: int, ba
 
 def evaluate(session, options: CheckpointOptions) -> None:
     """The metrics on the run's test windows, and the baselines on the same windows."""
-    session.lay_out_windows(session.read_file(None))
+    session.windows = session.windows_of(session.read_file(None))
     summary = session.test_summary()
     print(session.report(summary["test"], label="evaluation"))
     for name, metrics in summary["baselines"].items():
