@@ -114,8 +114,8 @@ IOBES = "S-ORG O S-PER O O S-LOC B-LOC E-LOC O B-MISC E-MISC".split()
 @pytest.mark.parametrize(("source", "tags"), [("iob1", IOB1), ("bio", BIO), ("iobes", IOBES)])
 def test_schemes_convert_into_each_other(source, tags):
     assert to_bio(tags) == BIO
-    assert convert(tags, source, "iob1") == IOB1
-    assert convert(tags, source, "iobes") == IOBES
+    assert convert(tags, "iob1") == IOB1
+    assert convert(tags, "iobes") == IOBES
 
 
 def test_an_inside_tag_that_starts_an_entity_reads_as_its_beginning():

@@ -37,7 +37,7 @@ def test_windows_forecast_only_their_split_and_read_back_into_the_one_before():
     assert len(train) == 20 - 4 - 2 + 1  # Informer: len(rows) - seq_len - pred_len + 1, reading from row 0
     assert len(validation) == len(test) == 10 - 2 + 1  # forecasts start at rows 20..28 (30..38)
     first, last = test.batch([0]), test.batch([len(test) - 1])
-    assert first.history[:, 0, 0].tolist() == [26, 27, 28, 29] and first.targets[:, 0, 0].tolist() == [30, 31]
+    assert first.inputs[:, 0, 0].tolist() == [26, 27, 28, 29] and first.targets[:, 0, 0].tolist() == [30, 31]
     assert last.targets[:, 0, 0].tolist() == [38, 39]  # row 40 on is unused, as ETT's rows after 14,400
     assert [row for _, row in validation.origins()] == list(range(20, 29))
     every_train_target = torch.cat([b.targets.flatten() for b in train.batches(4)])
@@ -51,7 +51,7 @@ def test_several_series_split_each_on_its_own_and_no_window_crosses_them():
     assert fraction_borders(30, 0.2, 0.2) == (18, 24, 30) and fraction_borders(20, 0.2, 0.2) == (12, 16, 20)
     for split in ("train", "validation", "test"):
         for batch in windows[split].batches(100):
-            rows = torch.cat([batch.history[..., 0], batch.targets[..., 0]])  # (L + H, B)
+            rows = torch.cat([batch.inputs[..., 0], batch.targets[..., 0]])  # (L + H, B)
             assert ((rows[1:] - rows[:-1]) == 1).all()  # consecutive rows of one series, never a jump between series
     assert {number for number, _ in windows["test"].origins()} == {0, 1}
 
@@ -83,7 +83,7 @@ def test_the_scaler_sees_only_the_training_rows(tmp_path):
     assert session.layout.scaler.std[0] == pytest.approx(train_rows.std())
     test_batch = session.windows["test"].batch([0])
     expected = (values[80 - 4 : 80] - train_rows.mean()) / train_rows.std()
-    numpy.testing.assert_allclose(test_batch.history[:, 0, 0].numpy(), expected, rtol=1e-5)
+    numpy.testing.assert_allclose(test_batch.inputs[:, 0, 0].numpy(), expected, rtol=1e-5)
 
 
 def _single():
@@ -106,7 +106,7 @@ def test_baselines_by_hand():
 
 
 def test_interval_coverage_of_a_known_distribution_is_its_level():
-    from rnnkit.tasks.forecast import central_quantiles
+    from rnnkit.metrics import central_quantiles
 
     actual = torch.randn(200_000)
     for kind, parameters in [("gaussian", torch.tensor([0.0, 1.0])), ("student_t", torch.tensor([0.0, 1.0, 1e6]))]:
@@ -153,8 +153,8 @@ def test_revin_makes_the_forecast_follow_the_level_and_scale_of_the_window(archi
     history, calendar = torch.randn(10, 4, 3), torch.randn(3, 4, 1)
     moved = history.clone()
     moved[..., :2] = history[..., :2] * 5 + 7  # the columns only; the calendar stays
-    before, _, _ = model(history, calendar)
-    after, _, _ = model(moved, calendar)
+    before, _, _ = model(history, future_inputs=calendar)
+    after, _, _ = model(moved, future_inputs=calendar)
     output = model.output
     torch.testing.assert_close(output.point(after), output.point(before) * 5 + 7, atol=1e-4, rtol=1e-4)
 
@@ -173,7 +173,7 @@ def test_the_highway_starts_at_the_least_squares_linear_forecast(revin, channel_
     with torch.no_grad():
         model.head.weight.zero_()
         model.head.bias.zero_()
-    forecast, _, _ = model(lines[:6, :5], torch.zeros(3, 5, 0))
+    forecast, _, _ = model(lines[:6, :5], future_inputs=torch.zeros(3, 5, 0))
     torch.testing.assert_close(model.output.point(forecast), lines[6:, :5], atol=2e-3, rtol=1e-3)
 
 
@@ -186,9 +186,9 @@ def test_the_teacher_forced_decoder_equals_the_autoregressive_one_fed_its_own_fo
             parameter.normal_()
     history, calendar = torch.randn(7, 4, 5), torch.randn(5, 4, 2)
     model.eval()
-    free_running, _, _ = model(history, calendar)
+    free_running, _, _ = model(history, future_inputs=calendar)
     model.train()  # dropout is 0: train mode only switches the decoder to teacher forcing
-    forced, _, _ = model(history, calendar, targets=free_running.squeeze(-1).detach())
+    forced, _, _ = model(history, future_inputs=calendar, targets=free_running.squeeze(-1).detach())
     torch.testing.assert_close(forced, free_running, atol=1e-5, rtol=1e-5)
 
 
@@ -247,7 +247,8 @@ def test_a_noiseless_sine_wave_is_forecast_closely_and_beats_every_baseline_but_
 def test_predict_forecasts_after_the_end_of_the_file_with_intervals(sine_run, tmp_path):
     result = rnnkit_here("predict", "--checkpoint", sine_run / "run", "--horizon", "6", "--out", tmp_path / "next")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [f"wrote {tmp_path / 'next.csv'}", f"wrote {tmp_path / 'next.png'}"]
+    assert f"wrote {tmp_path / 'next.csv'}" in result.stderr and f"wrote {tmp_path / 'next.png'}" in result.stderr
+    assert result.stdout.startswith(f"{sine_run / 'sine.csv'}: sine.csv value: 6 steps from {hours(601)[600]}: ")
     rows = list(csv.DictReader(open(tmp_path / "next.csv")))
     assert [row["time"] for row in rows] == hours(606)[600:]
     truth = [math.sin(2 * math.pi * t / 24) for t in range(600, 606)]
@@ -299,7 +300,7 @@ def test_bad_options_are_one_line(tmp_path, arguments, message):
 
 
 def test_the_python_api_fits_a_dataframe_and_predicts_like_the_command(tmp_path):
-    from rnnkit import RecurrentForecaster
+    from rnnkit.tasks.forecast import RecurrentForecaster
 
     frame = pandas.read_csv(sine_csv(tmp_path / "sine.csv", rows=300))
     model = RecurrentForecaster(input_len=24, horizon=6, hidden_size=16, max_steps=150, max_minutes=0.0, epochs=0.0,
@@ -331,3 +332,41 @@ def test_quantile_models_report_only_the_intervals_their_levels_bound(tmp_path):
     assert result.returncode == 0, result.stderr
     assert open(tmp_path / "next.csv").readline().strip() == "series,column,time,forecast,lo-80,hi-80"
     assert ForecastOutput("quantile", (0.5,)).has_quantile(0.5) and not ForecastOutput("point").has_quantile(0.5)
+
+
+def test_predict_from_python_gives_the_commands_records(sine_run):
+    from rnnkit.tasks import load_run
+
+    model = load_run(str(sine_run / "run"))
+    [record] = model.predict([str(sine_run / "sine.csv")], horizon=3)
+    [forecast] = record["forecasts"]
+    assert forecast["series"] == "sine.csv" and forecast["times"] == hours(603)[600:]
+    assert {"forecast", "lo-80", "hi-80", "lo-90", "hi-90"} <= forecast.keys() and len(forecast["forecast"]) == 3
+    [backtest] = model.predict([str(sine_run / "sine.csv")], backtest=True)
+    assert backtest["windows"] == 120 - 12 + 1 and backtest["metrics"]["mse"] < 0.01
+    [missing] = model.predict(["no-such.csv"])
+    assert missing == {"error": "input 1: --data: no-such.csv: no such file"}
+
+
+def test_the_python_api_leaves_no_temporary_folder_and_reads_frames_without_files(tmp_path, monkeypatch):
+    import tempfile
+
+    from rnnkit.tasks.forecast import RecurrentForecaster
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # every temporary folder goes here, to be counted
+    frame = pandas.read_csv(sine_csv(tmp_path / "sine.csv", rows=120))
+    model = RecurrentForecaster(input_len=12, horizon=3, hidden_size=8, max_steps=3, max_minutes=0.0, epochs=0.0,
+                                eval_every=3)
+    model.fit(frame, time_column="date", target="value")
+    assert len(model.predict(3)) == 3 and len(model.backtest(frame)[0]) > 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["sine.csv"]
+
+
+def test_the_old_import_still_works_with_a_warning():
+    import rnnkit
+
+    with pytest.warns(DeprecationWarning, match="import it from rnnkit.tasks.forecast"):
+        old = rnnkit.RecurrentForecaster
+    from rnnkit.tasks.forecast import RecurrentForecaster
+
+    assert old is RecurrentForecaster and "RecurrentForecaster" not in rnnkit.__all__

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnkit.data.batches import SampledBatches, ShuffledBatches
+from rnnkit.data.whole_sequences import SampledBatches, ShuffledBatches
 from rnnkit.data.digits import DIGIT_PIXELS, load_digit_sequences
 from rnnkit.data.memory_tasks import (ADDING_BASELINE_MSE, COPY_BLANK, COPY_CLASSES, COPY_DELIMITER, COPY_LENGTH,
                                       adding_problem, copy_memory, copy_memoryless_baseline)
@@ -103,7 +103,7 @@ def sample(count, gen):
     return adding_problem(count, 6, gen)
 
 
-def test_sampled_batches_are_fresh_reproducible_and_differ_between_processes():
+def test_sampled_batches_are_fresh_reproducible_and_split_the_global_batch_between_processes():
     batches = SampledBatches(sample, 4, epoch_size=8, seed=3)
     first, second = batches.next_batch(), batches.next_batch()
     assert not torch.equal(first.inputs, second.inputs)
@@ -111,8 +111,14 @@ def test_sampled_batches_are_fresh_reproducible_and_differ_between_processes():
     resumed = SampledBatches(sample, 4, epoch_size=8, seed=3)
     resumed.load_state_dict({"drawn": 1})
     assert torch.equal(resumed.next_batch().inputs, second.inputs)
-    other_rank = SampledBatches(sample, 4, epoch_size=8, seed=3, rank=1)
-    assert not torch.equal(other_rank.next_batch().inputs, first.inputs)
+    # Two processes of batch 2 read the rows of one process's batch of 4, each its own.
+    halves = [SampledBatches(sample, 2, epoch_size=8, seed=3, rank=rank, world_size=2).next_batch() for rank in (0, 1)]
+    for rank, half in enumerate(halves):
+        assert torch.equal(half.inputs, first.inputs[:, rank::2]) and torch.equal(half.targets, first.targets[rank::2])
+    per_step = SampledBatches(lambda count, gen: (torch.rand(5, count, 1, generator=gen),
+                                                  torch.randint(0, 3, (5, count), generator=gen)),
+                              2, epoch_size=8, seed=3, rank=1, world_size=2, per_step=True).next_batch()
+    assert per_step.inputs.shape == (5, 2, 1) and per_step.targets.shape == (5, 2)
 
 
 def test_shuffled_batches_visit_every_sequence_once_per_epoch_split_between_processes():

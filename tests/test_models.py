@@ -1,16 +1,24 @@
-"""The model contract: ``forward(inputs, state=None, *, lengths=None, targets=None) -> (outputs, loss, state)``.
+"""The model contract: ``forward(inputs, state=None, *, lengths=None, targets=None, **extras) -> (outputs, loss,
+state)``, held by every model class (one parametrized test over all of them), and the losses computed again by hand.
 
-Each model owns its loss, computed here again by hand; with ``lengths`` a padded batch gives
-what each sequence gives alone, and padded steps count in no loss.
+With ``lengths`` a padded batch gives what each sequence gives alone, and padded steps count in no loss.
 """
 
 from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from rnnkit.models import LanguageModel, LanguageModelConfig, RecurrentConfig, SequenceModel
+from rnnkit.models.forecaster import Forecaster, ForecasterConfig
+from rnnkit.models.next_frame import NextFrameConfig, NextFrameModel
+from rnnkit.models.seq2seq import EncoderDecoder, Seq2SeqConfig
+from rnnkit.models.tagger import SequenceTagger, TaggerConfig
+from rnnkit.models.text_classifier import TextClassifier, TextClassifierConfig
 
 T, B = 7, 3
 LENGTHS = torch.tensor([7, 3, 5])
@@ -81,3 +89,162 @@ def test_the_language_model_carries_its_state_and_owns_its_loss():
     padded_logits, _, _ = model(tokens, lengths=LENGTHS)
     expected = torch.stack([F.cross_entropy(padded_logits[t, b], targets[t, b]) for t, b in real]).mean()
     torch.testing.assert_close(masked, expected)
+
+
+# ----------------------------------------------------------------------------- every model, one contract
+@dataclass
+class Case:
+    """A model and a padded batch for it. ``alone(b)`` is sequence b's own batch (inputs, lengths, targets, extras);
+    ``row(outputs, b)`` what of the batch's outputs is sequence b's, to compare with its own outputs."""
+
+    model: torch.nn.Module
+    inputs: torch.Tensor
+    lengths: torch.Tensor | None
+    targets: torch.Tensor
+    extras: dict = field(default_factory=dict)
+    per_step: bool = True  # outputs (T, B, ...) aligned with the inputs; else one per sequence (B, ...)
+
+    def alone(self, b: int):
+        length = self.inputs.shape[0] if self.lengths is None else int(self.lengths[b])
+        targets = self.targets[:length, b : b + 1] if self.per_step else self.targets[b : b + 1]
+        extras = {name: value[:, b : b + 1] for name, value in self.extras.items()}
+        return self.inputs[:length, b : b + 1], None, targets, extras
+
+    def row(self, outputs: torch.Tensor, b: int) -> torch.Tensor:
+        if not self.per_step:
+            return outputs[b : b + 1]
+        length = outputs.shape[0] if self.lengths is None else int(self.lengths[b])
+        return outputs[:length, b : b + 1]
+
+
+def _garbage(inputs: torch.Tensor, lengths: torch.Tensor, value) -> torch.Tensor:
+    """``inputs`` with every padded step set to ``value``: what a model must not read."""
+    padded = inputs.clone()
+    for b, length in enumerate(lengths.tolist()):
+        padded[length:, b] = value
+    return padded
+
+
+def _word_features(vocabulary: int) -> torch.Tensor:
+    return torch.randint(2, vocabulary, (T, B, 1))  # (T, B, 1): word ids only (no case, no characters)
+
+
+def language_model() -> Case:
+    model = LanguageModel(11, LanguageModelConfig(cell="lstm", hidden_size=6, embedding_size=5))
+    return Case(model, _garbage(torch.randint(0, 11, (T, B)), LENGTHS, 3), LENGTHS, torch.randint(0, 11, (T, B)))
+
+
+def sequence_model() -> Case:
+    model = SequenceModel(4, 3, RecurrentConfig(cell="gru", hidden_size=6, bidirectional=True))
+    return Case(model, _garbage(torch.randn(T, B, 4), LENGTHS, 100.0), LENGTHS, torch.randint(0, 3, (B,)),
+                per_step=False)
+
+
+def text_classifier() -> Case:
+    config = TextClassifierConfig(cell="lstm", hidden_size=6, embedding_size=5, bidirectional=True, pooling="mean",
+                                  char_hidden_size=0, case_embedding_size=0)
+    return Case(TextClassifier(9, 3, config), _garbage(_word_features(9), LENGTHS, 4), LENGTHS,
+                torch.randint(0, 3, (B,)), per_step=False)
+
+
+def sequence_tagger() -> Case:
+    config = TaggerConfig(cell="gru", hidden_size=6, embedding_size=5, bidirectional=True, char_hidden_size=0,
+                          case_embedding_size=0)
+    return Case(SequenceTagger(9, 4, config), _garbage(_word_features(9), LENGTHS, 4), LENGTHS,
+                torch.randint(0, 4, (T, B)))
+
+
+def next_frame_model() -> Case:
+    frames = torch.rand(T, B, 6).round()
+    return Case(NextFrameModel(6, NextFrameConfig(cell="lstm", hidden_size=6, output="chain")),
+                _garbage(frames, LENGTHS, 1.0), LENGTHS, torch.rand(T, B, 6).round())
+
+
+class ForecastCase(Case):
+    """Whole windows (every sequence L steps long); forecasts and targets (H, B, ...) follow the horizon."""
+
+    def alone(self, b: int):
+        return (self.inputs[:, b : b + 1], None, self.targets[:, b : b + 1],
+                {name: value[:, b : b + 1] for name, value in self.extras.items()})
+
+    def row(self, outputs: torch.Tensor, b: int) -> torch.Tensor:
+        return outputs[:, b : b + 1]
+
+
+def forecaster() -> Case:
+    config = ForecasterConfig(cell="gru", hidden_size=6, architecture="seq2seq", revin=True, distribution="gaussian")
+    model = Forecaster(2, 1, 3, input_len=T, horizon=4, config=config)
+    return ForecastCase(model, torch.randn(T, B, 2 + 3), None, torch.randn(4, B, 1),
+                        {"future_inputs": torch.randn(4, B, 3)})
+
+
+class TranslationCase(Case):
+    """The encoder–decoder's outputs follow the targets (y_1 .. <eos>), not the source."""
+
+    def alone(self, b: int):
+        target_length = int((self.targets[:, b] != 0).sum())
+        return (self.inputs[: int(self.lengths[b]), b : b + 1], None, self.targets[:target_length, b : b + 1], {})
+
+    def row(self, outputs: torch.Tensor, b: int) -> torch.Tensor:
+        return outputs[: int((self.targets[:, b] != 0).sum()) - 1, b : b + 1]
+
+
+def encoder_decoder() -> Case:
+    config = Seq2SeqConfig(cell="gru", hidden_size=6, embedding_size=5, bidirectional=True, num_layers=2)
+    targets = torch.tensor([[2, 2, 2], [5, 6, 7], [4, 3, 5], [3, 0, 6], [0, 0, 3]])  # <bos> ... <eos>, then padding
+    return TranslationCase(EncoderDecoder(9, 8, config), _garbage(torch.randint(4, 9, (T, B)), LENGTHS, 5), LENGTHS,
+                           targets)
+
+
+CASES = [language_model, sequence_model, text_classifier, sequence_tagger, next_frame_model, forecaster,
+         encoder_decoder]
+
+
+def test_every_model_class_is_listed_here():
+    """A model added to rnnkit.models must join CASES (each is a class with a forward that owns a loss)."""
+    import rnnkit.models as models
+    import pkgutil
+
+    found = set()
+    for module in pkgutil.iter_modules(models.__path__):
+        namespace = __import__(f"rnnkit.models.{module.name}", fromlist=["_"])
+        for value in vars(namespace).values():
+            if (inspect.isclass(value) and issubclass(value, torch.nn.Module) and value.__module__ == namespace.__name__
+                    and "targets" in inspect.signature(value.forward).parameters):
+                found.add(value)
+    torch.manual_seed(0)
+    assert found == {type(case().model) for case in CASES}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.__name__)
+def test_the_forward_signature_is_the_contracts(case):
+    parameters = list(inspect.signature(type(case().model).forward).parameters.values())
+    assert [p.name for p in parameters[:5]] == ["self", "inputs", "state", "lengths", "targets"]
+    assert parameters[2].default is None  # state
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is None for p in parameters[3:])
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.__name__)
+def test_the_loss_is_none_without_targets_and_a_scalar_with_them(case):
+    torch.manual_seed(0)
+    case = case()
+    model = case.model.eval()
+    outputs, loss, _ = model(case.inputs, None, lengths=case.lengths, **case.extras)
+    assert loss is None and isinstance(outputs, torch.Tensor)
+    _, loss, _ = model(case.inputs, None, lengths=case.lengths, targets=case.targets, **case.extras)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()  # the model owns a loss that trains it
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.__name__)
+def test_a_padded_batch_gives_each_sequence_what_it_gives_alone(case):
+    torch.manual_seed(0)
+    case = case()
+    model = case.model.eval()
+    with torch.no_grad():
+        outputs, _, _ = model(case.inputs, None, lengths=case.lengths, targets=case.targets, **case.extras)
+        for b in range(B):
+            inputs, lengths, targets, extras = case.alone(b)
+            alone, _, _ = model(inputs, None, lengths=lengths, targets=targets, **extras)
+            torch.testing.assert_close(case.row(outputs, b), alone, atol=1e-5, rtol=1e-5)

@@ -16,7 +16,7 @@ from cli_helpers import assert_one_line_error, rnnkit, rnnkit_here
 from rnnkit.data.piano_rolls import KEYS, midi_bytes, read_mat_splits, read_midi
 from rnnkit.errors import UserError
 from rnnkit.models.next_frame import NextFrameConfig, NextFrameModel, frame_nll
-from rnnkit.tasks.music import frame_agreement, frequency_baseline_nll
+from rnnkit.metrics import frame_agreement, frequency_baseline_nll
 
 SMALL = ["--hidden-size", "32", "--batch-size", "4", "--dropout", "0", "--lr", "0.03", "--schedule", "constant",
          "--eval-every", "50",

@@ -1,6 +1,7 @@
 """The encoder–decoder and its search: attention masks padding, batching changes nothing, the fast teacher-forced
-path equals stepping, beam search with beam 1 is greedy, a wide beam finds the best sequence by exhaustive search,
-and the length penalty ranks as its formula says."""
+path equals stepping, the model contract's three calls agree (teacher forcing = reading the source then continuing),
+beam search with beam 1 is greedy decoding written out here, a wide beam finds the best sequence by exhaustive
+search, and the length penalty ranks as its formula says."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ import torch
 
 from rnnkit.data.pair_batches import PairBatches, cut_by_tokens
 from rnnkit.models.attention import Attention
-from rnnkit.models.decoding import DecodingConfig, Specials, beam_search, greedy
-from rnnkit.models.seq2seq import EncoderDecoder, Seq2SeqConfig
+from rnnkit.models.search import DecodingConfig, beam_search
+from rnnkit.models.seq2seq import EncoderDecoder, Seq2SeqConfig, attention_of
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
-SPECIALS = Specials(BOS, EOS, (PAD, BOS))
 ARCHITECTURES = [("sutskever", "additive", False), ("cho", "additive", False), ("attention", "additive", True),
                  ("attention", "dot", False), ("attention", "general", True)]
 
@@ -38,6 +38,18 @@ def padded(sentences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 SOURCES = [[4, 5, 6, 7, 8], [5, 4], [8, 8, 6]]
+
+
+def search(model, source, lengths, config: DecodingConfig, n_best: int = 1):
+    """What the translate task searches: from <bos> to <eos>, never writing <pad> or <bos>."""
+    return beam_search(model, source, lengths=lengths, beam_size=config.beam_size, max_lengths=config.max_lengths(lengths),
+                       begin=BOS, end=EOS, never=(PAD, BOS), penalty=config.penalised, n_best=n_best,
+                       attention=attention_of)
+
+
+def first_state(model, source, lengths):
+    """The decoder's state before the first target word: what reading the source returns."""
+    return model(source, lengths=lengths)[2]
 
 
 # ----------------------------------------------------------------------------- attention
@@ -79,8 +91,8 @@ def test_teacher_forced_fast_path_equals_stepping(architecture, score, feeding):
     source, lengths = padded(SOURCES)
     previous = torch.tensor([[BOS, BOS, BOS], [4, 5, 6], [5, 7, 4], [6, 4, 4]])
     with torch.no_grad():
-        fast, fast_weights = model.decoder.teacher_forced(previous, model.encode(source, lengths))
-        stepped, stepped_weights = model.decoder.sampled(previous, model.encode(source, lengths), 1.0)
+        fast, fast_weights, _ = model.decoder.teacher_forced(previous, first_state(model, source, lengths))
+        stepped, stepped_weights, _ = model.decoder.sampled(previous, first_state(model, source, lengths), 1.0)
     torch.testing.assert_close(fast, stepped)
     if architecture == "attention":
         torch.testing.assert_close(fast_weights, stepped_weights)
@@ -94,15 +106,38 @@ def test_a_batch_gives_what_each_sentence_gives_alone(architecture, score, feedi
     config = DecodingConfig(beam_size=3, max_length_extra=4)
     with torch.no_grad():
         logits, _, _ = model(source, lengths=lengths, targets=targets)
-        together = beam_search(model, source, lengths, config, SPECIALS, n_best=3)
+        together = search(model, source, lengths, config, n_best=3)
         for column, sentence in enumerate(SOURCES):
             alone_source, alone_lengths = padded([sentence])
             length = int((targets[:, column] != PAD).sum())
             alone_logits, _, _ = model(alone_source, lengths=alone_lengths, targets=targets[:length, column : column + 1])
             torch.testing.assert_close(logits[: length - 1, column], alone_logits[:, 0])
-            alone = beam_search(model, alone_source, alone_lengths, config, SPECIALS, n_best=3)[0]
+            alone = search(model, alone_source, alone_lengths, config, n_best=3)[0]
             assert [h.tokens for h in together[column]] == [h.tokens for h in alone]
             assert [h.score for h in together[column]] == pytest.approx([h.score for h in alone], abs=1e-5)
+
+
+@pytest.mark.parametrize("architecture,score,feeding", ARCHITECTURES)
+def test_teacher_forcing_is_reading_the_source_then_continuing(architecture, score, feeding):
+    """model(source, targets=y) = model(source) then model(y_0 .. y_{T-1}, state); and continuing word by word from
+    the returned states gives the same logits and the same final state."""
+    model = model_of(architecture, score, feeding)
+    source, lengths = padded(SOURCES)
+    targets = torch.tensor([[BOS, BOS, BOS], [4, 5, 6], [5, EOS, 4], [EOS, PAD, EOS]])
+    with torch.no_grad():
+        forced, loss, forced_state = model(source, lengths=lengths, targets=targets)
+        memory, none, state = model(source, lengths=lengths)
+        assert none is None and memory.shape[:2] == source.shape
+        continued, continued_loss, _ = model(targets[:-1], state, targets=targets[1:])
+        stepped = []
+        for word in targets[:-1]:
+            logits, _, state = model(word.unsqueeze(0), state)
+            stepped.append(logits[0])
+    torch.testing.assert_close(continued, forced)
+    torch.testing.assert_close(continued_loss, loss)
+    torch.testing.assert_close(torch.stack(stepped), forced, atol=1e-5, rtol=1e-5)
+    for part, forced_part in zip(state.rnn, forced_state.rnn):
+        torch.testing.assert_close(part, forced_part, atol=1e-5, rtol=1e-5)
 
 
 def test_scheduled_sampling_reads_its_own_guesses():
@@ -110,28 +145,49 @@ def test_scheduled_sampling_reads_its_own_guesses():
     source, lengths = padded(SOURCES)
     previous = torch.tensor([[BOS, BOS, BOS], [4, 5, 6], [5, 7, 4]])
     with torch.no_grad():
-        forced, _ = model.decoder.sampled(previous, model.encode(source, lengths), 1.0)
-        guessed, _ = model.decoder.sampled(previous, model.encode(source, lengths), 0.0)
+        forced, _, _ = model.decoder.sampled(previous, first_state(model, source, lengths), 1.0)
+        guessed, _, _ = model.decoder.sampled(previous, first_state(model, source, lengths), 0.0)
         # with ratio 0, step 2 reads step 1's argmax: feed those tokens explicitly and compare
         own = torch.stack([previous[0], forced[0].argmax(-1)])
-        explicit, _ = model.decoder.sampled(own, model.encode(source, lengths), 1.0)
+        explicit, _, _ = model.decoder.sampled(own, first_state(model, source, lengths), 1.0)
     torch.testing.assert_close(guessed[:2], explicit)
     torch.testing.assert_close(guessed[0], forced[0])
 
 
 # ----------------------------------------------------------------------------- search
+@torch.no_grad()
+def greedy(model, sentence: list[int], limit: int) -> tuple[list[int], float, torch.Tensor | None]:
+    """The best next word at every step until <eos> or the limit, through the model contract, one sentence:
+    the words written, log P of them (and of <eos> if it ended), and each step's attention weights."""
+    source, lengths = padded([sentence])
+    _, _, state = model(source, lengths=lengths)
+    token, written, log_prob, weights = BOS, [], 0.0, []
+    for _ in range(limit):
+        logits, _, state = model(torch.tensor([[token]]), state)
+        log_probs = torch.log_softmax(logits[0, 0].float(), -1)
+        log_probs[[PAD, BOS]] = float("-inf")
+        token = int(log_probs.argmax())
+        log_prob += float(log_probs[token])
+        weights.append(state.attention)
+        if token == EOS:
+            break
+        written.append(token)
+    return written, log_prob, None if weights[0] is None else torch.cat(weights)
+
+
 @pytest.mark.parametrize("architecture,score,feeding", ARCHITECTURES)
 def test_beam_of_one_is_greedy(architecture, score, feeding):
     model = model_of(architecture, score, feeding, seed=3)
     source, lengths = padded(SOURCES)
     config = DecodingConfig(beam_size=1, max_length_extra=6, length_penalty="gnmt")
-    greedy_found = greedy(model, source, lengths, config, SPECIALS)
-    beam_found = beam_search(model, source, lengths, config, SPECIALS)
-    for by_greedy, [by_beam] in zip(greedy_found, beam_found):
-        assert by_greedy.tokens == by_beam.tokens
-        assert by_greedy.score == pytest.approx(by_beam.score, abs=1e-5)
-        if architecture == "attention":
-            torch.testing.assert_close(by_greedy.attention, by_beam.attention)
+    limits = config.max_lengths(lengths).tolist()
+    for sentence, limit, [by_beam] in zip(SOURCES, limits, search(model, source, lengths, config)):
+        tokens, log_prob, attention = greedy(model, sentence, limit)
+        assert by_beam.tokens == tokens
+        assert by_beam.log_prob == pytest.approx(log_prob, abs=1e-5)
+        if architecture == "attention":  # the batch's rows are as wide as its longest source; the padding gets 0
+            torch.testing.assert_close(by_beam.attention[:, : len(sentence)], attention)
+            assert not by_beam.attention[:, len(sentence) :].any()
 
 
 def sequence_log_prob(model, source, lengths, tokens: list[int], ended: bool) -> float:
@@ -139,7 +195,7 @@ def sequence_log_prob(model, source, lengths, tokens: list[int], ended: bool) ->
     previous = torch.tensor([BOS, *tokens] if ended else [BOS, *tokens[:-1]]).unsqueeze(1)
     following = [*tokens, EOS] if ended else tokens
     with torch.no_grad():
-        logits, _ = model.decoder.teacher_forced(previous, model.encode(source, lengths))
+        logits, _, _ = model(previous, first_state(model, source, lengths))  # continuing: the same as teacher forcing
     log_probs = torch.log_softmax(logits.float()[:, 0], dim=-1)
     log_probs[:, [PAD, BOS]] = float("-inf")
     return float(sum(log_probs[step, token] for step, token in enumerate(following)))
@@ -160,7 +216,7 @@ def test_a_wide_beam_finds_the_best_sequence_of_exhaustive_search(penalty):
     candidates += [(list(tokens), False) for tokens in itertools.product(words, repeat=3)]
     scored = sorted(((config.penalised(sequence_log_prob(model, source, lengths, tokens, ended),
                                        len(tokens) + ended), tokens) for tokens, ended in candidates), reverse=True)
-    found = beam_search(model, source, lengths, config, SPECIALS, n_best=len(candidates))[0]
+    found = search(model, source, lengths, config, n_best=len(candidates))[0]
     assert len(found) == len(candidates) == 15  # every sequence, each once
     assert found[0].tokens == scored[0][1]
     assert [h.score for h in found] == pytest.approx([score for score, _ in scored], abs=1e-4)
@@ -180,7 +236,7 @@ def test_the_length_penalty_ranks_as_its_formula_says():
     source, lengths = padded([[4, 5]])
     for penalty in ("none", "average"):
         config = DecodingConfig(beam_size=8, length_penalty=penalty, max_length_extra=4, max_length_ratio=0)
-        found = beam_search(model, source, lengths, config, SPECIALS, n_best=8)[0]
+        found = search(model, source, lengths, config, n_best=8)[0]
         scores = [h.score for h in found]
         assert scores == sorted(scores, reverse=True)
         for hypothesis in found:
@@ -193,9 +249,10 @@ def test_translations_respect_the_length_limit():
     source, lengths = padded(SOURCES)
     config = DecodingConfig(beam_size=2, max_length_ratio=0.5, max_length_extra=1)
     limits = config.max_lengths(lengths)
-    for hypotheses, limit in zip(beam_search(model, source, lengths, config, SPECIALS, n_best=2), limits):
+    for hypotheses, limit in zip(search(model, source, lengths, config, n_best=2), limits):
         assert all(len(h.tokens) <= int(limit) for h in hypotheses)
-    for hypothesis, limit in zip(greedy(model, source, lengths, config, SPECIALS), limits):
+    for [hypothesis], limit in zip(search(model, source, lengths, DecodingConfig(beam_size=1, max_length_ratio=0.5,
+                                                                                max_length_extra=1)), limits):
         assert len(hypothesis.tokens) <= int(limit)
 
 

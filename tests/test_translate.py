@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from cli_helpers import assert_one_line_error, rnnkit, rnnkit_here, tree_digest
-from rnnkit.models.decoding import Hypothesis
+from rnnkit.models.search import Hypothesis
 from rnnkit.tasks import load_run
 
 WORDS = "a b c d e f".split()
@@ -119,9 +119,9 @@ def test_replace_unknown_copies_the_most_attended_source_word(reverse_run):
     vocabulary = session.target.vocabulary
     written = Hypothesis(vocabulary.encode(["c", "<unk>", "a"]), -1.0, -1.0,
                          torch.tensor([[0.1, 0.1, 0.8], [0.2, 0.7, 0.1], [0.9, 0.05, 0.05], [0.4, 0.3, 0.3]]))
-    assert session.target_units(written, ["a", "zz", "c"]) == ["c", "<unk>", "a"]  # off by default
-    session.decoding = replace(session.decoding, replace_unknown=True)
-    assert session.target_units(written, ["a", "zz", "c"]) == ["c", "zz", "a"]
+    decoding = session.config.decoding
+    assert session.written(written, ["a", "zz", "c"], decoding) == ["c", "<unk>", "a"]  # off by default
+    assert session.written(written, ["a", "zz", "c"], replace(decoding, replace_unknown=True)) == ["c", "zz", "a"]
 
 
 # ----------------------------------------------------------------------------- Multi30k's layout
@@ -161,11 +161,11 @@ def test_subword_units_are_learnt_per_language_and_spell_the_words_back(tmp_path
     assert result.returncode == 0, result.stderr
     trained = load_run(str(run))
     session = trained.session
-    units = session.source.vocabulary.tokens
-    assert len(units) <= 40 + 3 and "\u2581ein" in units  # the BPE model's pieces, and <pad> <bos> <eos>
+    pieces = session.source.vocabulary.tokens
+    assert len(pieces) <= 40 + 3 and "\u2581ein" in pieces  # the BPE model's pieces, and <pad> <bos> <eos>
     words = "zwei hunde fahren fahrrad .".split()
-    assert session.source.words(session.source.units(words)) == words
-    assert len(session.source.units(["antriebsradsystem"])) > 1  # an unseen word is spelt from pieces, not <unk>
+    assert session.source.words(session.source.pieces(words)) == words
+    assert len(session.source.pieces(["antriebsradsystem"])) > 1  # an unseen word is spelt from pieces, not <unk>
     assert isinstance(trained.predict(["Ein Hund fährt Fahrrad."])[0]["translation"], str)
     assert_one_line_error(rnnkit_here("train", "translate", "--data-dir", data, "--subwords", "5000", *SMALL,
                                       "--max-steps", "1", "--out", tmp_path / "big"), "--subwords", "lower --subwords")

@@ -58,7 +58,7 @@ def test_perplexity_is_the_exponential_of_the_mean_cross_entropy_computed_by_han
     model = session.model.eval()
     with torch.no_grad():
         metrics = session.evaluate(model)
-        tokens, _ = session.held_out_tokens
+        tokens, _ = session.held_out_tokens()
         logits, _, _ = model(tokens[:-1].view(-1, 1))  # the whole text in one pass: what carrying the state equals
         expected = F.cross_entropy(logits[:, 0], tokens[1:]).item()
     assert metrics["loss"] == pytest.approx(expected, rel=1e-5)

@@ -38,9 +38,14 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # The forecasting API needs the task machinery (and pandas); it is imported only when asked for.
+    # The package face exports layers, not tasks. The forecasting API lived here until the contracts issue; the
+    # old spelling still works, with a warning naming the new one.
     if name == "RecurrentForecaster":
-        from rnnkit.tasks.forecast_api import RecurrentForecaster
+        import warnings
+
+        warnings.warn("rnnkit.RecurrentForecaster moved: import it from rnnkit.tasks.forecast", DeprecationWarning,
+                      stacklevel=2)
+        from rnnkit.tasks.forecast import RecurrentForecaster
 
         return RecurrentForecaster
     raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")
@@ -65,7 +70,6 @@ __all__ = [
     "SequenceLayer",
     "apply_constraints",
     "detach_state",
-    "RecurrentForecaster",
     "explain",
     "get_cell_class",
 ]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tyro
 
-from rnnkit.config_files import apply_yaml, dump_yaml, read_yaml
+from rnnkit.config_files import dump_yaml, read_yaml
 from rnnkit.errors import UserError
 from rnnkit.bench import bench_command
 from rnnkit.inspect.command import inspect_command
@@ -54,7 +54,7 @@ def _parse_train(arguments: list[str]) -> tuple[Task, RunConfig]:
     for path, value in zip(files, values):
         if value.get("task", task.name) != task.name:
             raise UserError(f"--config: {path} configures task {value['task']!r}, not {task.name!r}")
-        default = apply_yaml(default, value, str(path))
+        default = default.with_values(value, str(path))
     config = tyro.cli(task.config_class, default=default, args=options, prog=f"rnnkit train {task.name}",
                       config=(tyro.conf.OmitArgPrefixes,))
     config.validate()
@@ -112,12 +112,14 @@ def task_command(command: str, arguments: list[str]) -> int:
         raise UserError(f"task {run.task.name!r} (checkpoint {known.checkpoint}) has no '{command}' command; "
                         f"its trained models support: {supported}")
     entry = run.task.commands[command]
-    flags = {f"--{field.name.replace('_', '-')}" for field in dataclasses.fields(entry.options)}
-    unknown = next((a for a in arguments if a.startswith("--") and a.split("=")[0] not in flags | {"--help"}), None)
-    if unknown is not None:  # one line naming what the command takes, not a parser's box
-        raise UserError(f"{unknown.split('=')[0]}: 'rnnkit {command}' on a {run.task.name} model ({entry.summary}) "
-                        f"has no such option; it takes {', '.join(sorted(flags))}")
-    options = tyro.cli(entry.options, args=arguments, prog=f"rnnkit {command}", description=entry.summary)
+    options, unknown = tyro.cli(entry.options, args=arguments, prog=f"rnnkit {command}", description=entry.summary,
+                                return_unknown_args=True)
+    flag = next((argument.split("=")[0] for argument in unknown if argument.startswith("-")), None)
+    if unknown:  # one line naming what the command takes, not a parser's box
+        flags = ", ".join(sorted(f"--{field.name.replace('_', '-')}" for field in dataclasses.fields(entry.options)))
+        what = f"has no such option" if flag else "takes no such argument"
+        raise UserError(f"{flag or repr(unknown[0])}: 'rnnkit {command}' on a {run.task.name} model ({entry.summary}) "
+                        f"{what}; it takes {flags}")
     entry.run(run.session(options.device), options)
     return 0
 

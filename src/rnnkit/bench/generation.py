@@ -1,7 +1,7 @@
 """Per-character latency of generation: what ``rnnkit generate`` does, at batch 1.
 
 ``rnnkit generate`` samples one character at a time: each is one step of the recurrence
-through every layer, then the output layer and a draw (``rnnkit.models.generation.sample``).
+through every layer, then the output layer and a draw (``rnnkit.models.sampling.sample``).
 The same sampling loop drives two models with the same weights:
 
 * ``rnnkit``: the char-level ``LanguageModel`` as ``rnnkit train`` builds it;
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from rnnkit.bench.measure import NATIVE, round_robin
-from rnnkit.models.generation import sample
+from rnnkit.models.sampling import sample
 from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
 
 VOCABULARY = 65  # Tiny Shakespeare's characters

@@ -20,24 +20,28 @@ from __future__ import annotations
 import torch
 
 from rnnkit.data.batch import Batch
-from rnnkit.data.batches import EpochPosition
+from rnnkit.data.whole_sequences import EpochPosition
 
 
-def collate_pairs(sources: list[torch.Tensor], targets: list[torch.Tensor] | None) -> Batch:
-    """Source (S_i,) and target (T_i,) id tensors -> one padded batch."""
+def collate_pairs(sources: list[torch.Tensor], targets: list[torch.Tensor] | None,
+                  references: list | None = None) -> Batch:
+    """Source (S_i,) and target (T_i,) id tensors (and the targets' reference texts) -> one padded batch."""
     lengths = torch.tensor([len(source) for source in sources])
     inputs = torch.nn.utils.rnn.pad_sequence(sources)  # (S, B), 0-padded
     padded = None if targets is None else torch.nn.utils.rnn.pad_sequence(targets)
-    return Batch(inputs, padded, lengths, starts_epoch=True)
+    return Batch(inputs, padded, lengths, starts_epoch=True, references=references)
 
 
-def pairs_by_length(sources: list[torch.Tensor], targets: list[torch.Tensor] | None, size: int):
+def pairs_by_length(sources: list[torch.Tensor], targets: list[torch.Tensor] | None, size: int,
+                    references: list | None = None):
     """(indices, batch) pairs covering every pair once, ``size`` at a time, shortest source first: for evaluation and
     translation, where the order does not matter or is restored from ``indices``."""
     order = sorted(range(len(sources)), key=lambda index: len(sources[index]))
     for start in range(0, len(order), size):
         indices = order[start : start + size]
-        yield indices, collate_pairs([sources[i] for i in indices], None if targets is None else [targets[i] for i in indices])
+        yield indices, collate_pairs([sources[i] for i in indices],
+                                     None if targets is None else [targets[i] for i in indices],
+                                     None if references is None else [references[i] for i in indices])
 
 
 def cut_by_tokens(lengths: list[int], max_tokens: int, max_sentences: int) -> list[list[int]]:

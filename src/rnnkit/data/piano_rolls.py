@@ -5,14 +5,15 @@
 
 Sources: the Boulanger-Lewandowski et al. (2012) data sets as MATLAB files (``traindata``,
 ``validdata``, ``testdata``: each a 1 x N cell of (T_i, 88) arrays; read with scipy), and
-standard MIDI files (read and written with pretty_midi, on mido). Drawing a roll is
-matplotlib's ``imshow``. Every file that cannot be read is one ``UserError`` naming it. Writers return bytes, for the caller to
-write atomically.
+standard MIDI files (read and written with pretty_midi, on mido); ``rnnkit.figures`` draws them.
+Every file that cannot be read is one ``UserError`` naming it. Writers return bytes, for the caller
+to write atomically.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -100,24 +101,19 @@ def midi_bytes(roll: torch.Tensor, frame_seconds: float, program: int = 0, veloc
     return data.getvalue()
 
 
-def piano_roll_png(roll: torch.Tensor, title: str, primed_steps: int = 0) -> bytes:
-    """The roll as a PNG image: time to the right, pitch upwards; a line where a prime ends and sampling begins."""
-    import matplotlib
+@dataclass
+class NextFrames:
+    """Pieces as next-frame examples: each piece x_1..x_T gives inputs x_1..x_{T-1} and targets x_2..x_T (the
+    convention of the TCN repository the .mat files come from)."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    inputs: list[torch.Tensor]  # (T_i - 1, 88)
+    targets: list[torch.Tensor]  # (T_i - 1, 88)
 
-    figure, axes = plt.subplots(figsize=(min(4 + roll.shape[0] / 25, 30), 4))
-    axes.imshow(roll.T.cpu().numpy(), origin="lower", aspect="auto", cmap="Greys", interpolation="nearest",
-                extent=(0, roll.shape[0], LOWEST_PITCH - 0.5, LOWEST_PITCH + KEYS - 0.5))
-    if primed_steps:
-        axes.axvline(primed_steps, color="tab:red", linewidth=1, label="end of the prime")
-        axes.legend(loc="upper right")
-    axes.set_xlabel("time step")
-    axes.set_ylabel("MIDI pitch")
-    axes.set_title(title)
-    figure.tight_layout()
-    data = io.BytesIO()
-    figure.savefig(data, format="png", dpi=100)
-    plt.close(figure)
-    return data.getvalue()
+    @classmethod
+    def of(cls, pieces: list[torch.Tensor]) -> NextFrames:
+        pieces = [piece for piece in pieces if piece.shape[0] >= 2]  # a one-frame piece has nothing to predict
+        return cls([piece[:-1] for piece in pieces], [piece[1:] for piece in pieces])
+
+    @property
+    def frames(self) -> int:
+        return sum(target.shape[0] for target in self.targets)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from rnnkit.data.batch import Batch
-from rnnkit.data.batches import EpochPosition
+from rnnkit.data.whole_sequences import EpochPosition
 from rnnkit.data.token_features import pad_sentences
 
 POOL = 50  # batches sorted together by length

@@ -67,8 +67,11 @@ def from_bio(tags: list[str], scheme: str) -> list[str]:
     return converted
 
 
-def convert(tags: list[str], source: str, target: str) -> list[str]:
-    return list(tags) if source == target else from_bio(to_bio(tags), target)
+def convert(tags: list[str], target: str) -> list[str]:
+    """The entities of ``tags`` in ``target``'s tags. They are read leniently (``to_bio``, the same reading for
+    every scheme), so the result always follows ``target``'s rules, even where the input broke its own
+    scheme's: a BIO file's ``O I-PER`` becomes ``O B-PER``, a tag path the CRF can decode."""
+    return from_bio(to_bio(tags), target)
 
 
 def allowed_transition(previous: str | None, following: str | None, scheme: str) -> bool:

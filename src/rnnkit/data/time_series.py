@@ -87,6 +87,23 @@ def read_series_csv(path: str, time_column: str, columns: tuple[str, ...], serie
         raise UserError(f"{option}: {path}: no such file") from None
     except (pandas.errors.ParserError, UnicodeDecodeError, pandas.errors.EmptyDataError) as error:
         raise UserError(f"{option}: {path}: not a CSV file pandas can read ({error})".replace("\n", " ")) from None
+    return read_series_table(frame, str(path), time_column, columns, series_column, fill)
+
+
+def read_series_frame(frame, time_column: str, columns: tuple[str, ...], series_column: str | None = None,
+                      fill: str = "none") -> tuple[list[Series], tuple[str, ...], float | None]:
+    """As ``read_series_csv``, from a pandas DataFrame (rows counted from 0 in messages, as pandas counts them)."""
+    cells = frame.astype(object).where(frame.notna(), "").astype(str)  # what read_csv(dtype=str) would read
+    return read_series_table(cells, "the DataFrame", time_column, columns, series_column, fill, first_line=0,
+                             row_word="row")
+
+
+def read_series_table(frame, path: str, time_column: str, columns: tuple[str, ...], series_column: str | None,
+                      fill: str, first_line: int = FIRST_DATA_LINE,
+                      row_word: str = "line") -> tuple[list[Series], tuple[str, ...], float | None]:
+    """The series of a table of strings (a CSV file read by pandas); ``path`` names it in messages."""
+    import pandas
+
     frame.columns = [str(column).strip() for column in frame.columns]
     existing = ", ".join(frame.columns)
     for name, option_name in [(time_column, "--time-column"), *((c, "--target/--covariates") for c in columns),
@@ -104,8 +121,8 @@ def read_series_csv(path: str, time_column: str, columns: tuple[str, ...], serie
         bad = numbers.isna() & (cells != "")
         if bad.any():
             row = int(bad.to_numpy().argmax())
-            raise UserError(f"{path} line {row + FIRST_DATA_LINE}, column {column!r}: {cells.iloc[row]!r} is not a number; "
-                            "fix the cell or leave it empty and pass --fill-missing")
+            raise UserError(f"{path} {row_word} {row + first_line}, column {column!r}: {cells.iloc[row]!r} is not a "
+                            "number; fix the cell or leave it empty and pass --fill-missing")
         values[:, index] = numbers.to_numpy(dtype=numpy.float64, na_value=numpy.nan)
     times = _parse_times(frame[time_column], path, time_column)
     groups = [(Path(path).name, numpy.arange(len(frame)))] if series_column is None else [
@@ -168,3 +185,16 @@ def _step_seconds(times) -> float | None:
     if not hasattr(times, "to_numpy") or len(times) < 2:
         return None
     return float(numpy.median(numpy.diff(times.to_numpy())) / numpy.timedelta64(1, "s"))
+
+
+def future_times(times, horizon: int, step_seconds: float | None):
+    """The ``horizon`` timestamps after the last of ``times``, a time step apart (calendar months for monthly data)."""
+    import pandas
+
+    if step_seconds is None:
+        step = float(numpy.median(numpy.diff(times))) if len(times) > 1 else 1.0
+        return times[-1] + step * numpy.arange(1, horizon + 1)
+    days = step_seconds / 86400
+    step = pandas.DateOffset(months=1) if 28 <= days <= 31 else pandas.DateOffset(years=1) if 365 <= days <= 366 \
+        else pandas.Timedelta(seconds=step_seconds)
+    return pandas.DatetimeIndex([times[-1] + step * k for k in range(1, horizon + 1)])

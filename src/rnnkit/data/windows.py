@@ -17,16 +17,17 @@ window crosses from one series into another.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy
 import torch
 
-from rnnkit.data.batches import ShuffledRows
+from rnnkit.data.batch import Batch
+from rnnkit.data.splits import SPLITS
 from rnnkit.data.time_series import Series
+from rnnkit.data.whole_sequences import ShuffledRows
 from rnnkit.errors import UserError
 
-SPLITS = ("train", "validation", "test")
 ETT_HOURLY_BORDERS = (8640, 11520, 14400)  # Informer: 12, 4 and 4 months of hours; the rows after 14,400 are unused
 
 
@@ -68,22 +69,37 @@ class Scaler:
 
 
 @dataclass
-class WindowBatch:
-    """Windows, time-major: what the encoder reads, the calendar of the forecast steps, the values to forecast."""
+class SeriesLayout:
+    """How a run reads a file: its columns (targets first, then covariates), the scaler fitted on its training
+    rows, the time step (for the calendar features) and the season of the seasonal baseline; kept in the
+    checkpoint, so that a trained model reads a new file the way training read its own."""
 
-    history: torch.Tensor  # (L, B, C + F): the columns (targets first), then the calendar features
-    future_calendar: torch.Tensor  # (H, B, F)
-    targets: torch.Tensor | None  # (H, B, T) the target columns' future values; None when forecasting the unknown
-    starts_epoch: bool = True  # whole windows: no state to carry
+    columns: tuple[str, ...]
+    targets: int
+    scaler: Scaler
+    step_seconds: float | None
+    season: int
+
+    def to_state(self) -> dict:
+        return {"columns": list(self.columns), "targets": self.targets, "scaler": self.scaler.to_state(),
+                "step_seconds": self.step_seconds, "season": self.season}
+
+    @classmethod
+    def from_state(cls, state: dict) -> SeriesLayout:
+        return cls(tuple(state["columns"]), int(state["targets"]), Scaler.from_state(state["scaler"]),
+                   state["step_seconds"], int(state["season"]))
 
     @property
-    def size(self) -> int:
-        return self.history.shape[1]
+    def target_names(self) -> tuple[str, ...]:
+        return self.columns[: self.targets]
 
-    def to(self, device: torch.device) -> WindowBatch:
-        targets = None if self.targets is None else self.targets.to(device)
-        return replace(self, history=self.history.to(device), future_calendar=self.future_calendar.to(device),
-                       targets=targets)
+    def target_scaling(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scaler's mean and standard deviation (T,) of the target columns: scaled x -> x * std + mean."""
+        return tuple(torch.tensor(values[: self.targets], dtype=torch.float32)
+                     for values in (self.scaler.mean, self.scaler.std))
+
+    def scaled(self, series: list[Series]) -> list[Series]:
+        return [Series(one.name, one.times, self.scaler.transform(one.values), one.calendar) for one in series]
 
 
 class Windows:
@@ -105,12 +121,14 @@ class Windows:
     def __len__(self) -> int:
         return len(self.index)
 
-    def batch(self, positions) -> WindowBatch:
+    def batch(self, positions) -> Batch:
+        """Windows, time-major: inputs (L, B, C + F) the columns (targets first) then the calendar features;
+        ``future_inputs`` (H, B, F) the calendar of the forecast steps; targets (H, B, T) the values to forecast."""
         windows = torch.stack([self.tables[number][row : row + self.input_len + self.horizon]
                                for number, row in (self.index[int(p)] for p in positions)], dim=1)  # (L + H, B, C + F)
         history, future = windows[: self.input_len], windows[self.input_len :]
         calendar = future[..., future.shape[-1] - self.calendar_width :]
-        return WindowBatch(history, calendar, future[..., : self.targets])
+        return Batch(history, future[..., : self.targets], starts_epoch=True, extras={"future_inputs": calendar})
 
     def batches(self, size: int):
         """Every window once, in order, ``size`` at a time."""
@@ -150,5 +168,5 @@ class ShuffledWindows(ShuffledRows):
         super().__init__(len(windows), batch_size, seed, rank, world_size)
         self.windows = windows
 
-    def next_batch(self) -> WindowBatch:
+    def next_batch(self) -> Batch:
         return self.windows.batch(self.next_rows())

@@ -82,7 +82,7 @@ def _fresh_session(options: GradFlowOptions, cell: str) -> Session:
 
 
 def _describe(session: Session) -> str:
-    model = session.model.config
+    model = session.config.model
     return f"{model.cell} {model.num_layers}x{model.hidden_size}"
 
 
@@ -116,15 +116,15 @@ def gates_command(arguments: list[str]) -> int:
     if options.batch_size <= 0 or options.length <= 0:
         raise UserError("--batch-size and --length must be positive integers")
     _, session = restore_session(options.checkpoint)
-    layers = len(session.model.rnn.layers)
+    session = inspectable(session, f"checkpoint {options.checkpoint}")
+    watched = session.recurrent_layers()
+    layers = len(watched.layers)
     if not -layers <= options.layer < layers:
         raise UserError(f"--layer: the model has {layers} recurrent layer(s), so expected 0..{layers - 1} or -1, got {options.layer}")
-    cell = session.model.rnn.cells[0]
-    if not cell.gate_names:
-        raise UserError(f"checkpoint {options.checkpoint}: its {session.model.config.cell} cells have no gates; "
+    if not watched.cells[0].gate_names:
+        raise UserError(f"checkpoint {options.checkpoint}: its {session.config.model.cell} cells have no gates; "
                         "'inspect gates' needs a model of lstm, gru or janet cells")
     out = Path(options.out)
-    session = inspectable(session, f"checkpoint {options.checkpoint}")
     recording = record_steps(session, session.inspection_batch(options.batch_size), options.layer)
     title = f"{_describe(session)} ({Path(options.checkpoint).name}), layer {options.layer % layers}"
     statistics = gate_statistics(recording.gate_values())

@@ -13,19 +13,20 @@ from pathlib import Path
 import torch
 
 from rnnkit.data.batch import Batch
-from rnnkit.inspect.figures import pyplot
+from rnnkit.figures import pyplot
 from rnnkit.inspect.recording import Recording, record
-from rnnkit.train.session import Session
+from rnnkit.inspect.source import Inspectable
 
 SATURATED_BELOW, SATURATED_ABOVE = 0.1, 0.9
 HISTOGRAM_BINS = 20
 
 
-def record_steps(session: Session, batch: Batch, layer: int = -1) -> Recording:
-    """Run the model on ``batch`` and return what layer ``layer`` did at each step (gates and states)."""
+def record_steps(session: Inspectable, batch: Batch, layer: int = -1) -> Recording:
+    """Run the model on ``batch`` and return what layer ``layer`` of its watched layers did at each step (gates and
+    states)."""
     model = session.model
     model.eval()
-    with torch.no_grad(), record(model.rnn, layer) as recording:
+    with torch.no_grad(), record(session.recurrent_layers(), layer) as recording:
         session.training_step(model, batch, None)
     return recording
 

@@ -34,7 +34,7 @@ def gradient_flow(session: Inspectable, batch_size: int, label: str) -> Gradient
     model.eval()  # no dropout: the gradient of the model itself
     batch = session.inspection_batch(batch_size)
     model.zero_grad(set_to_none=True)
-    with record(model.rnn, probe_gradients=True) as recording:
+    with record(session.recurrent_layers(), probe_gradients=True) as recording:
         loss, _, _ = session.training_step(model, batch, None)
         loss.backward()
     norms = recording.gradient_norms().mean(dim=1)  # (T,)
@@ -59,7 +59,7 @@ def write_gradient_flow(flows: list[GradientFlow], folder: Path, title: str) -> 
 
 
 def _plot(flows: list[GradientFlow], path: Path, title: str) -> None:
-    from rnnkit.inspect.figures import pyplot
+    from rnnkit.figures import pyplot
 
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.2))

@@ -1,7 +1,8 @@
-"""What a task's session gives ``rnnkit inspect``: held-out batches, and what a batch reads at each step.
+"""What a task's session gives ``rnnkit inspect``: the layers to watch, held-out batches, and what a batch reads
+at each step.
 
-A task supports inspection by giving its session these two methods (the whole-sequence tasks
-and the char LM do); ``inspectable`` refuses, in one line, a session that has not.
+Every task's session has these three methods; ``inspectable`` refuses, in one line, a session
+that has not (a task of your own that left them out).
 """
 
 from __future__ import annotations
@@ -10,10 +11,15 @@ from typing import Protocol, runtime_checkable
 
 from rnnkit.data.batch import Batch
 from rnnkit.errors import UserError
+from rnnkit.layers import Recurrent
 
 
 @runtime_checkable
 class Inspectable(Protocol):
+    def recurrent_layers(self) -> Recurrent:
+        """The recurrent layers inspect watches: the model's core (an encoder–decoder's encoder, which reads the
+        source)."""
+
     def inspection_batch(self, size: int, length: int | None = None) -> Batch:
         """``size`` held-out sequences (``length`` steps where the task lets the caller decide)."""
 

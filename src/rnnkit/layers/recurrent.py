@@ -374,7 +374,10 @@ class Recurrent(nn.Module):
         return ", ".join(options)
 
 
-@torch.compiler.disable
+# torch._disable_dynamo is torch.compiler.disable that imports Dynamo at the first call rather than here:
+# the decorator at module level pulled torch._dynamo (2.3 s) into every 'import rnnkit', and this
+# function only runs while Dynamo is already tracing.
+@torch._disable_dynamo
 def _run_layers_eagerly(stack: Recurrent, inputs: torch.Tensor, layer_states, lengths):
     """``stack._run_layers`` outside torch.compile's graph (a graph break), on its fast kernels."""
     return stack._run_layers(inputs, layer_states, lengths)

@@ -12,7 +12,8 @@ true previous value in training (teacher forcing, as DeepAR trains; the whole ho
 one ``Recurrent`` call). RevIN (Kim et al. 2022) standardises each input window by its own mean
 and standard deviation per column, with a learnt affine map, and moves the forecast back to
 the window's units: the model sees shapes, not levels, which helps where the level drifts.
-The model owns its loss.
+The model owns its loss. Its forward is the model contract's, with the known inputs of the
+forecast steps (the calendar) as the extra ``future_inputs``; the state is the encoder's.
 """
 
 from __future__ import annotations
@@ -105,24 +106,37 @@ class Forecaster(nn.Module):
         self.highway.weight.copy_(linear.weight[:-1].T)
         self.highway.bias.copy_(linear.weight[-1])
 
-    def forward(self, history: torch.Tensor, future_calendar: torch.Tensor, *, targets: torch.Tensor | None = None,
-                ) -> tuple[torch.Tensor, torch.Tensor | None, None]:
-        """history (L, B, C+F), future_calendar (H, B, F) -> forecast parameters (H, B, T, P), the mean loss against
-        targets (H, B, T) if given, and no state (every window starts afresh)."""
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        state=None,
+        *,
+        lengths: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        future_inputs: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, ...]]:
+        """inputs (L, B, C+F): the history windows; future_inputs (H', B, F): the calendar of the H' <= H steps to
+        forecast -> forecast parameters (H', B, T, P), the mean loss against targets (H', B, T) if given, and the
+        encoder's final state (its first is ``state``, zeros by default). ``lengths`` must be L for every window:
+        the highway and RevIN read whole windows."""
+        if future_inputs is None:
+            raise ValueError("future_inputs: a forecaster needs the known inputs (H, B, F) of the steps it forecasts")
+        if lengths is not None and bool((torch.as_tensor(lengths) != inputs.shape[0]).any()):
+            raise ValueError(f"lengths: a forecaster reads whole windows of {inputs.shape[0]} steps, got {lengths.tolist()}")
         if self.folded:  # C columns of B windows -> B*C one-column windows, each with its window's calendar
-            history, future_calendar, targets = fold_channels(history, future_calendar, targets, self.folded)
-            parameters, loss, _ = self._forecast(history, future_calendar, targets)
-            return parameters.reshape(parameters.shape[0], -1, self.folded, parameters.shape[-1]), loss, None
-        return self._forecast(history, future_calendar, targets)
+            inputs, future_inputs, targets = fold_channels(inputs, future_inputs, targets, self.folded)
+            parameters, loss, state = self._forecast(inputs, future_inputs, targets, state)
+            return parameters.reshape(parameters.shape[0], -1, self.folded, parameters.shape[-1]), loss, state
+        return self._forecast(inputs, future_inputs, targets, state)
 
-    def _forecast(self, history: torch.Tensor, future_calendar: torch.Tensor, targets: torch.Tensor | None,
-                  ) -> tuple[torch.Tensor, torch.Tensor | None, None]:
+    def _forecast(self, history: torch.Tensor, future_calendar: torch.Tensor, targets: torch.Tensor | None, state,
+                  ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, ...]]:
         values, calendar = history[..., : self.columns], history[..., self.columns :]
         mean = std = None  # the window's statistics (1, B, C), with RevIN
         if self.config.revin:
             mean, std = (statistic.detach() for statistic in window_statistics(values))  # (1, B, C)
             values = self._revin(values, mean, std)
-        hidden, state = self.encoder(self.dropout(torch.cat([values, calendar], dim=-1)))
+        hidden, state = self.encoder(self.dropout(torch.cat([values, calendar], dim=-1)), state)
         steps, batch = future_calendar.shape[:2]
         linear = None  # the highway's forecast (H, B, T), in the encoder's units (RevIN's where it is on)
         if self.config.highway:
@@ -143,7 +157,7 @@ class Forecaster(nn.Module):
             std_t, mean_t = std[..., : self.targets] / weight, mean[..., : self.targets]
             parameters = self.output.rescale(parameters, mean_t - self.revin_bias[: self.targets] * std_t, std_t)
         loss = None if targets is None else self.output.loss(parameters.float(), targets.float())
-        return parameters, loss, None
+        return parameters, loss, state
 
     def _revin(self, values: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         """Values (..., C') of the first C' columns in RevIN's units: (x - mean) / std * w + b."""

@@ -65,18 +65,22 @@ class LanguageModel(nn.Module):
 
     def forward(
         self,
-        tokens: torch.Tensor,
+        inputs: torch.Tensor,
         state: State | None = None,
         *,
         lengths: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, State]:
-        """tokens (T, B) -> logits (T, B, V), the mean cross-entropy in nats per token if targets (T, B)
+        """inputs (T, B) token ids -> logits (T, B, V), the mean cross-entropy in nats per token if targets (T, B)
         are given (over the real steps only, with ``lengths``), and the final state."""
-        embedded = self.dropout(self.embedding(tokens))  # (T, B, E)
+        embedded = self.dropout(self.embedding(inputs))  # (T, B, E)
         hidden, state = self.rnn(embedded, state, lengths=lengths)  # (T, B, H)
         logits = self.head(self.dropout(hidden))  # (T, B, V)
         loss = None
         if targets is not None:
             loss = cross_entropy(logits, ignore_padding(targets, lengths))
         return logits, loss, state
+
+    def reorder_state(self, state: State, rows: torch.Tensor, same_inputs: bool = False) -> State:
+        """The state of batch rows ``rows`` (``rnnkit.models.search.Searchable``): dim 1 of every (L, B, H) tensor."""
+        return tuple(part.index_select(1, rows) for part in state)

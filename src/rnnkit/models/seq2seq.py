@@ -16,11 +16,18 @@ A bidirectional encoder has ``hidden_size / 2`` units per direction and its two 
 concatenated, so memory and final states are as wide as the decoder (OpenNMT's brnn): the
 final state starts the decoder as it is, and dot attention needs no projection.
 
-Teacher forcing (training, and scoring a given target) runs the whole target through the
-decoder's ``Recurrent`` at once, on the fast kernels, wherever a step's input does not depend
-on the previous step's output: everywhere but attention with input feeding and scheduled
-sampling (``teacher_forcing`` < 1), which step one token at a time. Inference steps through
-``Decoder.step`` (``rnnkit.models.beam_search``).
+The model is a language model of the target conditioned on the source, and its forward says so
+(the model contract, ``forward(inputs, state, *, lengths, targets)``)::
+
+    model(source, None, lengths=L, targets=Y)   teacher forcing: logits of y_1 .. <eos>, the loss, the state after
+    model(source, None, lengths=L)              read the source: the encoder's outputs, the decoder's first state
+    model(words (T, B), state)                  continue: logits of the word after each, the state after them
+
+Search (``rnnkit.models.search``) reads the source, then feeds ``<bos>`` and each chosen word back.
+Teacher forcing runs the whole target through the decoder's ``Recurrent`` at once, on the fast
+kernels, wherever a step's input does not depend on the previous step's output: everywhere but
+attention with input feeding and scheduled sampling (``teacher_forcing`` < 1), which step one
+token at a time.
 """
 
 from __future__ import annotations
@@ -93,6 +100,7 @@ class DecoderState:
     source_mask: torch.Tensor  # (B, S) True at real source positions
     context: torch.Tensor | None  # (B, H) cho: the fixed context vector
     feed: torch.Tensor | None  # (B, H) input feeding: the previous attentional vector
+    attention: torch.Tensor | None = None  # (B, S) the last word's attention weights (attention only)
 
     def select(self, rows: torch.Tensor, same_sources: bool = False) -> "DecoderState":
         """The state of the batch rows ``rows`` (in that order, repeats allowed): for beam search. With
@@ -102,9 +110,9 @@ class DecoderState:
             return None if tensor is None else tensor.index_select(dim, rows)
         rnn = tuple(part.index_select(1, rows) for part in self.rnn)
         if same_sources:
-            return replace(self, rnn=rnn, feed=pick(self.feed, 0))
+            return replace(self, rnn=rnn, feed=pick(self.feed, 0), attention=pick(self.attention, 0))
         return DecoderState(rnn, pick(self.memory, 1), pick(self.keys, 0), pick(self.source_mask, 0),
-                            pick(self.context, 0), pick(self.feed, 0))
+                            pick(self.context, 0), pick(self.feed, 0), pick(self.attention, 0))
 
 
 class Encoder(nn.Module):
@@ -152,27 +160,28 @@ class Decoder(nn.Module):
         feed = memory.new_zeros(batch, self.combine.out_features) if self.feeds else None
         return DecoderState(final, memory, keys, source_mask, context, feed)
 
-    def step(self, tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
-        """One target word: tokens (B,) ids of y_{t-1} -> logits (B, V) over y_t, the new state, and the attention
-        weights (B, S) where there is attention."""
+    def step(self, tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+        """One target word: tokens (B,) ids of y_{t-1} -> logits (B, V) over y_t, and the new state (holding the
+        attention weights (B, S) where there is attention)."""
         embedded = self.dropout(self.embedding(tokens)).unsqueeze(0)  # (1, B, E)
         hidden, rnn_state = self.rnn(self._inputs(embedded, state), state.rnn)
         logits, weights, attentional = self._read_out(hidden, embedded, state)
         feed = attentional[-1] if self.feeds else None
-        new_state = replace(state, rnn=rnn_state, feed=feed)
-        return logits[0], new_state, None if weights is None else weights[0]
+        return logits[0], replace(state, rnn=rnn_state, feed=feed, attention=None if weights is None else weights[0])
 
-    def teacher_forced(self, previous: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """previous (T, B) ids of y_0 .. y_{T-1} (y_0 = <bos>) -> logits (T, B, V) and attention weights (T, B, S)."""
+    def teacher_forced(self, previous: torch.Tensor,
+                       state: DecoderState) -> tuple[torch.Tensor, torch.Tensor | None, DecoderState]:
+        """previous (T, B) ids of y_0 .. y_{T-1} (y_0 = <bos> from the first state) -> logits (T, B, V), attention
+        weights (T, B, S) and the state after the last word."""
         if self.feeds:  # each step's input holds the previous step's attentional vector
             return self.sampled(previous, state, 1.0)
         embedded = self.dropout(self.embedding(previous))  # (T, B, E)
-        hidden, _ = self.rnn(self._inputs(embedded, state), state.rnn)  # one call: the fast kernels
+        hidden, rnn_state = self.rnn(self._inputs(embedded, state), state.rnn)  # one call: the fast kernels
         logits, weights, _ = self._read_out(hidden, embedded, state)
-        return logits, weights
+        return logits, weights, replace(state, rnn=rnn_state, attention=None if weights is None else weights[-1])
 
     def sampled(self, previous: torch.Tensor, state: DecoderState,
-                teacher_forcing: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+                teacher_forcing: float) -> tuple[torch.Tensor, torch.Tensor | None, DecoderState]:
         """As ``teacher_forced``, one step at a time; each step reads the true y_{t-1} with probability
         ``teacher_forcing``, else the previous step's best guess (scheduled sampling)."""
         logits, weights = [], []
@@ -183,10 +192,10 @@ class Decoder(nn.Module):
                 tokens = torch.where(keep, previous[t], logits[-1].argmax(dim=-1))
             elif t > 0:
                 tokens = previous[t]
-            step_logits, state, step_weights = self.step(tokens, state)
+            step_logits, state = self.step(tokens, state)
             logits.append(step_logits)
-            weights.append(step_weights)
-        return torch.stack(logits), None if weights[0] is None else torch.stack(weights)
+            weights.append(state.attention)
+        return torch.stack(logits), None if weights[0] is None else torch.stack(weights), state
 
     def _inputs(self, embedded: torch.Tensor, state: DecoderState) -> torch.Tensor:
         """The recurrent input (T, B, E [+ H]): the embedded previous word, and the fed vector or context."""
@@ -216,35 +225,49 @@ class EncoderDecoder(nn.Module):
         self.encoder = Encoder(source_vocab_size, config)
         self.decoder = Decoder(target_vocab_size, config)
 
-    def encode(self, source: torch.Tensor, lengths: torch.Tensor) -> DecoderState:
-        """source (S, B) ids with lengths (B,) -> the decoder's state before the first target word."""
-        memory, final = self.encoder(source, lengths)
-        positions = torch.arange(source.shape[0], device=source.device)
-        source_mask = positions.unsqueeze(0) < lengths.to(source.device).unsqueeze(1)  # (B, S)
-        return self.decoder.start(memory, final, source_mask)
-
     def forward(
         self,
         inputs: torch.Tensor,
-        state=None,
+        state: DecoderState | None = None,
         *,
         lengths: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
-        """inputs (S, B) source ids, lengths (B,), targets (T + 1, B): <bos> y_1 .. y_n <eos>, then padding ->
-        logits (T, B, V) for y_1 .. <eos>, the mean cross-entropy per target word, and no carried state."""
-        if targets is None:
-            return None, None, None
-        if lengths is None:
-            lengths = torch.full((inputs.shape[1],), inputs.shape[0], dtype=torch.long)
-        decoder_state = self.encode(inputs, lengths)
-        previous, following = targets[:-1], targets[1:]
+    ) -> tuple[torch.Tensor, torch.Tensor | None, DecoderState]:
+        """Without a state, inputs (S, B) are source ids (``lengths`` (B,)): with targets (T + 1, B) = <bos> y_1 ..
+        y_n <eos>, then padding -> logits (T, B, V) for y_1 .. <eos>, the mean cross-entropy per target word and
+        the state after <eos>; without targets -> the encoder's outputs (S, B, H) and the decoder's first state.
+        With a state, inputs (T, B) are target words continuing it -> logits (T, B, V) of the word after each
+        (the mean cross-entropy against targets (T, B) if given) and the state after the last."""
+        if state is None:
+            memory, state = self._read_source(inputs, lengths)
+            if targets is None:
+                return memory, None, state
+            inputs, targets = targets[:-1], targets[1:]  # y_0 .. y_{T-1} in, y_1 .. y_T out
         if self.training and self.config.teacher_forcing < 1.0:
-            logits, _ = self.decoder.sampled(previous, decoder_state, self.config.teacher_forcing)
+            logits, _, state = self.decoder.sampled(inputs, state, self.config.teacher_forcing)
         else:
-            logits, _ = self.decoder.teacher_forced(previous, decoder_state)
+            logits, _, state = self.decoder.teacher_forced(inputs, state)
+        if targets is None:
+            return logits, None, state
         smoothing = self.config.label_smoothing if self.training else 0.0
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                               following.masked_fill(following == PAD, IGNORED).reshape(-1),
-                               label_smoothing=smoothing)
-        return logits, loss, None
+                               targets.masked_fill(targets == PAD, IGNORED).reshape(-1), label_smoothing=smoothing)
+        return logits, loss, state
+
+    def _read_source(self, source: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, DecoderState]:
+        """source (S, B) ids with lengths (B,) -> the memory (S, B, H) and the decoder's state before the first word."""
+        if lengths is None:
+            lengths = torch.full((source.shape[1],), source.shape[0], dtype=torch.long)
+        memory, final = self.encoder(source, lengths)
+        positions = torch.arange(source.shape[0], device=source.device)
+        source_mask = positions.unsqueeze(0) < lengths.to(source.device).unsqueeze(1)  # (B, S)
+        return memory, self.decoder.start(memory, final, source_mask)
+
+    def reorder_state(self, state: DecoderState, rows: torch.Tensor, same_inputs: bool = False) -> DecoderState:
+        """The state of hypotheses ``rows`` (``rnnkit.models.search.Searchable``)."""
+        return state.select(rows, same_sources=same_inputs)
+
+
+def attention_of(state: DecoderState) -> torch.Tensor | None:
+    """The last word's attention weights (B, S) of a decoder state: what search keeps of each step."""
+    return state.attention

@@ -13,14 +13,14 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from rnnkit.data import Batch, TokenStreams, read_text_file
 from rnnkit.errors import UserError
-from rnnkit.layers import detach_state
+from rnnkit.layers import Recurrent, detach_state
 from rnnkit.models import LanguageModel, beam_search, sample
 from rnnkit.tasks.base import CheckpointOptions, Command
 from rnnkit.train.distributed import SINGLE_PROCESS, Distributed
@@ -48,7 +48,7 @@ class StreamOptions:
 class LanguageModelSession(Session):
     """A ``LanguageModel`` over ``vocabulary``; ``config`` is a RunConfig whose dataset has ``bptt``."""
 
-    unit: ClassVar[str] = "token"  # what one position is, in reports: nats/char, nats/word
+    unit: ClassVar[str] = "token"  # what one position is: counted in training, and in reports (nats/char, nats/word)
     units: ClassVar[str] = "tokens"  # the same in messages: characters, words
     sample_length: ClassVar[int] = 100  # tokens of the sample printed when training ends
 
@@ -63,10 +63,16 @@ class LanguageModelSession(Session):
     def loss_metrics(self, loss: float) -> dict[str, float]:
         """What the mean cross-entropy in nats per token is also reported as (bits per character, perplexity)."""
 
-    @property
     @abstractmethod
     def held_out_tokens(self) -> tuple[torch.Tensor, str]:
         """The held-out (validation) text, encoded, and where it comes from: for ``evaluate`` and ``inspect``."""
+
+    def read_tokens(self, path: str) -> torch.Tensor:
+        """A text file to evaluate on, encoded with the run's vocabulary."""
+        tokens = self.vocabulary.encode(read_text_file(Path(path)), f"data file {path}")
+        if tokens.numel() < 2:
+            raise UserError(f"data file {path} is too short to evaluate on: it needs at least 2 {self.units}")
+        return tokens
 
     # ----------------------------------------------------------------- data
     def lay_out(self, train: torch.Tensor, validation: torch.Tensor, test: torch.Tensor | None, where: str,
@@ -101,11 +107,25 @@ class LanguageModelSession(Session):
             state = None  # the streams start again from the beginning of the text
         batch = batch.to(self.device)
         _, loss, state = network(batch.inputs, state, targets=batch.targets)
-        return loss, detach_state(state), batch.inputs.numel()  # truncated BPTT: the state flows, gradients stop
+        return loss, detach_state(state), self.units_in(batch)  # truncated BPTT: the state flows, gradients stop
 
-    def evaluate(self, model, streams: TokenStreams | None = None, context: Distributed | None = None) -> dict[str, float]:
+    def units_in(self, batch: Batch) -> int:
+        return batch.inputs.numel()
+
+    def loss_terms(self, batch: Batch) -> int:
+        return batch.inputs.numel()  # the mean cross-entropy per token
+
+    def evaluate(self, model) -> dict[str, float]:
+        return self.evaluate_streams(model, self.validation, self.context)
+
+    def evaluate_tokens(self, tokens: torch.Tensor) -> dict[str, float]:
+        """The metrics of the trained model on ``tokens`` (a text), in this process alone."""
+        self.model.eval()
+        with torch.no_grad():
+            return self.evaluate_streams(self.model, self.streams_for_evaluation(tokens, SINGLE_PROCESS), SINGLE_PROCESS)
+
+    def evaluate_streams(self, model, streams: TokenStreams, context: Distributed) -> dict[str, float]:
         """Mean cross-entropy per token in nats over every stream, the state carried throughout."""
-        streams = streams or self.validation
         total = torch.zeros(2, dtype=torch.float64)  # (summed loss, tokens)
         state = None
         for batch in streams:
@@ -115,7 +135,7 @@ class LanguageModelSession(Session):
             targets = batch.targets.to(self.device)
             total[0] += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="sum"))
             total[1] += targets.numel()
-        total = (context or self.context).sum(total)
+        total = context.sum(total)
         loss = float(total[0] / total[1])
         return {"loss": loss, **self.loss_metrics(loss)}
 
@@ -124,7 +144,7 @@ class LanguageModelSession(Session):
             return {}
         self.model.eval()
         with torch.no_grad():
-            return {"test": self.evaluate(self.model, self.test)}
+            return {"test": self.evaluate_streams(self.model, self.test, self.context)}
 
     # ----------------------------------------------------------------- generation
     def generate(self, prime: str, length: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
@@ -133,8 +153,11 @@ class LanguageModelSession(Session):
         if prime_ids.numel() == 0:
             raise UserError("--prime: the text holds no token of the model's vocabulary; give some text to start from")
         self.model.eval()
-        if beam_size > 0:
-            ids = beam_search(self.model, prime_ids, length, beam_size)
+        if beam_size > 0 and length > 0:  # the continuation of the highest log-probability the beam finds
+            limit = torch.tensor([length], device=self.device)
+            ids = beam_search(self.model, prime_ids.view(-1, 1), beam_size=beam_size, max_lengths=limit)[0][0].tokens
+        elif beam_size > 0:
+            ids = []
         else:
             generator = torch.Generator(device=self.device).manual_seed(seed)
             ids = sample(self.model, prime_ids, length, temperature, top_k, generator)
@@ -149,10 +172,13 @@ class LanguageModelSession(Session):
         return "--- sample (temperature 0.8) ---\n" + sample.lstrip("\n")
 
     # ----------------------------------------------------------------- rnnkit inspect (rnnkit.inspect.source.Inspectable)
+    def recurrent_layers(self) -> Recurrent:
+        return self.model.rnn
+
     def inspection_batch(self, size: int, length: int | None = None) -> Batch:
         """``size`` consecutive pieces of ``length`` tokens (default --bptt) from the held-out text."""
         length = length or self.config.dataset.bptt
-        tokens, where = self.held_out_tokens
+        tokens, where = self.held_out_tokens()
         size = min(size, (tokens.numel() - 1) // length)
         if size < 1:
             raise UserError(f"{where}: its validation part is shorter than {length + 1} {self.units}; use a smaller --length")
@@ -185,7 +211,13 @@ class GenerateOptions(CheckpointOptions):
     """Beam search with this many beams instead of sampling (0: sample)."""
 
 
-def generate(session: LanguageModelSession, options: GenerateOptions) -> None:
+class Generator(Protocol):
+    """What ``rnnkit generate`` needs from a language model's session."""
+
+    def generate(self, prime: str, length: int, temperature: float, top_k: int, seed: int, beam_size: int) -> str: ...
+
+
+def generate(session: Generator, options: GenerateOptions) -> None:
     if options.length < 0 or options.temperature < 0 or options.top_k < 0 or options.beam_size < 0:
         raise UserError("--length, --temperature, --top-k and --beam-size must be >= 0")
     print(session.generate(options.prime, options.length, options.temperature, options.top_k, options.seed,
@@ -198,21 +230,26 @@ class EvaluateOptions(CheckpointOptions):
     """Text file to evaluate on (default: the held-out part of the training text)."""
 
 
-def evaluate(session: LanguageModelSession, options: EvaluateOptions) -> None:
+class TextEvaluator(Protocol):
+    """What ``rnnkit evaluate`` needs from a language model's session."""
+
+    def held_out_tokens(self) -> tuple[torch.Tensor, str]: ...
+
+    def read_tokens(self, path: str) -> torch.Tensor: ...
+
+    def evaluate_tokens(self, tokens: torch.Tensor) -> dict[str, float]: ...
+
+    def report(self, metrics: dict[str, float], label: str) -> str: ...
+
+
+def evaluate(session: TextEvaluator, options: EvaluateOptions) -> None:
     """Loss on a text file, or on the held-out part of the training text."""
-    if options.data is None:
-        tokens, _ = session.held_out_tokens
-    else:
-        tokens = session.vocabulary.encode(read_text_file(Path(options.data)), f"data file {options.data}")
-    if tokens.numel() < 2:
-        raise UserError(f"data file {options.data} is too short to evaluate on: it needs at least 2 {session.units}")
-    session.model.eval()
-    with torch.no_grad():
-        metrics = session.evaluate(session.model, session.streams_for_evaluation(tokens, SINGLE_PROCESS), SINGLE_PROCESS)
-    print(session.report(metrics, label="evaluation"))
+    tokens = session.held_out_tokens()[0] if options.data is None else session.read_tokens(options.data)
+    print(session.report(session.evaluate_tokens(tokens), label="evaluation"))
 
 
 COMMANDS = {
-    "generate": Command("text sampled (or beam-searched) from the trained model", GenerateOptions, generate),
-    "evaluate": Command("loss on a text file, or on the held-out part of the training text", EvaluateOptions, evaluate),
+    "generate": Command("text sampled (or beam-searched) from the trained model", GenerateOptions, generate, Generator),
+    "evaluate": Command("loss on a text file, or on the held-out part of the training text", EvaluateOptions, evaluate,
+                        TextEvaluator),
 }

@@ -1,18 +1,21 @@
 """``rnnkit predict``: a trained model's predictions for inputs given as arguments or read from a file.
 
-    rnnkit predict --checkpoint RUN [INPUT ...] [--file FILE] [--format text|jsonl]
+    rnnkit predict --checkpoint RUN [INPUT ...] [--file FILE] [--format text|jsonl] [the task's options]
 
-One input per argument or per line of FILE ('-' for standard input). The inputs are read,
-predicted in batches (``--batch-size`` at a time; sorted by length where inputs differ in
-length) and printed in input order: ``text`` is one line per input for people, ``jsonl`` one
-JSON object per input for programs. The speed (inputs per second) goes to standard error
-when every input could be read.
-An input that cannot be read is answered in its place (``error: ...``, or ``{"error": ...}``)
-and the others are still predicted; the command then exits with status 2, naming the first.
+Predict means one thing for every task: each input gets one JSON-able record, in input order.
+The command prints them (``text``: one line per input for people, ``describe``; ``jsonl``: one
+JSON object per input for programs) and writes what the task's file options ask for (a
+translation's attention figures, a forecast's CSV and PNG). From Python,
+``rnnkit.tasks.load_run(RUN).predict(inputs, **options)`` returns the same records.
 
-A task supports the command by giving its session the three methods of ``Predictor`` and
-``PREDICT`` a place in its table of commands. ``predict_texts`` is the same without the
-command line (``rnnkit.tasks.load_run(RUN).predict([...])``).
+One input per argument or per line of FILE ('-' for standard input). Inputs are predicted in
+batches (``--batch-size`` at a time, shortest first, ``input_length``). An input that cannot be
+read is answered in its place (``error: ...``, or ``{"error": ...}``) and the others are still
+predicted; the command then exits with status 2, naming the first. The speed (inputs per
+second) goes to standard error when every input could be read.
+
+A task supports predict by giving its session the methods of ``Predictor`` and ``PREDICT`` (or
+a command of its own built from these functions) a place in its table of commands.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from typing import Annotated, Callable, Protocol
+from typing import Annotated, Protocol
 
 import tyro
 
@@ -43,23 +46,31 @@ class PredictOptions(CheckpointOptions):
     batch_size: int = 256
     """Inputs per forward pass."""
 
+    def validate(self) -> None:
+        if self.format not in FORMATS:
+            raise UserError(f"--format: expected one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.batch_size <= 0:
+            raise UserError(f"--batch-size: expected a positive integer, got {self.batch_size}")
+
 
 class Predictor(Protocol):
-    """What a task's session provides for ``rnnkit predict``."""
+    """What ``rnnkit predict`` needs from a task's session."""
 
     def parse_input(self, text: str) -> object:
-        """One input as the model reads it; ValueError saying what is wrong and how to fix it."""
+        """One input as the model reads it; ValueError (or UserError) saying what is wrong and how to fix it."""
 
-    def predict(self, inputs: list) -> list[dict]:
-        """JSON-able results, one per input, in order."""
+    def input_length(self, parsed: object) -> int:
+        """The size of a parsed input: inputs of similar sizes are batched together."""
+
+    def predict(self, inputs: list, options: PredictOptions) -> list[dict]:
+        """JSON-able records, one per parsed input, in order; ``options`` are the command's (a task's own extend
+        ``PredictOptions``)."""
 
     def describe(self, result: dict) -> str:
-        """One result as one line for people."""
-
-    # Optional: ``input_length(parsed) -> int``, the size of a parsed input; inputs are then batched by length.
+        """One record as text for people."""
 
 
-def _read_inputs(options: PredictOptions) -> list[tuple[str, str]]:
+def read_inputs(options: PredictOptions) -> list[tuple[str, str]]:
     """(where, text) of every input: arguments first, then the lines of --file."""
     inputs = [(f"input {number}", text) for number, text in enumerate(options.inputs, start=1)]
     if options.file is not None:
@@ -73,42 +84,28 @@ def _read_inputs(options: PredictOptions) -> list[tuple[str, str]]:
     return inputs
 
 
-def predict_texts(session: Predictor, texts: list[str], batch_size: int = 256,
-                  where: list[str] | None = None) -> list[dict]:
-    """The result of each text, in order; a text that cannot be read gets ``{"error": "WHERE: why"}`` in its place.
+def predict_inputs(session: Predictor, texts: list[str], options: PredictOptions,
+                   where: list[str] | None = None) -> list[dict]:
+    """The record of each text, in order; a text that cannot be read gets ``{"error": "WHERE: why"}`` in its place.
 
-    Readable inputs are predicted ``batch_size`` at a time; where the session says how long an
-    input is (``input_length``), in order of length, so that a batch pads little.
-    """
+    Readable inputs are predicted ``options.batch_size`` at a time, in order of ``input_length``, so that a
+    batch pads little."""
     where = where or [f"input {number}" for number in range(1, len(texts) + 1)]
     parsed, results = {}, {}
     for index, text in enumerate(texts):
         try:
             parsed[index] = session.parse_input(text)
-        except ValueError as error:
+        except (ValueError, UserError) as error:
             results[index] = {"error": f"{where[index]}: {error}"}
-    length = getattr(session, "input_length", None)
-    readable = sorted(parsed, key=lambda index: length(parsed[index])) if length else sorted(parsed)
-    for start in range(0, len(readable), batch_size):
-        indices = readable[start : start + batch_size]
-        results.update(zip(indices, session.predict([parsed[index] for index in indices])))
+    readable = sorted(parsed, key=lambda index: session.input_length(parsed[index]))
+    for start in range(0, len(readable), options.batch_size):
+        indices = readable[start : start + options.batch_size]
+        results.update(zip(indices, session.predict([parsed[index] for index in indices], options)))
     return [results[index] for index in range(len(texts))]
 
 
-def run_predict(session: Predictor, options: PredictOptions,
-                finish: Callable[[list[dict]], None] | None = None) -> None:
-    """Predict, then print; ``finish`` sees the results first (a task's command draws figures from them, and may
-    remove what is not to be printed)."""
-    if options.format not in FORMATS:
-        raise UserError(f"--format: expected one of {', '.join(FORMATS)}, got {options.format!r}")
-    if options.batch_size <= 0:
-        raise UserError(f"--batch-size: expected a positive integer, got {options.batch_size}")
-    inputs = _read_inputs(options)
-    started = time.perf_counter()
-    results = predict_texts(session, [text for _, text in inputs], options.batch_size, [where for where, _ in inputs])
-    seconds = time.perf_counter() - started
-    if finish is not None:
-        finish(results)
+def print_results(session: Predictor, results: list[dict], options: PredictOptions, seconds: float) -> None:
+    """Print every record as ``--format`` says; a UserError naming the first that could not be read, if any."""
     for result in results:
         if "error" in result:
             print(json.dumps(result) if options.format == "jsonl" else f"error: {result['error']}")
@@ -116,9 +113,18 @@ def run_predict(session: Predictor, options: PredictOptions,
             print(json.dumps(result) if options.format == "jsonl" else session.describe(result))
     errors = [result["error"] for result in results if "error" in result]
     if errors:  # the one line of a failed command
-        raise UserError(f"{len(errors)} of {len(inputs)} inputs could not be read, answered in their place (first: {errors[0]})")
-    print(f"predicted {len(inputs)} inputs in {seconds:.2f} s ({len(inputs) / seconds:,.1f} inputs/s)", file=sys.stderr)
+        raise UserError(f"{len(errors)} of {len(results)} inputs could not be read, answered in their place "
+                        f"(first: {errors[0]})")
+    print(f"predicted {len(results)} inputs in {seconds:.2f} s ({len(results) / seconds:,.1f} inputs/s)", file=sys.stderr)
+
+
+def run_predict(session: Predictor, options: PredictOptions) -> None:
+    options.validate()
+    inputs = read_inputs(options)
+    started = time.perf_counter()
+    results = predict_inputs(session, [text for _, text in inputs], options, [where for where, _ in inputs])
+    print_results(session, results, options, time.perf_counter() - started)
 
 
 PREDICT = Command("predictions of the trained model for inputs given as arguments or in a file", PredictOptions,
-                  run_predict)
+                  run_predict, Predictor)

@@ -1,10 +1,11 @@
-"""The task registry: what ``rnnkit train TASK`` can train. One entry per task."""
+"""The task registry: what ``rnnkit train TASK`` can train. One entry per task; each task's commands are checked
+against its session class here, once, when the registry is built."""
 
 from rnnkit.errors import UserError
-from rnnkit.tasks.base import Task
 from rnnkit.tasks.adding import AddingTask
+from rnnkit.tasks.base import Task, check_commands
 from rnnkit.tasks.charlm import CharLMTask
-from rnnkit.tasks.copy_memory import CopyTask
+from rnnkit.tasks.copy import CopyTask
 from rnnkit.tasks.digits import DigitsTask
 from rnnkit.tasks.forecast import ForecastTask
 from rnnkit.tasks.music import MusicTask
@@ -13,10 +14,16 @@ from rnnkit.tasks.sst import SSTTask
 from rnnkit.tasks.translate import TranslateTask
 from rnnkit.tasks.wordlm import WordLMTask
 
-TASKS: dict[str, Task] = {
-    task.name: task for task in (CharLMTask(), WordLMTask(), AddingTask(), CopyTask(), DigitsTask(), SSTTask(), NERTask(),
-                                        TranslateTask(), ForecastTask(), MusicTask())
-}
+
+def registry(*tasks: Task) -> dict[str, Task]:
+    """The tasks by name, each one's commands checked against what its session provides."""
+    for task in tasks:
+        check_commands(task)
+    return {task.name: task for task in tasks}
+
+
+TASKS: dict[str, Task] = registry(CharLMTask(), WordLMTask(), AddingTask(), CopyTask(), DigitsTask(), SSTTask(),
+                                  NERTask(), TranslateTask(), ForecastTask(), MusicTask())
 DEFAULT_TASK = "charlm"  # what 'rnnkit train' trains without a task name: the main job of the README
 
 
@@ -24,4 +31,3 @@ def get_task(name: str) -> Task:
     if name not in TASKS:
         raise UserError(f"unknown task {name!r}: expected one of {', '.join(TASKS)} (see 'rnnkit tasks')")
     return TASKS[name]
-

@@ -11,10 +11,11 @@ from typing import ClassVar
 
 import torch
 
-from rnnkit.data.batches import SampledBatches, Sampler
+from rnnkit.data.whole_sequences import SampledBatches, Sampler
 from rnnkit.errors import UserError
-from rnnkit.tasks.sequence_task import LabelledSet
+from rnnkit.tasks.fixed_sets import LabelledSet
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.distributed import Distributed
 
 VALIDATION_SEED, TEST_SEED = 1, 2
 
@@ -53,6 +54,8 @@ class SyntheticData:
         return tuple(LabelledSet(*sample(size, torch.Generator().manual_seed(seed)), per_step=per_step)
                      for size, seed in ((self.validation_size, VALIDATION_SEED), (self.test_size, TEST_SEED)))
 
-    def training_batches(self, sample: Sampler, train: TrainConfig, rank: int) -> SampledBatches:
-        """Fresh sequences at every step, seeded by --seed, the process and the step."""
-        return SampledBatches(sample, train.batch_size, self.epoch_size, train.seed, rank)
+    def training_batches(self, sample: Sampler, train: TrainConfig, context: Distributed,
+                         per_step: bool = False) -> SampledBatches:
+        """Fresh sequences at every step, seeded by --seed and the step; each process reads its rows of them."""
+        return SampledBatches(sample, train.batch_size, self.epoch_size, train.seed, context.rank, context.world_size,
+                              per_step)

@@ -1,7 +1,7 @@
 """Training a task's model: the run folder, resuming, the trainer, and what is written when training ends.
 
 ``rnnkit train`` parses the options and calls ``train_task``; Python code (the forecasting
-API of ``rnnkit.tasks.forecast_api``) calls it with a configuration it built itself.
+API, ``rnnkit.tasks.forecast.RecurrentForecaster``) calls it with a configuration it built itself.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.config_files import apply_yaml
 from rnnkit.errors import UserError
 from rnnkit.tasks.base import RunConfig, Task
 from rnnkit.train import distributed
@@ -38,7 +37,7 @@ def _first_difference(saved, requested, path: str = "") -> tuple[str, object, ob
 
 def _check_resume_matches(run: RunFolder, task: Task, resolved: dict) -> None:
     # The saved configuration over today's defaults: an option added since the run started reads as its default.
-    saved = apply_yaml(task.default_config(), run.saved_config(), f"{run.path}/config.yaml").resolved(task.name)
+    saved = task.default_config().with_values(run.saved_config(), f"{run.path}/config.yaml").resolved(task.name)
     for name in RESUME_MUST_MATCH:
         group, _, key = name.partition(".")
         old, new = saved.get(group, {}), resolved.get(group, {})
@@ -58,6 +57,15 @@ def _default_out(task: Task) -> str:
     while candidate.exists():
         candidate, suffix = Path(f"{base}-{suffix}"), suffix + 1
     return str(candidate)
+
+
+def _beside(summary: dict, added: dict, task: Task) -> dict:
+    """The task's entries for summary.json, which may add to the trainer's but never replace one."""
+    replaced = sorted(added.keys() & summary.keys())
+    if replaced:
+        raise ValueError(f"{type(task).__name__}: its session's test_summary() returns {', '.join(replaced)}, which "
+                         "the trainer's summary holds already; name its entries otherwise")
+    return added
 
 
 def train_task(task: Task, config: RunConfig) -> tuple[Path, dict, Session]:
@@ -85,7 +93,7 @@ def train_task(task: Task, config: RunConfig) -> tuple[Path, dict, Session]:
         context.barrier()
         torch.manual_seed(config.train.seed + context.rank)  # each process its own dropout noise
         metadata = {"config": resolved, "task_state": session.task_state()}
-        callbacks = standard_callbacks() + ((ProgressBar(task.unit),) if context.is_main else ())
+        callbacks = standard_callbacks() + ((ProgressBar(session.unit),) if context.is_main else ())
         trainer = Trainer(session, config.train, run, context, metadata, callbacks)
         if config.resume:
             checkpoint = run.latest_checkpoint()
@@ -97,8 +105,8 @@ def train_task(task: Task, config: RunConfig) -> tuple[Path, dict, Session]:
             print(f"rnnkit train {task.name}: run folder {run.path}, device {device} ({precision}), "
                   f"{context.world_size} process(es), {sum(p.numel() for p in session.model.parameters()):,} parameters",
                   file=sys.stderr)
-        summary = trainer.fit()
-        summary = {"task": task.name, **summary, **session.test_summary()}
+        summary = {"task": task.name, **trainer.fit()}
+        summary.update(_beside(summary, session.test_summary(), task))
         run.write_summary(summary)
         if context.is_main:
             for path in session.write_files(run.path):

@@ -1,4 +1,4 @@
-"""A live progress bar for the fit loop (tqdm): step, loss, characters per second, ETA."""
+"""A live progress bar for the fit loop (tqdm): step, loss, units per second (characters, sentences), ETA."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from rnnkit.train.callbacks import Callback
 class ProgressBar(Callback):
     """Progress is the fraction of the run's budget used, so the ETA holds for any kind of budget."""
 
-    def __init__(self, unit_name: str = "tok") -> None:
-        self.unit_name = unit_name
+    def __init__(self, unit: str) -> None:
+        self.unit = unit  # the session's: what the training steps count
         self.bar: tqdm | None = None
         self.loss: float | None = None
 
@@ -25,8 +25,8 @@ class ProgressBar(Callback):
     def on_step(self, trainer, record: dict) -> None:
         if record["finite"]:
             self.loss = record["loss"] if self.loss is None else 0.9 * self.loss + 0.1 * record["loss"]
-        rate = trainer.counters.tokens / trainer.counters.elapsed if trainer.counters.elapsed else 0.0
-        self.bar.set_postfix_str(f"step {record['step']} loss {self.loss:.3f} {rate:,.0f} {self.unit_name}/s", refresh=False)
+        rate = trainer.counters.units / trainer.counters.elapsed if trainer.counters.elapsed else 0.0
+        self.bar.set_postfix_str(f"step {record['step']} loss {self.loss:.3f} {rate:,.0f} {self.unit}/s", refresh=False)
         self.bar.update(min(1000, int(trainer.progress() * 1000)) - self.bar.n)
 
     def on_evaluate(self, trainer, record: dict) -> None:

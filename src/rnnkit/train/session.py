@@ -44,21 +44,36 @@ class Session(ABC):
 
     model: torch.nn.Module
     batches: Batches | None  # training batches; None in a session restored for use
+    device: torch.device
     monitor: ClassVar[Monitor] = Monitor("loss", "min")
+    unit: ClassVar[str]  # what a training step counts (char, word, sent, seq, window, frame): throughput, reports
 
     @abstractmethod
     def task_state(self) -> dict:
         """JSON-able data that, with the configuration, rebuilds this session from a checkpoint (a vocabulary)."""
 
-    @abstractmethod
     def training_step(self, network, batch: Batch, state) -> tuple[torch.Tensor, object, int]:
         """The mean loss of ``batch`` (to differentiate), the state to carry into the next batch, and the number
-        of items it counts (tokens, sequences) for throughput.
+        of units it counts (``units_in``) for throughput.
 
         ``network`` is the model, or its DistributedDataParallel wrapper: call it, not ``self.model``.
-        ``state`` is what the previous step returned (None at first and after a skipped step); a task
-        that carries no state returns None, one that does returns it detached (truncated BPTT).
+        ``state`` is what the previous step returned (None at first and after a skipped step). This one is
+        for batches of whole sequences: the model's loss, nothing carried (backpropagation through the whole
+        sequence). A task that carries state (truncated BPTT) returns it detached.
         """
+        batch = batch.to(self.device)
+        _, loss, _ = network(batch.inputs, None, lengths=batch.lengths, targets=batch.targets, **batch.extras)
+        return loss, None, self.units_in(batch)
+
+    def units_in(self, batch: Batch) -> int:
+        """How many of the session's units (``unit``) ``batch`` holds: one per sequence, unless the unit is smaller."""
+        return batch.size
+
+    def loss_terms(self, batch: Batch) -> int:
+        """How many terms the model's loss on ``batch`` is the mean of: one per sequence here; a loss per target
+        word or per frame says so. Several processes weight their losses by it, so that training on N shards of a
+        batch averages over the batch's terms as one process would (``Trainer``)."""
+        return batch.size
 
     @abstractmethod
     def evaluate(self, model) -> dict[str, float]:
@@ -69,7 +84,8 @@ class Session(ABC):
         return f"{label} loss {metrics['loss']:.4f}"
 
     def test_summary(self) -> dict:
-        """Entries for summary.json once training ends: {"test": metrics, "baseline": ...} where a task has them."""
+        """Entries for summary.json once training ends, beside the trainer's ("test", "baseline", ...); they may not
+        replace the trainer's own ("validation" is the monitored evaluation of the kept model)."""
         return {}
 
     def write_files(self, folder: Path) -> list[Path]:

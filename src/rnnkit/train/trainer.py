@@ -38,7 +38,7 @@ class Counters:
 
     step: int = 0
     elapsed: float = 0.0  # seconds inside the fit loop, across resumptions
-    tokens: int = 0  # training tokens seen, all processes
+    units: int = 0  # the units the training steps counted (the session's ``unit``: characters, sentences), all processes
     nonfinite_steps: int = 0
     consecutive_nonfinite: int = 0
     evaluations: int = 0
@@ -113,6 +113,9 @@ class Trainer:
         self.network.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             loss, carried, count = self.session.training_step(self.network, batch, self.carried)
+        if self.context.active:  # DDP averages the processes' gradients: make that the mean over all their terms
+            terms = self.session.loss_terms(batch)
+            loss = loss * (terms * self.context.world_size / float(self.context.sum(torch.tensor([float(terms)]))))
         for callback in self.callbacks:
             loss = callback.on_loss(self, self.counters.step + 1, loss)
         self.optimizer.zero_grad(set_to_none=True)
@@ -130,9 +133,9 @@ class Trainer:
             self.counters.consecutive_nonfinite = 0
         else:
             self._skip_nonfinite(loss_value, grad_norm)
-        self.counters.tokens += count * self.context.world_size
+        self.counters.units += count * self.context.world_size
         return {"step": self.counters.step, "loss": loss_value, "grad_norm": grad_norm, "lr": lr,
-                "epoch": round(self.session.batches.epoch_progress(), 4), "tokens": self.counters.tokens, "finite": finite}
+                "epoch": round(self.session.batches.epoch_progress(), 4), "units": self.counters.units, "finite": finite}
 
     def _skip_nonfinite(self, loss_value: float, grad_norm: float) -> None:
         """The step is not applied; the carried state is dropped, since it may hold NaN too."""
@@ -254,7 +257,8 @@ class Trainer:
         c = self.counters
         summary = {
             "steps": c.step, "epochs": round(self.session.batches.epoch_progress(), 4), "elapsed_seconds": round(c.elapsed, 2),
-            "tokens": c.tokens, "tokens_per_second": round(c.tokens / c.elapsed, 1) if c.elapsed else None,
+            "unit": self.session.unit, "units": c.units,
+            "units_per_second": round(c.units / c.elapsed, 1) if c.elapsed else None,
             "validation": (self.config.keep_best and self.best_evaluation) or self.last_evaluation,
             f"best_validation_{self.session.monitor.metric}": c.best,
             "best_step": c.best_step,
@@ -266,10 +270,13 @@ class Trainer:
 
 
 def _current_counters(saved: dict) -> dict:
-    """Counters as saved, in today's names: checkpoints before the architecture issue kept ``best_loss``."""
+    """Counters as saved, in today's names: checkpoints before the architecture issue kept ``best_loss``, and
+    before the contracts issue called the units counted ``tokens``."""
     saved = dict(saved)
     if "best_loss" in saved:
         best = saved.pop("best_loss")
         saved["best"] = None if math.isinf(best) else best
+    if "tokens" in saved:
+        saved["units"] = saved.pop("tokens")
     return saved
 

@@ -1,4 +1,4 @@
-"""``music``: polyphonic music as piano rolls, next-frame prediction (one-to-many), and ``rnnkit generate``.
+"""``music``: polyphonic music as piano rolls, next-frame prediction (one-to-many).
 
 Data: the Boulanger-Lewandowski et al. (2012) piano rolls in ``--data-dir`` (``--dataset
 jsb|nottingham|musedata|piano``; the splits are the files'), or a folder of your own MIDI
@@ -12,6 +12,7 @@ of the binary cross-entropy, averaged over every predicted frame of the split), 
 Boulanger-Lewandowski et al. and Chung et al. (2014) report it, and the frame-level accuracy
 of Bay et al. (2009), TP / (TP + FP + FN) over all frames with keys predicted on at
 probability > 1/2. The baseline is the training set's frequency of each key, ignoring time.
+``rnnkit generate`` and ``rnnkit evaluate`` are in ``commands.py``.
 """
 
 from __future__ import annotations
@@ -23,22 +24,24 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.data.piano_rolls import KEYS, midi_bytes, piano_roll_png, read_mat_splits, read_midi, read_midi_folder
-from rnnkit.data.sentence_batches import SentenceBatches, batches_by_length
+from rnnkit.data.batch import Batch
+from rnnkit.data.piano_rolls import KEYS, NextFrames, read_mat_splits, read_midi, read_midi_folder
+from rnnkit.data.sentence_batches import SentenceBatches, batches_by_length, collate
+from rnnkit.data.splits import SPLITS
 from rnnkit.errors import UserError
+from rnnkit.layers import Recurrent
+from rnnkit.metrics import frame_accuracy, frame_agreement, frequency_baseline_nll
 from rnnkit.models.next_frame import NextFrameConfig, NextFrameModel, frame_nll
-from rnnkit.sequences import step_mask
-from rnnkit.tasks.base import CheckpointOptions, Command, RunConfig, Task
+from rnnkit.tasks.base import RunConfig, Task
+from rnnkit.tasks.music.commands import COMMANDS
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.distributed import Distributed
-from rnnkit.train.files import atomic_write_bytes
 from rnnkit.train.session import Monitor, Session
 
 MUSIC_FOLDER = "../shared/data/polyphonic-music"
 DATASETS = {"jsb": "JSB_Chorales.mat", "nottingham": "Nottingham.mat", "musedata": "MuseData.mat",
             "piano": "Piano_midi.mat"}
 EVALUATION_BATCH = 64
-SPLITS = ("train", "validation", "test")
 
 
 @dataclass
@@ -99,41 +102,29 @@ def read_splits(data: MusicData) -> dict[str, list[torch.Tensor]]:
     return {split: rolls for split, rolls in splits.items() if rolls}
 
 
-@dataclass
-class Examples:
-    inputs: list[torch.Tensor]  # x_1..x_{T-1} of each piece, (T_i - 1, 88)
-    targets: list[torch.Tensor]  # x_2..x_T
-
-    @classmethod
-    def of(cls, pieces: list[torch.Tensor]) -> Examples:
-        pieces = [piece for piece in pieces if piece.shape[0] >= 2]  # a one-frame piece has nothing to predict
-        return cls([piece[:-1] for piece in pieces], [piece[1:] for piece in pieces])
-
-    @property
-    def frames(self) -> int:
-        return sum(target.shape[0] for target in self.targets)
-
-
 class MusicSession(Session):
     monitor = Monitor("nll", "min")
+    unit = "frame"
 
     def __init__(self, config: MusicConfig, device: torch.device) -> None:
         self.config, self.device = config, device
         self.model = NextFrameModel(KEYS, config.model).to(device)
         self.batches = None
-        self.splits: dict[str, Examples] = {}  # validation, test (where there is one)
+        self.splits: dict[str, NextFrames] = {}  # validation, test (where there is one)
         self.key_frequencies: torch.Tensor | None = None  # (88,) in the training frames: the baseline
 
     def task_state(self) -> dict:
         return {}
 
-    def training_step(self, network, batch, state):
-        batch = batch.to(self.device)
-        _, loss, _ = network(batch.inputs, lengths=batch.lengths, targets=batch.targets)
-        return loss, None, int(batch.lengths.sum())
+    def units_in(self, batch: Batch) -> int:
+        return int(batch.lengths.sum())
 
-    def evaluate(self, model, split: str = "validation") -> dict[str, float]:
-        examples = self.splits[split]
+    def loss_terms(self, batch: Batch) -> int:
+        return int(batch.lengths.sum())  # the NLL per frame
+
+    def evaluate(self, model, examples: NextFrames | None = None) -> dict[str, float]:
+        """NLL per frame and frame accuracy on ``examples`` (default: the validation pieces)."""
+        examples = examples or self.splits["validation"]
         nll, hits, misses = 0.0, 0, 0  # misses: false positives + false negatives
         for _, batch in batches_by_length(examples.inputs, examples.targets, EVALUATION_BATCH):
             batch = batch.to(self.device)
@@ -144,15 +135,15 @@ class MusicSession(Session):
             hits_b, misses_b = frame_agreement(predicted, batch.targets > 0.5, batch.lengths)
             hits, misses = hits + hits_b, misses + misses_b
         mean = nll / examples.frames
-        return {"loss": mean, "nll": mean, "accuracy": hits / max(hits + misses, 1)}
+        return {"loss": mean, "nll": mean, "accuracy": frame_accuracy(hits, misses)}
 
     def test_summary(self) -> dict:
+        if "test" not in self.splits:
+            return {}
         self.model.eval()
-        summary = {}
         with torch.no_grad():
-            for split in self.splits:
-                summary[split] = self.evaluate(self.model, split)
-        if "test" in self.splits and self.key_frequencies is not None:
+            summary = {"test": self.evaluate(self.model, self.splits["test"])}
+        if self.key_frequencies is not None:
             summary["baseline"] = {"nll": frequency_baseline_nll(self.key_frequencies, self.splits["test"].targets),
                                    "what": "each key on with its frequency in the training frames, ignoring time"}
         return summary
@@ -160,107 +151,55 @@ class MusicSession(Session):
     def report(self, metrics: dict[str, float], label: str = "validation") -> str:
         return f"{label} NLL {metrics['nll']:.4f} nats/frame, frame accuracy {metrics['accuracy']:.2%}"
 
-
-def frame_agreement(predicted: torch.Tensor, actual: torch.Tensor, lengths: torch.Tensor) -> tuple[int, int]:
-    """True positives, and false positives plus false negatives, of (T, B, K) on/off keys over the real steps."""
-    mask = step_mask(lengths, actual.shape[0], actual.device).unsqueeze(-1)  # (T, B, 1)
-    hits = int((predicted & actual & mask).sum())
-    misses = int(((predicted ^ actual) & mask).sum())
-    return hits, misses
-
-
-def frequency_baseline_nll(frequencies: torch.Tensor, pieces: list[torch.Tensor]) -> float:
-    """NLL per frame of ``pieces`` when every key is on with its fixed training frequency."""
-    p = frequencies.clamp(1e-4, 1 - 1e-4)
-    frames = torch.cat(pieces)  # (N, 88)
-    log_likelihood = frames @ p.log() + (1 - frames) @ (1 - p).log()
-    return float(-log_likelihood.mean())
-
-
-# ----------------------------------------------------------------------------- rnnkit generate
-OUTPUTS = {".mid": "MIDI", ".midi": "MIDI", ".png": "piano-roll image"}
-
-
-@dataclass
-class GenerateOptions(CheckpointOptions):
-    steps: int = 128
-    """Time steps to generate (after the prime)."""
-    out: tuple[str, ...] = ("song.mid",)
-    """Files to write: .mid/.midi (a MIDI file) and/or .png (the piano roll drawn)."""
-    prime: str | None = None
-    """A MIDI file to continue (read at the run's --frame-seconds); default: start from a silent frame."""
-    temperature: float = 1.0
-    """Sampling temperature of every key's Bernoulli: lower is more conservative; 0 keeps the keys over 1/2."""
-    seed: int = 0
-    """Random seed of the sampling."""
-
-
-def generate(session: MusicSession, options: GenerateOptions) -> None:
-    if options.steps <= 0:
-        raise UserError(f"--steps: expected a positive number of time steps, got {options.steps}")
-    if options.temperature < 0:
-        raise UserError(f"--temperature: expected a value >= 0, got {options.temperature}")
-    outputs = [Path(path) for path in options.out]
-    for path in outputs:
-        if path.suffix.lower() not in OUTPUTS:
-            raise UserError(f"--out: {path} has an unknown suffix; expected {', '.join(OUTPUTS)}")
-        if not path.parent.is_dir():
-            raise UserError(f"--out: the folder {path.parent} does not exist")
-    frame_seconds = session.config.dataset.frame_seconds
-    prime = read_midi(Path(options.prime), frame_seconds) if options.prime else torch.zeros(1, KEYS)
-    session.model.eval()
-    generator = torch.Generator().manual_seed(options.seed)
-    sampled = session.model.sample(prime.to(session.device), options.steps, options.temperature, generator).cpu()
-    piece = torch.cat([prime, sampled]) if options.prime else sampled
-    primed_steps = prime.shape[0] if options.prime else 0
-    for path in outputs:
-        if OUTPUTS[path.suffix.lower()] == "MIDI":
-            data = midi_bytes(piece, frame_seconds)
+    # ----------------------------------------------------------------- the commands (commands.py)
+    def labelled_pieces(self, midi: str | None) -> NextFrames:
+        """``rnnkit evaluate``'s data: a folder of MIDI files read at the run's frame length, or the run's test split."""
+        data = self.config.dataset
+        if midi:
+            pieces = [roll for _, roll in read_midi_folder(Path(midi), data.frame_seconds)]
         else:
-            title = f"{options.steps} steps sampled at temperature {options.temperature}" + (
-                f" after {options.prime}" if options.prime else "")
-            data = piano_roll_png(piece, title, primed_steps)
-        atomic_write_bytes(path, data)
-        print(f"wrote {path} ({OUTPUTS[path.suffix.lower()]}, {piece.shape[0]} steps of {frame_seconds} s)")
+            pieces = read_splits(data).get("test")
+            if pieces is None:
+                raise UserError("the run was trained without a test split: pass a folder of MIDI files with --midi")
+        examples = NextFrames.of(pieces)
+        if examples.frames == 0:
+            raise UserError("every piece to evaluate on is a single frame; nothing to predict")
+        return examples
 
+    def generate(self, prime: str | None, steps: int, temperature: float, seed: int) -> tuple[torch.Tensor, int]:
+        """A piece of ``steps`` sampled frames after the frames of the MIDI file ``prime`` (default: after a silent
+        frame, which is not kept), and how many of its frames are the prime's."""
+        primed = read_midi(Path(prime), self.config.dataset.frame_seconds) if prime else torch.zeros(1, KEYS)
+        self.model.eval()
+        generator = torch.Generator().manual_seed(seed)
+        sampled = self.model.sample(primed.to(self.device), steps, temperature, generator).cpu()
+        return (torch.cat([primed, sampled]), primed.shape[0]) if prime else (sampled, 0)
 
-@dataclass
-class EvaluateOptions(CheckpointOptions):
-    midi: str | None = None
-    """A folder of MIDI files to evaluate on, read at the run's --frame-seconds (default: the run's test split)."""
+    # ----------------------------------------------------------------- rnnkit inspect (rnnkit.inspect.source.Inspectable)
+    def recurrent_layers(self) -> Recurrent:
+        return self.model.rnn
 
+    def inspection_batch(self, size: int, length: int | None = None) -> Batch:
+        """The first ``size`` validation pieces (read from the run's data when restored), padded."""
+        examples = self.splits.get("validation") or NextFrames.of(read_splits(self.config.dataset)["validation"])
+        return collate(examples.inputs[:size], examples.targets[:size])
 
-def evaluate(session: MusicSession, options: EvaluateOptions) -> None:
-    data = session.config.dataset
-    if options.midi:
-        pieces = [roll for _, roll in read_midi_folder(Path(options.midi), data.frame_seconds)]
-    else:
-        pieces = read_splits(data).get("test")
-        if pieces is None:
-            raise UserError("the run was trained without a test split: pass a folder of MIDI files with --midi")
-    session.splits["evaluation"] = Examples.of(pieces)
-    if session.splits["evaluation"].frames == 0:
-        raise UserError("every piece to evaluate on is a single frame; nothing to predict")
-    session.model.eval()
-    with torch.no_grad():
-        print(session.report(session.evaluate(session.model, "evaluation"), label="evaluation"))
+    def step_labels(self, batch: Batch) -> None:
+        return None
 
 
 class MusicTask(Task):
     name = "music"
     summary = "polyphonic music (one-to-many): next piano-roll frame on JSB/Nottingham/MuseData/Piano-midi or your MIDI files"
     config_class = MusicConfig
-    unit = "frame"
-    commands = {"generate": Command("a piece sampled from the trained model, as MIDI and/or a piano-roll image",
-                                    GenerateOptions, generate),
-                "evaluate": Command("NLL per frame and frame accuracy on the test split or a folder of MIDI files",
-                                    EvaluateOptions, evaluate)}
+    session_class = MusicSession
+    commands = COMMANDS
 
     def start(self, config: MusicConfig, context: Distributed, device: torch.device) -> MusicSession:
         pieces = read_splits(config.dataset)
         session = MusicSession(config, device)
-        session.splits = {split: Examples.of(pieces[split]) for split in ("validation", "test") if split in pieces}
-        train = Examples.of(pieces["train"])
+        session.splits = {split: NextFrames.of(pieces[split]) for split in ("validation", "test") if split in pieces}
+        train = NextFrames.of(pieces["train"])
         if len(train.inputs) < config.train.batch_size * context.world_size:
             raise UserError(f"--batch-size: {len(train.inputs)} training pieces cannot fill a batch of "
                             f"{config.train.batch_size} x {context.world_size} processes; lower --batch-size")

@@ -8,12 +8,12 @@ from, that tokens are characters, and that the loss is also reported in bits per
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass, field
 
 import torch
 
 from rnnkit.data import CharVocabulary, bundled_corpus_text, read_text_file
+from rnnkit.metrics import bits_per_unit
 from rnnkit.models import LanguageModelConfig
 from rnnkit.tasks.base import RunConfig, Task
 from rnnkit.tasks.language_modelling import COMMANDS, LanguageModelSession, StreamOptions
@@ -55,14 +55,17 @@ class CharLMSession(LanguageModelSession):
     sample_length = 400
 
     def loss_metrics(self, loss: float) -> dict[str, float]:
-        return {"bpc": loss / math.log(2)}
+        return {"bpc": bits_per_unit(loss)}
 
     def report(self, metrics: dict[str, float], label: str = "validation") -> str:
         return f"{label} loss {metrics['loss']:.4f} nats/char ({metrics['bpc']:.4f} bits/char)"
 
-    @functools.cached_property
     def held_out_tokens(self) -> tuple[torch.Tensor, str]:
-        """The validation part of the training corpus, encoded (read once), and where it comes from."""
+        """The validation part of the training corpus, encoded, and where it comes from."""
+        return self._held_out
+
+    @functools.cached_property
+    def _held_out(self) -> tuple[torch.Tensor, str]:  # read once
         text, where = _read_corpus(self.config.dataset)
         return self.vocabulary.encode(text[_split(text, self.config.dataset.val_fraction):], where), where
 
@@ -71,7 +74,7 @@ class CharLMTask(Task):
     name = "charlm"
     summary = "character-level language model (one-to-many), truncated BPTT; default corpus Tiny Shakespeare"
     config_class = CharLMConfig
-    unit = CharLMSession.unit
+    session_class = CharLMSession
     commands = COMMANDS
 
     def start(self, config: CharLMConfig, context: Distributed, device: torch.device) -> CharLMSession:

@@ -18,27 +18,29 @@ and when training ends its confusion matrices on dev and test are written to the
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from rnnkit.data.batch import Batch
 from rnnkit.data.embeddings import read_vectors
 from rnnkit.data.labelled_sentences import LabelledSentence, check_labels, label_set, read_labelled_sentences
 from rnnkit.data.sentence_batches import batches_by_length, collate
 from rnnkit.data.token_features import TokenFeatures
 from rnnkit.data.tokenization import TOKENIZERS
 from rnnkit.errors import UserError
+from rnnkit.figures import confusion_png
+from rnnkit.layers import Recurrent
+from rnnkit.metrics import classification_metrics, confusion, majority_share
 from rnnkit.models.text_classifier import TextClassifier, TextClassifierConfig
 from rnnkit.tasks.base import RunConfig, Task
-from rnnkit.tasks.predict import PREDICT
-from rnnkit.tasks.split_files import EVALUATE_FILE, SPLITS, SplitFiles, lay_out_splits
+from rnnkit.tasks.labelled_files import EVALUATE_FILE, SplitFiles, lay_out_splits
+from rnnkit.tasks.predict import PREDICT, PredictOptions
 from rnnkit.tasks.transfer import initialise_from_language_model, merge_vocabularies, read_language_model
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.files import atomic_write_json
 from rnnkit.train.distributed import Distributed
+from rnnkit.train.files import atomic_write_bytes, atomic_write_json
 from rnnkit.train.session import Monitor, Session
 
 SST_FOLDER = "../shared/data/sst"
@@ -90,20 +92,22 @@ class SSTConfig(RunConfig):
 
 
 def read_splits(data: SSTData) -> dict[str, list[LabelledSentence]]:
-    """The train, dev and (where there is one) test sentences of --data-dir or of --train/--dev/--test."""
+    """The train, validation and (where there is one) test sentences of --data-dir or of --train/--dev/--test."""
     prefix = SUBTASKS[data.subtask][0]
-    paths = data.split_paths(data.data_dir, {split: f"{prefix}.{split}" for split in SPLITS})
+    names = {"train": f"{prefix}.train", "validation": f"{prefix}.dev", "test": f"{prefix}.test"}
+    paths = data.split_paths(data.data_dir, names)
     return {split: read_labelled_sentences(path, option) for split, (path, option) in paths.items()}
 
 
 @dataclass
-class EncodedSplit:
+class Examples:
     sentences: list[torch.Tensor]  # (L_i, F) token features
     targets: list[torch.Tensor]  # class ids, 0-dimensional
 
 
 class TextClassificationSession(Session):
     monitor = Monitor("accuracy", "max")
+    unit = "sent"
 
     def __init__(self, config: SSTConfig, features: TokenFeatures, labels: tuple[str, ...], label_names: tuple[str, ...],
                  device: torch.device) -> None:
@@ -112,45 +116,36 @@ class TextClassificationSession(Session):
         self.model = TextClassifier(len(features.words), len(labels), config.model, char_vocab_size).to(device)
         self.tokenize = TOKENIZERS[config.dataset.tokenizer]
         self.batches = None
-        self.splits: dict[str, EncodedSplit] = {}  # validation, test (where given)
+        self.splits: dict[str, Examples] = {}  # validation, test (where given)
         self.confusion: dict[str, list[list[int]]] = {}  # filled by test_summary, written by write_files
 
     def task_state(self) -> dict:
         return {"features": self.features.to_state(), "labels": list(self.labels), "label_names": list(self.label_names)}
 
-    def tokens(self, text: str) -> list[str]:
-        """The tokens of a sentence as the model reads them (the task's tokenizer)."""
-        return self.tokenize(text)
-
-    def encode(self, sentences: list[LabelledSentence], split: str = "") -> EncodedSplit:
+    def examples(self, sentences: list[LabelledSentence], split: str = "") -> Examples:
         """The sentences as token features and class ids (their labels are checked against the split's already)."""
         encoded, targets = [], []
         for sentence in sentences:
-            tokens = self.tokens(sentence.text)
+            tokens = self.tokenize(sentence.text)
             if not tokens:
                 raise UserError(f"{sentence.where}: the sentence has no token after tokenisation; remove the line")
             encoded.append(self.features.encode(tokens))
             targets.append(torch.tensor(self.labels.index(sentence.label)))
-        return EncodedSplit(encoded, targets)
+        return Examples(encoded, targets)
 
-    def labelled_file(self, path: str | None) -> EncodedSplit | None:
+    def labelled_file(self, path: str | None) -> Examples | None:
         """``rnnkit evaluate``'s data: a labelled file, or the run's test split (None if it had none)."""
         sentences = read_labelled_sentences(path, "--data") if path else read_splits(self.config.dataset).get("test")
         if sentences is not None:
             check_labels(sentences, self.labels, "evaluation")
-            return self.encode(sentences)
+            return self.examples(sentences)
         return None
 
-    # ----------------------------------------------------------------- training and evaluation
-    def training_step(self, network, batch, state):
-        batch = batch.to(self.device)
-        _, loss, _ = network(batch.inputs, lengths=batch.lengths, targets=batch.targets)
-        return loss, None, batch.size
-
-    def predictions(self, model, split: EncodedSplit) -> tuple[list[int], list[int], float]:
+    # ----------------------------------------------------------------- evaluation
+    def predictions(self, model, examples: Examples) -> tuple[list[int], list[int], float]:
         """Gold and predicted class ids of every sentence (in length order) and the mean cross-entropy."""
         gold, predicted, loss = [], [], 0.0
-        for _, batch in batches_by_length(split.sentences, split.targets, EVALUATION_BATCH):
+        for _, batch in batches_by_length(examples.sentences, examples.targets, EVALUATION_BATCH):
             batch = batch.to(self.device)
             logits, _, _ = model(batch.inputs, lengths=batch.lengths)
             loss += float(F.cross_entropy(logits.float(), batch.targets, reduction="sum"))
@@ -158,63 +153,42 @@ class TextClassificationSession(Session):
             predicted += logits.argmax(-1).tolist()
         return gold, predicted, loss / len(gold)
 
-    def evaluate(self, model, split: str = "validation") -> dict[str, float]:
-        return self.metrics(*self.predictions(model, self.splits[split]))
-
-    def metrics(self, gold: list[int], predicted: list[int], loss: float) -> dict[str, float]:
-        from sklearn.metrics import accuracy_score, f1_score  # [tasks] extra
-
-        return {"loss": loss, "accuracy": float(accuracy_score(gold, predicted)),
-                "macro_f1": float(f1_score(gold, predicted, average="macro", labels=range(len(self.labels)), zero_division=0))}
+    def evaluate(self, model, examples: Examples | None = None) -> dict[str, float]:
+        """Loss, accuracy and macro-F1 on ``examples`` (default: the validation split)."""
+        gold, predicted, loss = self.predictions(model, examples or self.splits["validation"])
+        return {"loss": loss, **classification_metrics(gold, predicted, len(self.labels))}
 
     def test_summary(self) -> dict:
-        from sklearn.metrics import confusion_matrix
-
         self.model.eval()
         summary = {}
         with torch.no_grad():
-            for split in self.splits:
-                gold, predicted, loss = self.predictions(self.model, self.splits[split])
-                summary[split] = self.metrics(gold, predicted, loss)
-                self.confusion[split] = confusion_matrix(gold, predicted, labels=range(len(self.labels))).tolist()
-        if "test" in self.splits:
-            counts = Counter(int(target) for target in self.splits["test"].targets)
-            summary["baseline"] = {"accuracy": max(counts.values()) / sum(counts.values()),
-                                   "what": "always answer the test set's most frequent class"}
+            for split, examples in self.splits.items():
+                gold, predicted, loss = self.predictions(self.model, examples)
+                self.confusion[split] = confusion(gold, predicted, len(self.labels))
+                if split == "test":
+                    summary["test"] = {"loss": loss, **classification_metrics(gold, predicted, len(self.labels))}
+                    summary["baseline"] = {"accuracy": majority_share(gold),
+                                           "what": "always answer the test set's most frequent class"}
         return summary
 
-    def write_files(self, folder: Path) -> list[Path]:
+    def write_files(self, folder) -> list:
         """The confusion matrices of test_summary, as JSON and PNG (rows: true class, columns: predicted)."""
         written = []
         for split, matrix in self.confusion.items():
-            path = folder / f"confusion_{split}.json"
-            atomic_write_json(path, {"labels": list(self.label_names), "rows": "true", "columns": "predicted",
-                                     "matrix": matrix})
-            written += [path, self._draw_confusion(matrix, split, folder / f"confusion_{split}.png")]
+            json_path, png_path = folder / f"confusion_{split}.json", folder / f"confusion_{split}.png"
+            atomic_write_json(json_path, {"labels": list(self.label_names), "rows": "true", "columns": "predicted",
+                                          "matrix": matrix})
+            atomic_write_bytes(png_path, confusion_png(matrix, list(self.label_names),
+                                                       f"{split} ({sum(map(sum, matrix))} sentences)"))
+            written += [json_path, png_path]
         return written
-
-    def _draw_confusion(self, matrix: list[list[int]], split: str, path: Path) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from sklearn.metrics import ConfusionMatrixDisplay
-
-        display = ConfusionMatrixDisplay(torch.tensor(matrix).numpy(), display_labels=list(self.label_names))
-        figure, axes = plt.subplots(figsize=(2 + len(self.labels), 1.5 + len(self.labels)))
-        display.plot(ax=axes, colorbar=False, xticks_rotation=45)
-        axes.set_title(f"{split} ({sum(map(sum, matrix))} sentences)")
-        figure.tight_layout()
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        return path
 
     def report(self, metrics: dict[str, float], label: str = "validation") -> str:
         return f"{label} accuracy {metrics['accuracy']:.2%}, macro-F1 {metrics['macro_f1']:.4f}, loss {metrics['loss']:.4f}"
 
     # ----------------------------------------------------------------- rnnkit predict (rnnkit.tasks.predict.Predictor)
     def parse_input(self, text: str) -> tuple[str, torch.Tensor]:
-        tokens = self.tokens(text)
+        tokens = self.tokenize(text)
         if not tokens:
             raise ValueError("the line is empty; give a sentence to classify")
         return text, self.features.encode(tokens)
@@ -222,8 +196,8 @@ class TextClassificationSession(Session):
     def input_length(self, parsed: tuple[str, torch.Tensor]) -> int:
         return parsed[1].shape[0]
 
-    def predict(self, inputs: list[tuple[str, torch.Tensor]]) -> list[dict]:
-        batch = collate([encoded for _, encoded in inputs], None)  # predict_texts has grouped them by length
+    def predict(self, inputs: list[tuple[str, torch.Tensor]], options: PredictOptions) -> list[dict]:
+        batch = collate([encoded for _, encoded in inputs], None)  # predict_inputs has grouped them by length
         self.model.eval()
         with torch.no_grad():
             logits, _, _ = self.model(batch.inputs.to(self.device), lengths=batch.lengths)
@@ -237,12 +211,24 @@ class TextClassificationSession(Session):
         shown = ", ".join(f"{name} {p:.3f}" for name, p in result["probabilities"].items())
         return f"{result['label']}\t({shown})\t{result['text']}"
 
+    # ----------------------------------------------------------------- rnnkit inspect (rnnkit.inspect.source.Inspectable)
+    def recurrent_layers(self) -> Recurrent:
+        return self.model.rnn
+
+    def inspection_batch(self, size: int, length: int | None = None) -> Batch:
+        """The first ``size`` validation sentences (read from the run's files when restored), padded."""
+        examples = self.splits.get("validation") or self.examples(read_splits(self.config.dataset)["validation"])
+        return collate(examples.sentences[:size], examples.targets[:size])
+
+    def step_labels(self, batch: Batch) -> None:
+        return None
+
 
 class SSTTask(Task):
     name = "sst"
     summary = "sentence classification (many-to-one): SST-2/SST-5 sentiment from --data-dir, or your own labelled sentences"
     config_class = SSTConfig
-    unit = "sent"
+    session_class = TextClassificationSession
     commands = {"evaluate": EVALUATE_FILE, "predict": PREDICT}
 
     def start(self, config: SSTConfig, context: Distributed, device: torch.device) -> TextClassificationSession:
@@ -252,7 +238,7 @@ class SSTTask(Task):
         if len(labels) < 2:
             raise UserError(f"{splits['train'][0].where}: the training split has one label ({labels[0]!r}); a classifier "
                             "needs at least two")
-        for split in ("dev", "test"):
+        for split in ("validation", "test"):
             if split in splits:
                 check_labels(splits[split], labels, split)
         tokenize = TOKENIZERS[data.tokenizer]

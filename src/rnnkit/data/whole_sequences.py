@@ -22,21 +22,28 @@ Sampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]  #
 class SampledBatches:
     """A new batch from ``sample`` at every step; ``epoch_size`` sequences make a nominal epoch.
 
-    Batch k of process ``rank`` comes from its own generator seeded by (seed, rank, k), so
-    processes draw different sequences and any batch can be redrawn after a restart.
+    Global batch k (``batch_size`` x ``world_size`` sequences) comes from its own generator seeded
+    by (seed, 0, k); every process draws it and takes its rows ``rank::world_size``, so N processes
+    train on what one process with the global batch trains on, and any batch can be redrawn after
+    a restart. (The 0 is where the rank was when each process drew its own batch: one process
+    draws what it always drew.)
     """
 
-    def __init__(self, sample: Sampler, batch_size: int, epoch_size: int, seed: int, rank: int = 0) -> None:
+    def __init__(self, sample: Sampler, batch_size: int, epoch_size: int, seed: int, rank: int = 0,
+                 world_size: int = 1, per_step: bool = False) -> None:
         self.sample, self.batch_size, self.epoch_size = sample, batch_size, epoch_size
-        self.seed, self.rank = seed, rank
-        self.drawn = 0  # batches drawn so far by this process
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.per_step = per_step  # targets (T, N) a step each, else (N, ...) one per sequence
+        self.drawn = 0  # batches drawn so far
 
     def next_batch(self) -> Batch:
-        entropy = numpy.random.SeedSequence([self.seed, self.rank, self.drawn]).generate_state(2, numpy.uint64)[0]
+        entropy = numpy.random.SeedSequence([self.seed, 0, self.drawn]).generate_state(2, numpy.uint64)[0]
         generator = torch.Generator().manual_seed(int(entropy) >> 1)
-        inputs, targets = self.sample(self.batch_size, generator)
+        inputs, targets = self.sample(self.batch_size * self.world_size, generator)
         self.drawn += 1
-        return Batch(inputs, targets, starts_epoch=True)  # every batch is whole sequences
+        rows = slice(self.rank, None, self.world_size)
+        targets = targets[:, rows] if self.per_step else targets[rows]
+        return Batch(inputs[:, rows], targets, starts_epoch=True)  # every batch is whole sequences
 
     def epoch_progress(self) -> float:
         return self.drawn * self.batch_size / self.epoch_size

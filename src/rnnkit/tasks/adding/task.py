@@ -15,9 +15,10 @@ from typing import ClassVar
 import torch
 
 from rnnkit.data.memory_tasks import ADDING_BASELINE_MSE, ADDING_MIN_LENGTH, adding_problem
+from rnnkit.metrics import solved_fraction
 from rnnkit.models import RecurrentConfig, SequenceModel
 from rnnkit.tasks.base import RunConfig
-from rnnkit.tasks.sequence_task import SequenceSession, SequenceTask
+from rnnkit.tasks.fixed_sets import SequenceSession, SequenceTask
 from rnnkit.tasks.synthetic_data import SyntheticData, synthetic_train_config
 from rnnkit.train.config import TrainConfig
 
@@ -39,8 +40,7 @@ class AddingConfig(RunConfig):
 
 class AddingSession(SequenceSession):
     def metrics(self, outputs, targets):
-        predictions = outputs.float().squeeze(-1)  # (B,)
-        return {"solved_fraction": float(((predictions - targets) ** 2 < SOLVED_MSE).float().mean())}
+        return {"solved_fraction": solved_fraction(outputs.float().squeeze(-1), targets, SOLVED_MSE)}  # (B,) each
 
     def baseline(self) -> dict[str, float]:
         return {"loss": ADDING_BASELINE_MSE, "what": "always answer 1, the expected sum"}
@@ -56,6 +56,7 @@ class AddingTask(SequenceTask):
     name = "adding"
     summary = "adding problem (many-to-one regression over T steps, --seq-len); MSE against the 1/6 baseline"
     config_class = AddingConfig
+    session_class = AddingSession
 
     def start(self, config: AddingConfig, context, device, with_training_data: bool = True) -> AddingSession:
         data = config.dataset
@@ -65,5 +66,5 @@ class AddingTask(SequenceTask):
 
         model = SequenceModel(2, 1, config.model, sequence_length=data.seq_len, loss="mse")
         validation, test = data.fixed_sets(sample)
-        batches = data.training_batches(sample, config.train, context.rank) if with_training_data else None
-        return AddingSession(model, device, validation, test, batches)
+        batches = data.training_batches(sample, config.train, context) if with_training_data else None
+        return AddingSession(config, model, device, validation, test, batches)

@@ -21,7 +21,6 @@ PTB's training split is 929,589 words, so an epoch is 929,589 / (20 × 20) = 2,3
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,13 +29,14 @@ import torch
 from rnnkit.data import read_text_file
 from rnnkit.data.vocabulary import WordVocabulary
 from rnnkit.errors import UserError
+from rnnkit.metrics import perplexity
 from rnnkit.models import LanguageModelConfig
 from rnnkit.tasks.base import RunConfig, Task
 from rnnkit.tasks.language_modelling import COMMANDS, LanguageModelSession, StreamOptions
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.distributed import Distributed
 
-SPLITS = ("train", "valid", "test")
+FILE_SPLITS = {"train": "train", "validation": "valid", "test": "test"}  # split -> the files' name for it
 PTB_EPOCH = 2323  # training windows in one pass over PTB at batch 20, unroll 20
 PREFIXES = ("ptb.", "")  # ptb.train.txt as Mikolov ships it, or plain train.txt
 
@@ -76,7 +76,7 @@ class WordTexts:
     """The splits' texts and where each comes from; ``test`` is None for a single --data file."""
 
     train: tuple[str, str]
-    valid: tuple[str, str]
+    validation: tuple[str, str]
     test: tuple[str, str] | None
 
 
@@ -95,8 +95,8 @@ def read_splits(data: WordLMData) -> WordTexts:
             "ptb.test.txt (Mikolov's Penn Treebank), or --data FILE to train on one text file"
         )
     texts = {}
-    for split in SPLITS:
-        candidates = [folder / f"{prefix}{split}.txt" for prefix in PREFIXES]
+    for split, name in FILE_SPLITS.items():
+        candidates = [folder / f"{prefix}{name}.txt" for prefix in PREFIXES]
         path = next((candidate for candidate in candidates if candidate.is_file()), None)
         if path is None:
             raise UserError(
@@ -104,7 +104,7 @@ def read_splits(data: WordLMData) -> WordTexts:
                 "valid and test splits of a whitespace-tokenised corpus"
             )
         texts[split] = (read_text_file(path, option="--data-dir"), f"data file {path}")
-    return WordTexts(texts["train"], texts["valid"], texts["test"])
+    return WordTexts(texts["train"], texts["validation"], texts["test"])
 
 
 class WordLMSession(LanguageModelSession):
@@ -112,15 +112,18 @@ class WordLMSession(LanguageModelSession):
     sample_length = 100
 
     def loss_metrics(self, loss: float) -> dict[str, float]:
-        return {"perplexity": math.exp(loss)}
+        return {"perplexity": perplexity(loss)}
 
     def report(self, metrics: dict[str, float], label: str = "validation") -> str:
         return f"{label} loss {metrics['loss']:.4f} nats/word, perplexity {metrics['perplexity']:.2f}"
 
-    @functools.cached_property
     def held_out_tokens(self) -> tuple[torch.Tensor, str]:
-        """The validation split, encoded (read once), and where it comes from."""
-        text, where = read_splits(self.config.dataset).valid
+        """The validation split, encoded, and where it comes from."""
+        return self._held_out
+
+    @functools.cached_property
+    def _held_out(self) -> tuple[torch.Tensor, str]:  # read once
+        text, where = read_splits(self.config.dataset).validation
         return self.vocabulary.encode(text, where), where
 
 
@@ -128,16 +131,16 @@ class WordLMTask(Task):
     name = "wordlm"
     summary = "word-level language model (perplexity), truncated BPTT; Penn Treebank from --data-dir or any --data"
     config_class = WordLMConfig
-    unit = WordLMSession.unit
+    session_class = WordLMSession
     commands = COMMANDS
 
     def start(self, config: WordLMConfig, context: Distributed, device: torch.device) -> WordLMSession:
         texts = read_splits(config.dataset)
         vocabulary = WordVocabulary.from_text(texts.train[0], config.dataset.vocab_size)
         session = WordLMSession(config, vocabulary, device, context)
-        train, valid = (vocabulary.encode(*texts.train), vocabulary.encode(*texts.valid))
+        train, validation = (vocabulary.encode(*texts.train), vocabulary.encode(*texts.validation))
         test = None if texts.test is None else vocabulary.encode(*texts.test)
-        session.lay_out(train, valid, test, texts.train[1], context)
+        session.lay_out(train, validation, test, texts.train[1], context)
         return session
 
     def restore(self, config: WordLMConfig, task_state: dict, device: torch.device) -> WordLMSession:

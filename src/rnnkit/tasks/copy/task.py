@@ -15,9 +15,10 @@ import torch
 
 from rnnkit.data.memory_tasks import (COPY_CLASSES, COPY_LENGTH, COPY_MIN_LENGTH, COPY_VOCABULARY, copy_memory,
                                       copy_memoryless_baseline)
+from rnnkit.metrics import recall_metrics
 from rnnkit.models import RecurrentConfig, SequenceModel
 from rnnkit.tasks.base import RunConfig
-from rnnkit.tasks.sequence_task import SequenceSession, SequenceTask
+from rnnkit.tasks.fixed_sets import SequenceSession, SequenceTask
 from rnnkit.tasks.synthetic_data import SyntheticData, synthetic_train_config
 from rnnkit.train.config import TrainConfig
 
@@ -36,14 +37,12 @@ class CopyConfig(RunConfig):
 
 
 class CopySession(SequenceSession):
-    def __init__(self, *args, seq_len: int, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.seq_len = seq_len
+    @property
+    def seq_len(self) -> int:
+        return self.config.dataset.seq_len
 
     def metrics(self, outputs, targets):
-        recalled = outputs[-COPY_LENGTH:].argmax(-1) == targets[-COPY_LENGTH:]  # (10, B) of the (T + 20, B, 9) logits
-        return {"symbol_accuracy": float(recalled.float().mean()),
-                "sequences_recalled": float(recalled.all(0).float().mean())}
+        return recall_metrics(outputs, targets, COPY_LENGTH)  # the last 10 of the (T + 20, B, 9) logits
 
     def baseline(self) -> dict[str, float]:
         return {"loss": copy_memoryless_baseline(self.seq_len), "symbol_accuracy": 1 / 8,
@@ -58,6 +57,7 @@ class CopyTask(SequenceTask):
     name = "copy"
     summary = "copy-memory task (many-to-many, T + 20 steps, --seq-len); cross-entropy against the memoryless baseline"
     config_class = CopyConfig
+    session_class = CopySession
 
     def start(self, config: CopyConfig, context, device, with_training_data: bool = True) -> CopySession:
         data = config.dataset
@@ -69,5 +69,5 @@ class CopyTask(SequenceTask):
         model = SequenceModel(COPY_VOCABULARY, COPY_CLASSES, config.model, every_step=True, sequence_length=total_steps,
                               token_inputs=True)
         validation, test = data.fixed_sets(sample, per_step=True)
-        batches = data.training_batches(sample, config.train, context.rank) if with_training_data else None
-        return CopySession(model, device, validation, test, batches, seq_len=data.seq_len)
+        batches = data.training_batches(sample, config.train, context, per_step=True) if with_training_data else None
+        return CopySession(config, model, device, validation, test, batches)

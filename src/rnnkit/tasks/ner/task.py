@@ -24,22 +24,25 @@ from dataclasses import dataclass, field
 
 import torch
 
+from rnnkit.data.batch import Batch
 from rnnkit.data.conll import TaggedSentence, check_tags, detect_scheme, read_conll
-from rnnkit.data.sentence_batches import batches_by_length
+from rnnkit.data.sentence_batches import batches_by_length, collate
 from rnnkit.data.tag_schemes import OUTSIDE, SCHEMES, convert, to_bio
 from rnnkit.data.token_features import TokenFeatures
 from rnnkit.errors import UserError
+from rnnkit.layers import Recurrent
+from rnnkit.metrics import entity_metrics
 from rnnkit.models.crf import transition_constraints
 from rnnkit.models.tagger import SequenceTagger, TaggerConfig
 from rnnkit.tasks.base import RunConfig, Task
-from rnnkit.tasks.predict import PREDICT
-from rnnkit.tasks.split_files import EVALUATE_FILE, SplitFiles, lay_out_splits
+from rnnkit.tasks.labelled_files import EVALUATE_FILE, SplitFiles, lay_out_splits
+from rnnkit.tasks.predict import PREDICT, PredictOptions
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.distributed import Distributed
 from rnnkit.train.session import Monitor, Session
 
 CONLL_FOLDER = "../shared/data/conll2003"
-SPLIT_FILES = {"train": "train.txt", "dev": "valid.txt", "test": "test.txt"}
+SPLIT_FILES = {"train": "train.txt", "validation": "valid.txt", "test": "test.txt"}
 EVALUATION_BATCH = 256
 
 
@@ -85,13 +88,13 @@ class NERConfig(RunConfig):
 
 
 def read_splits(data: NERData) -> dict[str, list[TaggedSentence]]:
-    """The train, dev and (where there is one) test sentences of --data-dir or of --train/--dev/--test."""
+    """The train, validation and (where there is one) test sentences of --data-dir or of --train/--dev/--test."""
     paths = data.split_paths(data.data_dir, SPLIT_FILES)
     return {split: read_conll(path, data.tag_column, option) for split, (path, option) in paths.items()}
 
 
 @dataclass
-class EncodedSplit:
+class Examples:
     sentences: list[torch.Tensor]  # (L_i, F) token features
     targets: list[torch.Tensor]  # (L_i,) tag ids in the training scheme
     gold: list[list[str]]  # the file's tags, as BIO
@@ -99,6 +102,7 @@ class EncodedSplit:
 
 class TaggingSession(Session):
     monitor = Monitor("f1", "max")
+    unit = "sent"
 
     def __init__(self, config: NERConfig, features: TokenFeatures, tags: tuple[str, ...], scheme: str,
                  device: torch.device) -> None:
@@ -107,16 +111,20 @@ class TaggingSession(Session):
         allowed = transition_constraints(list(tags), config.dataset.tag_scheme)
         self.model = SequenceTagger(len(features.words), len(tags), config.model, char_vocab_size, allowed).to(device)
         self.batches = None
-        self.splits: dict[str, EncodedSplit] = {}
+        self.splits: dict[str, Examples] = {}
 
     def task_state(self) -> dict:
         return {"features": self.features.to_state(), "tags": list(self.tags), "scheme": self.scheme}
 
-    def encode(self, sentences: list[TaggedSentence], split: str) -> EncodedSplit:
+    def loss_terms(self, batch: Batch) -> int:
+        # the CRF's NLL per sentence; a softmax tagger's cross-entropy per token
+        return batch.size if self.config.model.output == "crf" else int(batch.lengths.sum())
+
+    def examples(self, sentences: list[TaggedSentence], split: str) -> Examples:
         index = {tag: i for i, tag in enumerate(self.tags)}
         encoded, targets, gold = [], [], []
         for sentence in sentences:
-            trained = convert(sentence.tags, self.scheme, self.config.dataset.tag_scheme)
+            trained = convert(sentence.tags, self.config.dataset.tag_scheme)
             unknown = next((tag for tag in trained if tag not in index), None)
             if unknown is not None:
                 raise UserError(f"{sentence.where}: tag {unknown!r} ({self.config.dataset.tag_scheme}) does not occur in "
@@ -124,23 +132,18 @@ class TaggingSession(Session):
             encoded.append(self.features.encode(sentence.tokens))
             targets.append(torch.tensor([index[tag] for tag in trained]))
             gold.append(to_bio(sentence.tags))
-        return EncodedSplit(encoded, targets, gold)
+        return Examples(encoded, targets, gold)
 
-    def labelled_file(self, path: str | None) -> EncodedSplit | None:
+    def labelled_file(self, path: str | None) -> Examples | None:
         """``rnnkit evaluate``'s data: a CoNLL file, or the run's test split (None if it had none)."""
         data = self.config.dataset
         sentences = read_conll(path, data.tag_column, "--data") if path else read_splits(data).get("test")
         if sentences is not None:
             check_tags(sentences, self.scheme)
-            return self.encode(sentences, "evaluation")
+            return self.examples(sentences, "evaluation")
         return None
 
-    # ----------------------------------------------------------------- training and evaluation
-    def training_step(self, network, batch, state):
-        batch = batch.to(self.device)
-        _, loss, _ = network(batch.inputs, lengths=batch.lengths, targets=batch.targets)
-        return loss, None, batch.size
-
+    # ----------------------------------------------------------------- evaluation
     def tag_sentences(self, model, sentences: list[torch.Tensor]) -> list[list[str]]:
         """The predicted tags of each sentence, in the training scheme, in the order given."""
         predicted: list[list[str]] = [[] for _ in sentences]
@@ -150,24 +153,18 @@ class TaggingSession(Session):
                 predicted[index] = [self.tags[tag] for tag in path]
         return predicted
 
-    def evaluate(self, model, split: str = "validation") -> dict:
-        from seqeval.metrics import classification_report  # [tasks] extra
-
-        data = self.splits[split]
-        predicted = [to_bio(tags) for tags in self.tag_sentences(model, data.sentences)]
-        report = classification_report(data.gold, predicted, output_dict=True, zero_division=0)
-        overall = report["micro avg"]
-        types = sorted(name for name in report if not name.endswith(" avg"))
-        return {"f1": float(overall["f1-score"]), "precision": float(overall["precision"]),
-                "recall": float(overall["recall"]),
-                "per_type": {name: {"f1": float(report[name]["f1-score"]), "precision": float(report[name]["precision"]),
-                                    "recall": float(report[name]["recall"]), "support": int(report[name]["support"])}
-                             for name in types}}
+    def evaluate(self, model, examples: Examples | None = None) -> dict:
+        """Entity precision, recall and F1 on ``examples`` (default: the validation split), overall and per type."""
+        examples = examples or self.splits["validation"]
+        predicted = [to_bio(tags) for tags in self.tag_sentences(model, examples.sentences)]
+        return entity_metrics(examples.gold, predicted)
 
     def test_summary(self) -> dict:
+        if "test" not in self.splits:
+            return {}
         self.model.eval()
         with torch.no_grad():
-            return {split: self.evaluate(self.model, split) for split in self.splits}
+            return {"test": self.evaluate(self.model, self.splits["test"])}
 
     def report(self, metrics: dict, label: str = "validation") -> str:
         types = ", ".join(f"{name} {values['f1']:.2%}" for name, values in metrics.get("per_type", {}).items())
@@ -184,7 +181,7 @@ class TaggingSession(Session):
     def input_length(self, parsed: tuple[list[str], torch.Tensor]) -> int:
         return len(parsed[0])
 
-    def predict(self, inputs: list[tuple[list[str], torch.Tensor]]) -> list[dict]:
+    def predict(self, inputs: list[tuple[list[str], torch.Tensor]], options: PredictOptions) -> list[dict]:
         from seqeval.metrics.sequence_labeling import get_entities
 
         self.model.eval()
@@ -195,7 +192,7 @@ class TaggingSession(Session):
             bio = to_bio(tags)
             entities = [{"type": kind, "start": start, "end": end + 1, "text": " ".join(tokens[start : end + 1])}
                         for kind, start, end in get_entities(bio)]
-            results.append({"tokens": tokens, "tags": convert(bio, "bio", self.scheme), "entities": entities})
+            results.append({"tokens": tokens, "tags": convert(bio, self.scheme), "entities": entities})
         return results
 
     def describe(self, result: dict) -> str:
@@ -203,12 +200,25 @@ class TaggingSession(Session):
         entities = "; ".join(f"{entity['type']}: {entity['text']}" for entity in result["entities"])
         return f"{tagged}\t[{entities}]" if entities else tagged
 
+    # ----------------------------------------------------------------- rnnkit inspect (rnnkit.inspect.source.Inspectable)
+    def recurrent_layers(self) -> Recurrent:
+        return self.model.rnn
+
+    def inspection_batch(self, size: int, length: int | None = None) -> Batch:
+        """The first ``size`` validation sentences (read from the run's files when restored), padded."""
+        examples = self.splits.get("validation") or self.examples(read_splits(self.config.dataset)["validation"],
+                                                                   "validation")
+        return collate(examples.sentences[:size], examples.targets[:size])
+
+    def step_labels(self, batch: Batch) -> None:
+        return None
+
 
 class NERTask(Task):
     name = "ner"
     summary = "named-entity recognition (many-to-many): BiLSTM-CRF on CoNLL-2003 from --data-dir, or any CoNLL file"
     config_class = NERConfig
-    unit = "sent"
+    session_class = TaggingSession
     commands = {"evaluate": EVALUATE_FILE, "predict": PREDICT}
 
     def start(self, config: NERConfig, context: Distributed, device: torch.device) -> TaggingSession:
@@ -218,7 +228,7 @@ class NERTask(Task):
         for sentences in splits.values():
             check_tags(sentences, scheme)
         trained_tags = Counter(tag for sentence in splits["train"]
-                               for tag in convert(sentence.tags, scheme, data.tag_scheme))
+                               for tag in convert(sentence.tags, data.tag_scheme))
         tags = tuple(sorted(trained_tags, key=lambda tag: (tag != OUTSIDE, tag[2:], tag)))  # O first, then by type
         features = TokenFeatures.from_training([sentence.tokens for sentence in splits["train"]], data.lowercase,
                                                data.min_count, characters=config.model.char_hidden_size > 0,

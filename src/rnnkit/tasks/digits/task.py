@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from rnnkit.data.batches import ShuffledBatches
+from rnnkit.data.whole_sequences import ShuffledBatches
 from rnnkit.data.digits import DIGIT_CLASSES, digit_sequences, load_digit_sequences, parse_digit_image
 from rnnkit.errors import UserError
+from rnnkit.metrics import accuracy
 from rnnkit.models import RecurrentConfig, SequenceModel
 from rnnkit.tasks.base import RunConfig
-from rnnkit.tasks.predict import PREDICT
-from rnnkit.tasks.sequence_task import LabelledSet, SequenceSession, SequenceTask
+from rnnkit.tasks.fixed_sets import LabelledSet, SequenceSession, SequenceTask
+from rnnkit.tasks.predict import PREDICT, PredictOptions
 from rnnkit.train.config import TrainConfig
 
 
@@ -44,19 +45,19 @@ class DigitsConfig(RunConfig):
 
 
 class DigitsSession(SequenceSession):
-    def __init__(self, *args, data: DigitsData, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.data = data
-
     def metrics(self, outputs, targets):
-        return {"accuracy": float((outputs.argmax(-1) == targets).float().mean())}  # outputs: (B, 10) logits
+        return {"accuracy": accuracy(outputs.argmax(-1), targets)}  # outputs: (B, 10) logits
 
     # rnnkit predict (rnnkit.tasks.predict.Predictor)
     def parse_input(self, text: str) -> torch.Tensor:
         return parse_digit_image(text)
 
-    def predict(self, inputs: list[torch.Tensor]) -> list[dict]:
-        sequences = digit_sequences(torch.stack(inputs), self.data.permute, self.data.permutation_seed)  # (64, N, 1)
+    def input_length(self, parsed: torch.Tensor) -> int:
+        return parsed.numel()  # every image has 64 pixels
+
+    def predict(self, inputs: list[torch.Tensor], options: PredictOptions) -> list[dict]:
+        data = self.config.dataset
+        sequences = digit_sequences(torch.stack(inputs), data.permute, data.permutation_seed)  # (64, N, 1)
         self.model.eval()
         with torch.no_grad():
             logits, _, _ = self.model(sequences.to(self.device))
@@ -79,6 +80,7 @@ class DigitsTask(SequenceTask):
     name = "digits"
     summary = "scikit-learn digits read pixel by pixel (many-to-one classification, 64 steps, --permute)"
     config_class = DigitsConfig
+    session_class = DigitsSession
     commands = {**SequenceTask.commands, "predict": PREDICT}  # an input: 64 comma-separated pixel values 0..16
 
     def start(self, config: DigitsConfig, context, device, with_training_data: bool = True) -> DigitsSession:
@@ -95,4 +97,4 @@ class DigitsTask(SequenceTask):
                                 f"{config.train.batch_size} x {world_size} processes; lower --batch-size")
             batches = ShuffledBatches(train.inputs, train.labels, config.train.batch_size, config.train.seed,
                                       context.rank, world_size)
-        return DigitsSession(model, device, validation, test, batches, data=data)
+        return DigitsSession(config, model, device, validation, test, batches)

@@ -8,8 +8,8 @@ tokenised here; or any parallel corpus of line-aligned UTF-8 files (``--train-sr
 ``rnnkit.data.parallel``). Sentences to ``predict`` are always raw text: tokenised with
 ``--tokenizer`` (Moses, as the Multi30k files were made) and lower-cased with ``--lowercase``.
 
-Vocabularies: each side's training words seen ``--min-count`` times, after ``<pad> <unk>
-<bos> <eos>``. Model: ``rnnkit.models.seq2seq`` (``--architecture sutskever|cho|attention``),
+Vocabularies: each side's training words (or subwords) seen ``--min-count`` times, after
+``<pad> <unk> <bos> <eos>`` (``rnnkit.data.parallel``). Model: ``rnnkit.models.seq2seq`` (``--architecture sutskever|cho|attention``),
 trained with teacher forcing (``--teacher-forcing`` < 1: scheduled sampling), label smoothing
 and batches of about ``--max-tokens`` tokens (``rnnkit.data.pair_batches``).
 
@@ -17,35 +17,37 @@ Metrics: corpus BLEU and chrF by sacrebleu on the text as the model reads and wr
 (Moses tokens, lower-cased, joined by spaces: "tokenised BLEU", sacrebleu ``tokenize=none``;
 the signature is printed and saved), and the perplexity of the reference translations. The
 validation BLEU during training, which chooses the kept model (``--keep-best``), decodes
-greedily; the test metrics decode as ``--beam-size`` and its options say
-(``rnnkit.models.decoding``), and report the greedy BLEU beside them.
+greedily; the test metrics (and ``validation_decoded`` in summary.json) decode as the
+``decoding`` options say (``--beam-size`` ...; ``rnnkit.models.search``), and report the greedy
+BLEU beside them.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
-from rnnkit.data.pair_batches import PairBatches, pairs_by_length
-from rnnkit.data.parallel import SentencePair, read_parallel
-from rnnkit.data.subwords import SubwordModel
-from rnnkit.data.tokenization import moses_detokenizer, moses_tokenizer, whitespace
-from rnnkit.data.vocabulary import BEGIN, END, PADDING, UNKNOWN, TokenVocabulary
+from rnnkit.data.batch import Batch
+from rnnkit.data.pair_batches import PairBatches, collate_pairs, pairs_by_length
+from rnnkit.data.parallel import PairExamples, SentencePair, Side, WordPair, pair_examples, read_parallel, sentence_words
+from rnnkit.data.tokenization import moses_detokenizer
+from rnnkit.data.vocabulary import BEGIN, END, PADDING, UNKNOWN
 from rnnkit.errors import UserError
-from rnnkit.models.decoding import DecodingConfig, Hypothesis, Specials, beam_search, greedy
-from rnnkit.models.seq2seq import EncoderDecoder, Seq2SeqConfig
+from rnnkit.layers import Recurrent
+from rnnkit.metrics import perplexity, translation_metrics
+from rnnkit.models.search import DecodingConfig, Hypothesis, beam_search
+from rnnkit.models.seq2seq import EncoderDecoder, Seq2SeqConfig, attention_of
 from rnnkit.tasks.base import RunConfig, Task
-from rnnkit.tasks.translation_commands import TRANSLATE_EVALUATE, TRANSLATE_PREDICT
+from rnnkit.tasks.translate.commands import TRANSLATE_EVALUATE, TRANSLATE_PREDICT, TranslateOptions
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.distributed import Distributed
 from rnnkit.train.session import Monitor, Session
 
 MULTI30K = "../shared/data/multi30k"
-MULTI30K_SPLITS = {"train": "train", "dev": "val", "test": "test_2016_flickr"}
+MULTI30K_SPLITS = {"train": "train", "validation": "val", "test": "test_2016_flickr"}
 TOKENIZER_NAMES = ("moses", "whitespace")
 EVALUATION_SENTENCES = 128  # sentences per decoding batch (times the beam size in rows)
 
@@ -85,7 +87,6 @@ class TranslateData:
     """Your own test source file (optional)."""
     test_tgt: str | None = None
     """Your own test target file (optional)."""
-    decoding: DecodingConfig = field(default_factory=DecodingConfig)
 
     def validate(self) -> None:
         if self.tokenizer not in TOKENIZER_NAMES:
@@ -104,7 +105,14 @@ class TranslateData:
         if any(source for source, _ in own.values()) and not (self.train_src and self.valid_src):
             raise UserError("--train-src/--valid-src: your own corpus needs training and validation pairs "
                             "(--train-src --train-tgt --valid-src --valid-tgt), or none of them to use --data-dir")
-        self.decoding.validate()
+
+    def words(self, text: str, language: str, pretokenized: bool) -> list[str]:
+        return sentence_words(text, language, self.lowercase, self.tokenizer, pretokenized)
+
+    def word_pairs(self, pairs: list[SentencePair]) -> list[WordPair]:
+        """Each pair's words, as the model reads the data files."""
+        return [WordPair(self.words(pair.source, self.src, self.pretokenized),
+                         self.words(pair.target, self.tgt, self.pretokenized), pair.where) for pair in pairs]
 
 
 @dataclass
@@ -116,13 +124,25 @@ class TranslateConfig(RunConfig):
         batch_size=128, optimizer="adam", lr=1e-3, schedule="constant", epochs=10, max_minutes=0.0, eval_every=250,
         clip_grad_norm=1.0, keep_best=True, precision="fp32"))
     dataset: TranslateData = field(default_factory=TranslateData)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+
+    GROUPS = ("model", "train", "dataset", "decoding")
+
+    @classmethod
+    def upgrade(cls, values: dict) -> dict:
+        """Runs from before the decoding group kept its options under dataset.decoding."""
+        dataset = values.get("dataset")
+        if isinstance(dataset, dict) and "decoding" in dataset:
+            values = {**values, "dataset": {k: v for k, v in dataset.items() if k != "decoding"},
+                      "decoding": {**dataset["decoding"], **values.get("decoding", {})}}
+        return values
 
 
 def read_splits(data: TranslateData) -> dict[str, list[SentencePair]]:
-    """The train, dev and (where there is one) test pairs of --data-dir or of your own files."""
+    """The train, validation and (where there is one) test pairs of --data-dir or of your own files."""
     if data.train_src:
         own = {"train": (data.train_src, data.train_tgt, "--train-src/--train-tgt"),
-               "dev": (data.valid_src, data.valid_tgt, "--valid-src/--valid-tgt"),
+               "validation": (data.valid_src, data.valid_tgt, "--valid-src/--valid-tgt"),
                "test": (data.test_src, data.test_tgt, "--test-src/--test-tgt")}
         return {split: read_parallel(source, target, option) for split, (source, target, option) in own.items()
                 if source}
@@ -142,169 +162,103 @@ def read_splits(data: TranslateData) -> dict[str, list[SentencePair]]:
     return splits
 
 
-def sentence_words(text: str, language: str, data: TranslateData, pretokenized: bool) -> list[str]:
-    """The words of a sentence as the model reads them: lower-cased with --lowercase, split on spaces if the text is
-    tokenised already, else tokenised with --tokenizer."""
-    if data.lowercase:
-        text = text.lower()
-    if pretokenized or data.tokenizer == "whitespace":
-        return whitespace(text)
-    return moses_tokenizer(language)(text)
-
-
-@dataclass
-class WordPair:
-    source: list[str]
-    target: list[str]
-    where: str
-
-
-def tokenise(pairs: list[SentencePair], data: TranslateData) -> list[WordPair]:
-    """Each pair's words, as the model reads the data files."""
-    return [WordPair(sentence_words(pair.source, data.src, data, data.pretokenized),
-                     sentence_words(pair.target, data.tgt, data, data.pretokenized), pair.where) for pair in pairs]
-
-
-@dataclass
-class Side:
-    """One language of the pair: the units its sentences are read as (words, or subwords), and their vocabulary."""
-
-    vocabulary: TokenVocabulary
-    subwords: SubwordModel | None = None
-
-    def units(self, words: list[str]) -> list[str]:
-        return words if self.subwords is None else self.subwords.split(words)
-
-    def words(self, units: list[str]) -> list[str]:
-        return units if self.subwords is None else self.subwords.decode(units)
-
-    def to_state(self) -> dict:
-        return {"vocabulary": self.vocabulary.to_state(),
-                "subwords": None if self.subwords is None else self.subwords.to_state()}
-
-    @classmethod
-    def from_state(cls, state: dict) -> "Side":
-        subwords = None if state["subwords"] is None else SubwordModel.from_state(state["subwords"])
-        return cls(TokenVocabulary.from_state(state["vocabulary"]), subwords)
-
-
-@dataclass
-class EncodedPairs:
-    sources: list[torch.Tensor]  # (S_i,) source ids
-    targets: list[torch.Tensor]  # (T_i + 2,) <bos> target ids <eos>
-    source_units: list[list[str]]  # what the ids stand for: for replacing <unk> by a source unit
-    references: list[str]  # the target sentences as the metrics read them (words joined by spaces)
-
-
 class TranslationSession(Session):
     monitor = Monitor("bleu", "max")
+    unit = "sent"
 
     def __init__(self, config: TranslateConfig, source: Side, target: Side, device: torch.device) -> None:
         self.config, self.source, self.target, self.device = config, source, target, device
-        vocabulary = target.vocabulary
-        self.model = EncoderDecoder(len(source.vocabulary), len(vocabulary), config.model).to(device)
-        self.specials = Specials(vocabulary.index[BEGIN], vocabulary.index[END],
-                                 (vocabulary.index[PADDING], vocabulary.index[BEGIN]))
-        self.decoding = config.dataset.decoding  # rnnkit predict may override it
-        self.n_best, self.keep_attention = 1, False  # rnnkit predict's --n-best and --show-attention
+        self.model = EncoderDecoder(len(source.vocabulary), len(target.vocabulary), config.model).to(device)
         self.batches = None
-        self.splits: dict[str, EncodedPairs] = {}
+        self.splits: dict[str, PairExamples] = {}
 
     def task_state(self) -> dict:
         return {"source": self.source.to_state(), "target": self.target.to_state()}
 
-    # ----------------------------------------------------------------- text to ids and back
-    def encode(self, pairs: list[WordPair]) -> EncodedPairs:
-        encoded = EncodedPairs([], [], [], [])
-        for pair in pairs:
-            source, target = self.source.units(pair.source), self.target.units(pair.target)
-            if not source or not target:
-                raise UserError(f"{pair.where}: the pair has no word after tokenisation; remove the line from both files")
-            encoded.sources.append(torch.tensor(self.source.vocabulary.encode(source)))
-            encoded.targets.append(torch.tensor(self.target.vocabulary.encode([BEGIN, *target, END])))
-            encoded.source_units.append(source)
-            encoded.references.append(" ".join(pair.target))
-        return encoded
+    def loss_terms(self, batch: Batch) -> int:
+        return int((batch.targets[1:] != self.target.vocabulary.index[PADDING]).sum())  # cross-entropy per target word
 
-    def target_units(self, hypothesis: Hypothesis, source_units: list[str]) -> list[str]:
-        """The units a hypothesis wrote; with --replace-unknown, each <unk> becomes the source unit attended to most."""
-        units = self.target.vocabulary.decode(hypothesis.tokens)
-        if self.decoding.replace_unknown and hypothesis.attention is not None:
-            units = [source_units[int(hypothesis.attention[step].argmax())] if unit == UNKNOWN else unit
-                     for step, unit in enumerate(units)]
-        return units
-
-    # ----------------------------------------------------------------- training and evaluation
-    def training_step(self, network, batch, state):
-        batch = batch.to(self.device)
-        _, loss, _ = network(batch.inputs, lengths=batch.lengths, targets=batch.targets)
-        return loss, None, batch.size
-
+    # ----------------------------------------------------------------- search
     def translate(self, model, sources: list[torch.Tensor], decoding: DecodingConfig,
                   n_best: int = 1) -> list[list[Hypothesis]]:
-        """The n-best hypotheses of every source (in the order given), decoded in batches of similar lengths."""
+        """The n-best hypotheses of every source (in the order given), searched in batches of similar lengths."""
+        index = self.target.vocabulary.index
         found: list[list[Hypothesis]] = [[] for _ in sources]
         for indices, batch in pairs_by_length(sources, None, EVALUATION_SENTENCES):
-            source = batch.inputs.to(self.device)
-            if decoding.beam_size == 1:
-                results = [[hypothesis] for hypothesis in greedy(model, source, batch.lengths, decoding, self.specials)]
-            else:
-                results = beam_search(model, source, batch.lengths, decoding, self.specials, n_best)
-            for index, hypotheses in zip(indices, results):
-                found[index] = hypotheses
+            results = beam_search(model, batch.inputs.to(self.device), lengths=batch.lengths,
+                                  beam_size=decoding.beam_size, max_lengths=decoding.max_lengths(batch.lengths).to(self.device),
+                                  begin=index[BEGIN], end=index[END], never=(index[PADDING], index[BEGIN]),
+                                  penalty=decoding.penalised, n_best=n_best, attention=attention_of)
+            for position, hypotheses in zip(indices, results):
+                found[position] = hypotheses
         return found
 
-    def perplexity(self, model, split: EncodedPairs) -> float:
-        """exp(mean cross-entropy per target word (or unit), <eos> included) of the reference translations."""
-        total, words = 0.0, 0
-        for _, batch in pairs_by_length(split.sources, split.targets, EVALUATION_SENTENCES):
+    def written(self, hypothesis: Hypothesis, source_pieces: list[str], decoding: DecodingConfig) -> list[str]:
+        """The pieces a hypothesis wrote; with --replace-unknown, each <unk> becomes the source piece attended to most."""
+        pieces = self.target.vocabulary.decode(hypothesis.tokens)
+        if decoding.replace_unknown and hypothesis.attention is not None:
+            pieces = [source_pieces[int(hypothesis.attention[step].argmax())] if piece == UNKNOWN else piece
+                      for step, piece in enumerate(pieces)]
+        return pieces
+
+    # ----------------------------------------------------------------- evaluation
+    def perplexity(self, model, examples: PairExamples) -> float:
+        """exp(mean cross-entropy per target piece, <eos> included) of the reference translations."""
+        total, pieces = 0.0, 0
+        for _, batch in pairs_by_length(examples.sources, examples.targets, EVALUATION_SENTENCES):
             batch = batch.to(self.device)
             _, loss, _ = model(batch.inputs, lengths=batch.lengths, targets=batch.targets)
             count = int((batch.targets[1:] != 0).sum())
-            total, words = total + float(loss) * count, words + count
-        return math.exp(total / words)
+            total, pieces = total + float(loss) * count, pieces + count
+        return perplexity(total / pieces)
 
-    def scores(self, split: EncodedPairs, hypotheses: list[Hypothesis]) -> dict:
-        from sacrebleu.metrics import BLEU, CHRF  # [tasks] extra
+    def scores(self, model, examples: PairExamples, decoding: DecodingConfig) -> dict:
+        """BLEU and chrF of the best translations ``decoding`` finds against the references the batches carry."""
+        best = [hypotheses[0] for hypotheses in self.translate(model, examples.sources, decoding)]
+        written, references = [None] * len(best), [None] * len(best)
+        for indices, batch in pairs_by_length(examples.sources, None, EVALUATION_SENTENCES, examples.references):
+            for position, reference in zip(indices, batch.references):
+                pieces = self.written(best[position], examples.source_pieces[position], decoding)
+                written[position], references[position] = " ".join(self.target.words(pieces)), reference
+        return translation_metrics(written, references)
 
-        written = [" ".join(self.target.words(self.target_units(best, units)))
-                   for best, units in zip(hypotheses, split.source_units)]
-        bleu, chrf = BLEU(tokenize="none", force=True), CHRF()  # force: tokenised on purpose, so no warning about it
-        return {"bleu": bleu.corpus_score(written, [split.references]).score,
-                "chrf": chrf.corpus_score(written, [split.references]).score,
-                "bleu_signature": str(bleu.get_signature())}
-
-    def metrics(self, model, data: EncodedPairs, decoding: DecodingConfig) -> dict:
+    def metrics(self, model, examples: PairExamples, decoding: DecodingConfig) -> dict:
         """BLEU and chrF of the translations ``decoding`` finds, and the references' perplexity."""
-        best = [hypotheses[0] for hypotheses in self.translate(model, data.sources, decoding)]
-        return {**self.scores(data, best), "perplexity": self.perplexity(model, data)}
+        return {**self.scores(model, examples, decoding), "perplexity": self.perplexity(model, examples)}
 
-    def evaluate(self, model, split: str = "validation") -> dict:
-        """The metrics of greedy translations (cheap enough to follow during training)."""
-        return self.metrics(model, self.splits[split], replace(self.decoding, beam_size=1))
+    def evaluate(self, model, examples: PairExamples | None = None) -> dict:
+        """The metrics of greedy translations (cheap enough to follow during training) on ``examples`` (default:
+        the validation split)."""
+        return self.metrics(model, examples or self.splits["validation"], replace(self.config.decoding, beam_size=1))
 
-    def final_metrics(self, data: EncodedPairs, decoding: DecodingConfig) -> dict:
+    def final_metrics(self, examples: PairExamples, decoding: DecodingConfig) -> dict:
         """The metrics with ``decoding``, and the greedy BLEU and chrF beside them (test_summary, rnnkit evaluate)."""
         self.model.eval()
         with torch.no_grad():
-            greedy_metrics = self.metrics(self.model, data, replace(decoding, beam_size=1))
+            greedy = self.metrics(self.model, examples, replace(decoding, beam_size=1))
             if decoding.beam_size == 1:
-                return {**greedy_metrics, "decoding": "greedy"}
-            best = [hypotheses[0] for hypotheses in self.translate(self.model, data.sources, decoding)]
-        return {**self.scores(data, best), "perplexity": greedy_metrics["perplexity"],  # the same whatever the search
-                "decoding": f"beam {decoding.beam_size}", "bleu_greedy": greedy_metrics["bleu"],
-                "chrf_greedy": greedy_metrics["chrf"]}
+                return {**greedy, "decoding": "greedy"}
+            searched = self.scores(self.model, examples, decoding)
+        return {**searched, "perplexity": greedy["perplexity"],  # the same whatever the search
+                "decoding": f"beam {decoding.beam_size}", "bleu_greedy": greedy["bleu"], "chrf_greedy": greedy["chrf"]}
 
     def test_summary(self) -> dict:
-        return {split: self.final_metrics(data, self.decoding) for split, data in self.splits.items()}
+        names = {"validation": "validation_decoded", "test": "test"}  # the trainer's "validation" is greedy's
+        return {names[split]: self.final_metrics(examples, self.config.decoding) for split, examples in self.splits.items()}
 
-    def labelled_pairs(self, source: str | None, target: str | None) -> EncodedPairs | None:
+    def decoding_with(self, beam_size: int) -> DecodingConfig:
+        """The run's decoding options with another beam size (0: the run's)."""
+        if beam_size < 0:
+            raise UserError(f"--beam-size: expected a positive number of hypotheses (0: the run's), got {beam_size}")
+        return replace(self.config.decoding, beam_size=beam_size or self.config.decoding.beam_size)
+
+    def labelled_pairs(self, source: str | None, target: str | None) -> PairExamples | None:
         """``rnnkit evaluate``'s data: a source file and its reference translations, or the run's test split (None if
         it had none)."""
         if (source is None) != (target is None):
             raise UserError("--source, --target: give both files (a source file and its reference translations)")
         pairs = read_parallel(source, target, "--source/--target") if source else read_splits(self.config.dataset).get("test")
-        return None if pairs is None else self.encode(tokenise(pairs, self.config.dataset))
+        return None if pairs is None else pair_examples(self.config.dataset.word_pairs(pairs), self.source, self.target)
 
     def report(self, metrics: dict, label: str = "validation") -> str:
         line = f"{label} BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f}, perplexity {metrics['perplexity']:.2f}"
@@ -315,32 +269,42 @@ class TranslationSession(Session):
 
     # ----------------------------------------------------------------- rnnkit predict (rnnkit.tasks.predict.Predictor)
     def parse_input(self, text: str) -> tuple[str, list[str], torch.Tensor]:
-        units = self.source.units(sentence_words(text, self.config.dataset.src, self.config.dataset, pretokenized=False))
-        if not units:
+        data = self.config.dataset
+        pieces = self.source.pieces(data.words(text, data.src, pretokenized=False))
+        if not pieces:
             raise ValueError("the line is empty; give a sentence to translate")
-        return text, units, torch.tensor(self.source.vocabulary.encode(units))
+        return text, pieces, torch.tensor(self.source.vocabulary.encode(pieces))
 
     def input_length(self, parsed: tuple[str, list[str], torch.Tensor]) -> int:
         return len(parsed[1])
 
-    def predict(self, inputs: list[tuple[str, list[str], torch.Tensor]]) -> list[dict]:
+    def predict(self, inputs: list[tuple[str, list[str], torch.Tensor]], options: TranslateOptions) -> list[dict]:
+        """Translations; ``--n-best`` adds the best hypotheses, ``--show-attention`` each translation's attention
+        weights (source pieces across, target pieces down)."""
+        decoding = self.decoding_with(options.beam_size)
+        if options.n_best <= 0:
+            raise UserError(f"--n-best: expected a positive number of hypotheses, got {options.n_best}")
+        if options.n_best > decoding.beam_size:
+            raise UserError(f"--n-best: at most the beam size ({decoding.beam_size}) hypotheses are kept; raise --beam-size")
+        if options.show_attention and self.config.model.architecture != "attention":
+            raise UserError(f"--show-attention: this run's model ({self.config.model.architecture}) has no attention")
         self.model.eval()
         with torch.no_grad():
-            found = self.translate(self.model, [ids for _, _, ids in inputs], self.decoding, self.n_best)
+            found = self.translate(self.model, [ids for _, _, ids in inputs], decoding, options.n_best)
         detokenize = moses_detokenizer(self.config.dataset.tgt)
         results = []
-        for (text, units, ids), hypotheses in zip(inputs, found):
-            written = [self.target_units(hypothesis, units) for hypothesis in hypotheses]
-            translations = [detokenize(self.target.words(units_)) for units_ in written]
+        for (text, pieces, ids), hypotheses in zip(inputs, found):
+            written = [self.written(hypothesis, pieces, decoding) for hypothesis in hypotheses]
+            translations = [detokenize(self.target.words(one)) for one in written]
             result = {"source": text, "translation": translations[0], "score": hypotheses[0].score}
             if bool((ids == self.source.vocabulary.index[UNKNOWN]).all()):
                 result["warning"] = "no word of the sentence is in the training vocabulary; the translation is a guess"
-            if self.n_best > 1:
+            if options.n_best > 1:
                 result["hypotheses"] = [{"translation": translation, "score": hypothesis.score}
                                         for translation, hypothesis in zip(translations, hypotheses)]
-            if self.keep_attention and hypotheses[0].attention is not None:
-                result["attention"] = {"source": units, "target": [*written[0], END],
-                                       "weights": hypotheses[0].attention.cpu()}
+            if options.show_attention and hypotheses[0].attention is not None:
+                result["attention"] = {"source": pieces, "target": [*written[0], END],
+                                       "weights": hypotheses[0].attention.cpu().tolist()}
             results.append(result)
         return results
 
@@ -350,38 +314,38 @@ class TranslationSession(Session):
             line += f"\n  {rank}. {hypothesis['translation']}\t({hypothesis['score']:.3f})"
         return line
 
+    # ----------------------------------------------------------------- rnnkit inspect (rnnkit.inspect.source.Inspectable)
+    def recurrent_layers(self) -> Recurrent:
+        return self.model.encoder.rnn  # what reads the source; the decoder steps through the target
 
-def build_side(words: list[list[str]], data: TranslateData, option: str) -> Side:
-    """One language's units and vocabulary from the words of its training sentences: words (or, with --subwords, the
-    pieces of a BPE model learnt from them) seen --min-count times, after the special tokens."""
-    subwords = None
-    if data.subwords:
-        try:
-            subwords = SubwordModel.train([" ".join(sentence) for sentence in words], data.subwords)
-        except ValueError as error:
-            raise UserError(f"--subwords: {option} is too small for {data.subwords} units ({error}); lower --subwords")
-    counts = Counter(unit for sentence in words for unit in (subwords.split(sentence) if subwords else sentence))
-    return Side(TokenVocabulary.from_counts(counts, data.min_count, specials=(BEGIN, END)), subwords)
+    def inspection_batch(self, size: int, length: int | None = None) -> Batch:
+        """The first ``size`` validation pairs (read from the run's files when restored), padded."""
+        examples = self.splits.get("validation")
+        if examples is None:
+            data = self.config.dataset
+            examples = pair_examples(data.word_pairs(read_splits(data)["validation"]), self.source, self.target)
+        return collate_pairs(examples.sources[:size], examples.targets[:size])
+
+    def step_labels(self, batch: Batch) -> None:
+        return None
 
 
 class TranslateTask(Task):
     name = "translate"
     summary = "sequence to sequence: encoder-decoder translation (Multi30k from --data-dir, or any parallel corpus)"
     config_class = TranslateConfig
-    unit = "sent"
+    session_class = TranslationSession
     commands = {"evaluate": TRANSLATE_EVALUATE, "predict": TRANSLATE_PREDICT}
 
     def start(self, config: TranslateConfig, context: Distributed, device: torch.device) -> TranslationSession:
         data = config.dataset
-        splits = read_splits(data)
-        words = {split: tokenise(pairs, data) for split, pairs in splits.items()}
-        source = build_side([pair.source for pair in words["train"]], data, "the training source")
-        target = build_side([pair.target for pair in words["train"]], data, "the training target")
+        words = {split: data.word_pairs(pairs) for split, pairs in read_splits(data).items()}
+        source = Side.build([pair.source for pair in words["train"]], data.subwords, data.min_count, "the training source")
+        target = Side.build([pair.target for pair in words["train"]], data.subwords, data.min_count, "the training target")
         session = TranslationSession(config, source, target, device)
-        session.splits = {"validation": session.encode(words["dev"])}
-        if "test" in words:
-            session.splits["test"] = session.encode(words["test"])
-        train = session.encode(words["train"])
+        session.splits = {split: pair_examples(words[split], source, target) for split in ("validation", "test")
+                          if split in words}
+        train = pair_examples(words["train"], source, target)
         try:
             session.batches = PairBatches(train.sources, train.targets, data.max_tokens * context.world_size,
                                           config.train.batch_size * context.world_size, config.train.seed, context.rank,
@@ -393,4 +357,3 @@ class TranslateTask(Task):
     def restore(self, config: TranslateConfig, task_state: dict, device: torch.device) -> TranslationSession:
         return TranslationSession(config, Side.from_state(task_state["source"]), Side.from_state(task_state["target"]),
                                   device)
-

@@ -1,4 +1,4 @@
-"""Sampling and beam search against what they promise, on a tiny language model small enough to enumerate."""
+"""Sampling from a language model against what it promises (beam search: test_search.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from rnnkit.models import LanguageModel, LanguageModelConfig, beam_search, sample
+from rnnkit.models import LanguageModel, LanguageModelConfig, sample
 
 VOCABULARY, LENGTH = 3, 4
 PRIME = torch.tensor([1, 0])
@@ -44,17 +44,6 @@ def model() -> LanguageModel:
         if sample(model, PRIME, LENGTH, temperature=0) != _best_by_exhaustive_search(model):
             return model
     raise AssertionError("no seed gave a model on which greedy decoding is not optimal")
-
-
-def test_a_beam_of_one_is_greedy_decoding(model):
-    greedy = sample(model, PRIME, LENGTH, temperature=0)
-    assert beam_search(model, PRIME, LENGTH, beam_size=1) == greedy
-
-
-def test_a_wide_beam_finds_the_best_continuation_that_exhaustive_search_finds(model):
-    best = _best_by_exhaustive_search(model)
-    # Keeping V^(L-1) beams keeps every prefix, so the search is exact.
-    assert beam_search(model, PRIME, LENGTH, beam_size=VOCABULARY ** (LENGTH - 1)) == best
 
 
 def test_top_1_sampling_is_greedy_and_sampling_follows_the_seed(model):

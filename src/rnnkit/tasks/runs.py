@@ -1,18 +1,21 @@
-"""Sessions rebuilt from checkpoints: what the task commands (generate, predict, evaluate) and inspect work on."""
+"""Trained runs read back from disk: what the task commands (generate, predict, evaluate), ``rnnkit inspect`` and
+the Python API (``load_run``) work on."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from rnnkit.config_files import apply_yaml
 from rnnkit.errors import UserError
 from rnnkit.tasks.base import RunConfig, Task
-from rnnkit.tasks.predict import predict_texts
+from rnnkit.tasks.predict import predict_inputs
 from rnnkit.tasks.registry import TASKS, get_task
 from rnnkit.train import distributed
 from rnnkit.train.checkpoint import Checkpoint
 from rnnkit.train.run_folder import load_trained_checkpoint
 from rnnkit.train.session import Session
+
+COMMAND_LINE_ONLY = ("checkpoint", "inputs", "file", "format")  # predict options that only the command line sets
 
 
 @dataclass
@@ -44,7 +47,7 @@ def read_trained_run(checkpoint_path: str) -> TrainedRun:
     if not isinstance(saved, dict) or saved.get("task") not in TASKS:
         raise UserError(f"checkpoint {checkpoint_path} names no known task ({saved.get('task') if isinstance(saved, dict) else saved!r})")
     task = get_task(saved["task"])
-    config = apply_yaml(task.default_config(), saved, f"checkpoint {checkpoint_path}")
+    config = task.default_config().with_values(saved, f"checkpoint {checkpoint_path}")
     return TrainedRun(checkpoint_path, task, config, checkpoint)
 
 
@@ -61,20 +64,31 @@ class TrainedModel:
         model = load_run("runs/sst-20261203-120000")
         model.predict(["A gripping, beautifully acted film.", "Dull."])
         # [{"text": ..., "label": "positive", "probabilities": {...}}, ...]
+        load_run("runs/translate-...").predict(["Ein Mann fährt Fahrrad."], beam_size=5, n_best=3)
     """
 
-    def __init__(self, task: Task, session: Session) -> None:
-        self.task, self.session = task, session
+    def __init__(self, path: str, task: Task, session: Session) -> None:
+        self.path, self.task, self.session = path, task, session
 
-    def predict(self, texts: list[str], batch_size: int = 256) -> list[dict]:
-        """One result per text, in order; a text that cannot be read gets {"error": ...} in its place."""
+    def predict(self, inputs: list, **options) -> list[dict]:
+        """One record per input, in order, as ``rnnkit predict`` prints them in JSON lines; an input that cannot be
+        read gets {"error": ...} in its place. ``options`` are the command's, by their Python names (``batch_size``,
+        ``beam_size``, ``horizon``, ...)."""
         if "predict" not in self.task.commands:
             raise UserError(f"the {self.task.name} task has no predict; its trained models support "
                             f"{', '.join(self.task.commands) or 'no command'}")
-        return predict_texts(self.session, list(texts), batch_size)
+        options_class = self.task.commands["predict"].options
+        accepted = [field.name for field in dataclasses.fields(options_class) if field.name not in COMMAND_LINE_ONLY]
+        unknown = next((name for name in options if name not in accepted), None)
+        if unknown is not None:
+            raise UserError(f"{unknown}: not an option of predict on a {self.task.name} model; it takes "
+                            f"{', '.join(accepted)}")
+        chosen = options_class(checkpoint=self.path, **options)
+        chosen.validate()
+        return predict_inputs(self.session, list(inputs), chosen)
 
 
 def load_run(checkpoint_path: str, device: str = "cpu") -> TrainedModel:
     """The trained model of a run folder (its best model where it kept one) or of a checkpoint directory."""
     task, session = restore_session(checkpoint_path, device)
-    return TrainedModel(task, session)
+    return TrainedModel(checkpoint_path, task, session)

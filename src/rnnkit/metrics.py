@@ -1,0 +1,140 @@
+"""Every task's metrics, as pure functions of predictions and references: one place to read and test them.
+
+What the field's libraries compute is theirs: scikit-learn's accuracy, macro-F1 and confusion
+matrix, seqeval's entity-level precision, recall and F1 (the conlleval way), sacrebleu's BLEU
+and chrF (imported where used: the ``tasks`` extra). The rest is written here:
+
+    bits per unit     loss / ln 2                     (a language model's loss in nats per unit)
+    perplexity        exp(loss)
+    MSE, MAE          mean (ŷ - y)², mean |ŷ - y|     over every window, step and column
+    coverage          fraction of actual values inside [lower, upper]
+    frame accuracy    TP / (TP + FP + FN) over all frames (Bay et al. 2009; music)
+    solved fraction   fraction of squared errors below a threshold (the adding problem)
+
+A model's loss is its own (``rnnkit.models``); a metric that is also a loss (music's NLL per frame)
+is the model's, reported under the metric's name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import torch
+
+from rnnkit.sequences import step_mask
+
+
+# ----------------------------------------------------------------------------- language models
+def bits_per_unit(loss: float) -> float:
+    """Mean cross-entropy in nats per unit (a character) -> in bits."""
+    return loss / math.log(2)
+
+
+def perplexity(loss: float) -> float:
+    """exp(mean cross-entropy in nats per unit)."""
+    return math.exp(loss)
+
+
+# ----------------------------------------------------------------------------- classification
+def accuracy(predicted: torch.Tensor, actual: torch.Tensor) -> float:
+    """Fraction of equal entries."""
+    return float((predicted == actual).float().mean())
+
+
+def classification_metrics(gold: list[int], predicted: list[int], classes: int) -> dict[str, float]:
+    """Accuracy and macro-F1 over ``classes`` classes (a class never predicted nor present scores 0)."""
+    from sklearn.metrics import accuracy_score, f1_score  # [tasks] extra
+
+    return {"accuracy": float(accuracy_score(gold, predicted)),
+            "macro_f1": float(f1_score(gold, predicted, average="macro", labels=range(classes), zero_division=0))}
+
+
+def confusion(gold: list[int], predicted: list[int], classes: int) -> list[list[int]]:
+    """Counts (classes, classes): rows the true class, columns the predicted one."""
+    from sklearn.metrics import confusion_matrix
+
+    return confusion_matrix(gold, predicted, labels=range(classes)).tolist()
+
+
+def majority_share(labels: list[int]) -> float:
+    """The accuracy of always answering the most frequent label: the baseline of a classifier."""
+    counts = Counter(labels)
+    return max(counts.values()) / sum(counts.values())
+
+
+# ----------------------------------------------------------------------------- entities
+def entity_metrics(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+    """Micro precision, recall and F1 of the entities of BIO tag sequences, and each type's, by seqeval."""
+    from seqeval.metrics import classification_report  # [tasks] extra
+
+    report = classification_report(gold, predicted, output_dict=True, zero_division=0)
+    overall = report["micro avg"]
+    types = sorted(name for name in report if not name.endswith(" avg"))
+    return {"f1": float(overall["f1-score"]), "precision": float(overall["precision"]), "recall": float(overall["recall"]),
+            "per_type": {name: {"f1": float(report[name]["f1-score"]), "precision": float(report[name]["precision"]),
+                                "recall": float(report[name]["recall"]), "support": int(report[name]["support"])}
+                         for name in types}}
+
+
+# ----------------------------------------------------------------------------- translation
+def translation_metrics(written: list[str], references: list[str]) -> dict:
+    """Corpus BLEU and chrF of sentences as the model writes them against one reference each, on text tokenised
+    already (sacrebleu ``tokenize="none"``: "tokenised BLEU"), with BLEU's signature."""
+    from sacrebleu.metrics import BLEU, CHRF  # [tasks] extra
+
+    bleu, chrf = BLEU(tokenize="none", force=True), CHRF()  # force: tokenised on purpose, so no warning about it
+    return {"bleu": bleu.corpus_score(written, [references]).score, "chrf": chrf.corpus_score(written, [references]).score,
+            "bleu_signature": str(bleu.get_signature())}
+
+
+# ----------------------------------------------------------------------------- forecasts
+def forecast_errors(point: torch.Tensor, actual: torch.Tensor) -> dict[str, float]:
+    """Mean squared and mean absolute error over every window, step and column."""
+    difference = point.float() - actual.float()
+    return {"mse": float(difference.square().mean()), "mae": float(difference.abs().mean())}
+
+
+def coverage(actual: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> float:
+    """The fraction of actual values inside [lower, upper]: 0.8 is right for an 80% interval."""
+    return float(((actual >= lower) & (actual <= upper)).float().mean())
+
+
+def central_quantiles(level: float) -> tuple[float, float]:
+    """The quantiles bounding the central ``level`` interval: 0.8 -> (0.1, 0.9)."""
+    return round((1 - level) / 2, 6), round(1 - (1 - level) / 2, 6)
+
+
+# ----------------------------------------------------------------------------- piano rolls
+def frame_agreement(predicted: torch.Tensor, actual: torch.Tensor, lengths: torch.Tensor) -> tuple[int, int]:
+    """True positives, and false positives plus false negatives, of (T, B, K) on/off keys over the real steps."""
+    mask = step_mask(lengths, actual.shape[0], actual.device).unsqueeze(-1)  # (T, B, 1)
+    hits = int((predicted & actual & mask).sum())
+    misses = int(((predicted ^ actual) & mask).sum())
+    return hits, misses
+
+
+def frame_accuracy(hits: int, misses: int) -> float:
+    """TP / (TP + FP + FN), from the sums of ``frame_agreement`` over a data set."""
+    return hits / max(hits + misses, 1)
+
+
+def frequency_baseline_nll(frequencies: torch.Tensor, pieces: list[torch.Tensor]) -> float:
+    """NLL per frame of ``pieces`` when every key is on with its fixed training frequency."""
+    p = frequencies.clamp(1e-4, 1 - 1e-4)
+    frames = torch.cat(pieces)  # (N, 88)
+    log_likelihood = frames @ p.log() + (1 - frames) @ (1 - p).log()
+    return float(-log_likelihood.mean())
+
+
+# ----------------------------------------------------------------------------- memory tasks
+def solved_fraction(predictions: torch.Tensor, targets: torch.Tensor, threshold: float) -> float:
+    """The fraction of sequences whose squared error is below ``threshold``."""
+    return float(((predictions - targets) ** 2 < threshold).float().mean())
+
+
+def recall_metrics(logits: torch.Tensor, targets: torch.Tensor, recalled: int) -> dict[str, float]:
+    """Of the last ``recalled`` steps of (T, B, C) logits against (T, B) targets: the fraction of symbols right and
+    the fraction of sequences with every symbol right."""
+    right = logits[-recalled:].argmax(-1) == targets[-recalled:]
+    return {"symbol_accuracy": float(right.float().mean()), "sequences_recalled": float(right.all(0).float().mean())}

@@ -1,0 +1,5 @@
+"""``copy``: the copy-memory task (``task.py``)."""
+
+from rnnkit.tasks.copy.task import CopyTask
+
+__all__ = ["CopyTask"]
