@@ -131,3 +131,36 @@ def test_bad_input_is_one_line_and_leaves_the_folder_alone(tmp_path, arguments, 
     assert_one_line_error(rnnkit_here("train", "ner", *data, *SMALL, *arguments, "--max-steps", "1", "--out", out,
                                       "--overwrite"), *fragments)
     assert tree_digest(out) == before
+
+
+@pytest.mark.parametrize("scheme, tags, trained", [
+    # A BIO file whose entity starts with I- (conlleval reads it as a beginning): trained as B-PER, which the CRF can
+    # decode; passed through, its gold path would hold O -> I-PER, a transition the CRF scores -10^4.
+    ("bio", "O I-PER O B-LOC I-LOC", {"bio": "O B-PER O B-LOC I-LOC", "iobes": "O S-PER O B-LOC E-LOC"}),
+    # An IOBES file with an I- that ends its entity and an E- that starts one.
+    ("iobes", "B-PER I-PER O E-LOC O", {"bio": "B-PER I-PER O B-LOC O", "iobes": "B-PER E-PER O S-LOC O"}),
+])
+@pytest.mark.parametrize("tag_scheme", ["bio", "iobes"])
+def test_tags_are_read_leniently_into_the_training_scheme_whatever_the_files_scheme(tmp_path, scheme, tags, trained,
+                                                                                   tag_scheme):
+    from rnnkit.data.tag_schemes import allowed_transition
+    from rnnkit.tasks import get_task
+    from rnnkit.tasks.ner.task import read_splits
+    from rnnkit.train.distributed import SINGLE_PROCESS
+    import torch
+
+    words = "Bob left and New York".split()
+    lines = "\n".join(f"{word} {tag}" for word, tag in zip(words, tags.split())) + "\n"
+    for name in ("train.txt", "valid.txt", "test.txt"):
+        (tmp_path / name).write_text(lines + "\n" + lines)  # two sentences: a batch of 2
+    task = get_task("ner")
+    config = task.default_config()
+    config.dataset.data_dir, config.dataset.scheme, config.dataset.tag_scheme = str(tmp_path), scheme, tag_scheme
+    config.train.batch_size = 2
+    session = task.start(config, SINGLE_PROCESS, torch.device("cpu"))
+    sentence = read_splits(config.dataset)["train"][0]
+    examples = session.examples([sentence], "train")
+    got = [session.tags[int(i)] for i in examples.targets[0]]
+    assert got == trained[tag_scheme].split()
+    path = [None, *got, None]  # every transition of the gold path is one the CRF allows
+    assert all(allowed_transition(a, b, tag_scheme) for a, b in zip(path, path[1:]))

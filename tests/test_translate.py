@@ -209,3 +209,41 @@ def test_bad_predict_options_are_one_line_and_leave_the_run_alone(reverse_run, t
     assert_one_line_error(rnnkit_here("predict", "--checkpoint", sutskever, "a b", "--show-attention", tmp_path / "x.png"),
                           "--show-attention", "sutskever")
     assert tree_digest(reverse_run) == before
+
+
+def test_a_run_from_before_the_decoding_group_predicts_and_resumes_as_it_did(reverse_run, tmp_path):
+    """Runs before the contracts issue kept the search options under dataset.decoding; they are read into the decoding
+    group, so such a run predicts as the same run in today's layout and resumes."""
+    import shutil
+
+    import yaml
+
+    old = tmp_path / "old"
+    shutil.copytree(reverse_run, old)
+
+    def old_layout(config: dict) -> dict:
+        config = dict(config)
+        config["dataset"] = {**config["dataset"], "decoding": config.pop("decoding")}
+        return config
+
+    (old / "config.yaml").write_text(yaml.safe_dump(old_layout(yaml.safe_load((old / "config.yaml").read_text()))))
+    for state in old.rglob("state.json"):
+        saved = json.loads(state.read_text())
+        saved["config"] = old_layout(saved["config"])
+        state.write_text(json.dumps(saved))
+    assert "decoding" not in yaml.safe_load((old / "config.yaml").read_text())
+    arguments = ("predict", "a b c d", "--beam-size", "3", "--n-best", "2", "--format", "jsonl")
+    now, before = (rnnkit_here(*arguments[:1], "--checkpoint", run, *arguments[1:]) for run in (reverse_run, old))
+    assert before.returncode == 0 and before.stdout == now.stdout
+    resumed = rnnkit_here("train", "translate", "--out", old, "--resume", "--max-steps", "302", "--beam-size", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((old / "summary.json").read_text())["test"]["decoding"] == "beam 2"
+
+
+def test_the_decoding_options_are_a_group_of_their_own():
+    from rnnkit.tasks import get_task
+
+    resolved = get_task("translate").default_config().resolved("translate")
+    assert resolved["decoding"]["beam_size"] == 5 and "decoding" not in resolved["dataset"]
+    printed = rnnkit_here("train", "translate", "--print-config", "--beam-size", "7", "--length-penalty", "average")
+    assert "decoding:\n  beam_size: 7\n  length_penalty: average" in printed.stdout

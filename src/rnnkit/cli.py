@@ -111,17 +111,23 @@ def task_command(command: str, arguments: list[str]) -> int:
         supported = ", ".join(run.task.commands) or "none"
         raise UserError(f"task {run.task.name!r} (checkpoint {known.checkpoint}) has no '{command}' command; "
                         f"its trained models support: {supported}")
-    entry = run.task.commands[command]
+    options = parse_command_options(run.task, command, arguments)
+    run.task.commands[command].run(run.session(options.device), options)
+    return 0
+
+
+def parse_command_options(task: Task, command: str, arguments: list[str]):
+    """The options of ``task``'s ``command``; a flag it does not take is one line naming those it does."""
+    entry = task.commands[command]
     options, unknown = tyro.cli(entry.options, args=arguments, prog=f"rnnkit {command}", description=entry.summary,
                                 return_unknown_args=True)
-    flag = next((argument.split("=")[0] for argument in unknown if argument.startswith("-")), None)
-    if unknown:  # one line naming what the command takes, not a parser's box
+    if unknown:  # tyro knows every flag it made (--no-FLAG too); what it does not know gets one line, not a box
+        flag = next((argument.split("=")[0] for argument in unknown if argument.startswith("-")), None)
         flags = ", ".join(sorted(f"--{field.name.replace('_', '-')}" for field in dataclasses.fields(entry.options)))
-        what = f"has no such option" if flag else "takes no such argument"
-        raise UserError(f"{flag or repr(unknown[0])}: 'rnnkit {command}' on a {run.task.name} model ({entry.summary}) "
+        what = "has no such option" if flag else "takes no such argument"
+        raise UserError(f"{flag or repr(unknown[0])}: 'rnnkit {command}' on a {task.name} model ({entry.summary}) "
                         f"{what}; it takes {flags}")
-    entry.run(run.session(options.device), options)
-    return 0
+    return options
 
 
 COMMANDS = {"train": train_command, "tasks": tasks_command, "inspect": inspect_command, "bench": bench_command}

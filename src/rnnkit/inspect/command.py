@@ -15,7 +15,8 @@ import tyro
 
 from rnnkit.cells import CELLS
 from rnnkit.errors import UserError
-from rnnkit.inspect.gates import gate_statistics, most_variable_unit, record_steps, write_gates, write_unit_over_text
+from rnnkit.inspect.gates import (gate_statistics, most_variable_hidden_unit, record_steps, write_gates,
+                                  write_hidden_unit_over_text)
 from rnnkit.inspect.grad_flow import gradient_flow, write_gradient_flow
 from rnnkit.inspect.source import inspectable
 from rnnkit.tasks import Session, get_task, restore_session
@@ -59,7 +60,7 @@ class GatesOptions:
     batch_size: int = 32
     """Held-out sequences to average over."""
     unit: int = -1
-    """Char LM: the unit drawn over the text (-1: the one that varies most)."""
+    """Char LM: the hidden unit drawn over the text (-1: the one that varies most)."""
     length: int = 400
     """Char LM: characters of validation text to draw the unit over."""
     out: str = "inspect"
@@ -136,10 +137,11 @@ def gates_command(arguments: list[str]) -> int:
     characters = session.step_labels(text_batch)
     if characters is not None:
         memory = record_steps(session, text_batch, options.layer).memory()[:, 0]  # (T, H) of the one text
-        unit = most_variable_unit(memory) if options.unit < 0 else options.unit
-        if unit >= memory.shape[1]:
-            raise UserError(f"--unit: the layer has {memory.shape[1]} units, so expected 0..{memory.shape[1] - 1}, got {unit}")
-        written += write_unit_over_text(characters, memory[:, unit], unit, out, title)
+        hidden_unit = most_variable_hidden_unit(memory) if options.unit < 0 else options.unit
+        if hidden_unit >= memory.shape[1]:
+            raise UserError(f"--unit: the layer has {memory.shape[1]} hidden units, so expected 0..{memory.shape[1] - 1}, "
+                            f"got {hidden_unit}")
+        written += write_hidden_unit_over_text(characters, memory[:, hidden_unit], hidden_unit, out, title)
     for path in written:
         print(path)
     return 0

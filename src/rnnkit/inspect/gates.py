@@ -72,14 +72,14 @@ def write_gates(statistics: dict[str, dict], folder: Path, title: str) -> list[P
     return [png, data]
 
 
-def most_variable_unit(memory: torch.Tensor) -> int:
-    """The unit whose value varies most over the text: (T, H) -> index."""
+def most_variable_hidden_unit(memory: torch.Tensor) -> int:
+    """The hidden unit whose value varies most over the text: (T, H) -> index."""
     return int(memory.float().var(dim=0).argmax())
 
 
-def write_unit_over_text(characters: list[str], values: torch.Tensor, unit: int, folder: Path, title: str,
-                         per_line: int = 80) -> list[Path]:
-    """unit.png: the text, each character on a background coloured by the unit's value after reading it
+def write_hidden_unit_over_text(characters: list[str], values: torch.Tensor, unit: int, folder: Path, title: str,
+                                per_line: int = 80) -> list[Path]:
+    """unit.png: the text, each character on a background coloured by hidden unit ``unit``'s value after reading it
     (blue -1 .. white 0 .. red +1, as Karpathy et al. 2015), and unit.json with the values."""
     folder.mkdir(parents=True, exist_ok=True)
     png, data = folder / "unit.png", folder / "unit.json"

@@ -106,7 +106,7 @@ class Forecasting:
         self.model.eval()
         with torch.no_grad():
             parameters, _, _ = self.model(history.to(self.device), future_inputs=calendar.to(self.device))
-        values = self._in_file_units(parameters.float().cpu())  # each (H, S, T)
+        values = self._unscaled(parameters.float().cpu())  # each (H, S, T)
         return [Forecast(one, times, {name: value[:, number].numpy() for name, value in values.items()})
                 for number, (one, times) in enumerate(zip(series, futures))]
 
@@ -118,7 +118,7 @@ class Forecasting:
             raise UserError(f"the file's test rows hold no window of --horizon {self.horizon} steps")
         self.model.eval()
         parameters, actual, _ = self.parameters(windows)  # (N, H, T, P), (N, H, T)
-        values = self._in_file_units(parameters)
+        values = self._unscaled(parameters)
         mean, std = self.layout.target_scaling()
         values["actual"] = actual * std + mean
         found = []
@@ -128,7 +128,7 @@ class Forecasting:
                                   {name: value[index].numpy() for name, value in values.items()}, origin=first))
         return found, self.metrics(parameters, actual)
 
-    def _in_file_units(self, parameters: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _unscaled(self, parameters: torch.Tensor) -> dict[str, torch.Tensor]:
         """(..., T, P) parameters in scaled units -> the point forecast and the interval bounds (..., T) in the
         file's units."""
         output = self.model.output

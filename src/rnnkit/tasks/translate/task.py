@@ -24,7 +24,6 @@ BLEU beside them.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
