@@ -1,7 +1,8 @@
 """The one beam search (``rnnkit.models.search``) against what it promises: hand-traced results at beams 2 and 3 on a
 bigram model whose probabilities are written here (finished hypotheses and length penalties interacting), a
 readable reference search at a realistic width, exhaustive search on a language model, greedy = beam 1, and a
-batch of inputs = each input alone. The encoder–decoder's search is tested in test_seq2seq.py."""
+batch of inputs = each input alone; and sampling (``rnnkit.models.sample``) beside it. The encoder–decoder's
+search is tested in test_seq2seq.py."""
 
 from __future__ import annotations
 
@@ -201,3 +202,12 @@ def test_primes_of_different_lengths_in_one_batch_continue_as_each_alone(model):
         alone = beam_search(model, prime.view(-1, 1), beam_size=3, max_lengths=torch.tensor([5]), n_best=3)[0]
         assert [h.tokens for h in hypotheses] == [h.tokens for h in alone]
         assert [h.score for h in hypotheses] == pytest.approx([h.score for h in alone], abs=1e-5)
+
+
+# ----------------------------------------------------------------------------- sampling, beside search
+def test_top_1_sampling_is_greedy_and_sampling_follows_the_seed(model):
+    greedy = sample(model, PRIME, LENGTH, temperature=0)
+    top_1 = sample(model, PRIME, LENGTH, temperature=1.0, top_k=1, generator=torch.Generator().manual_seed(5))
+    assert top_1 == greedy
+    draws = [sample(model, PRIME, 12, generator=torch.Generator().manual_seed(seed)) for seed in (1, 1, 2)]
+    assert draws[0] == draws[1] and draws[0] != draws[2]

@@ -32,6 +32,7 @@ from typing import Any, Callable, Protocol
 
 import torch
 
+from rnnkit.data.pair_batches import pairs_by_length
 from rnnkit.errors import UserError
 
 LENGTH_PENALTIES = ("none", "average", "gnmt")
@@ -183,6 +184,21 @@ def beam_search(
         if attention_history is not None:
             attention_history = torch.cat([attention_history[rows], attention(state).unsqueeze(1)], dim=1)
     return [sorted(found, key=lambda hypothesis: -hypothesis.score)[:n_best] for found in finished]
+
+
+def search_in_batches(model: Searchable, inputs: list[torch.Tensor], batch_size: int,
+                      max_lengths: Callable[[torch.Tensor], torch.Tensor], **search) -> list[list[Hypothesis]]:
+    """``beam_search`` over inputs of different lengths (each (S_i,) token ids): ``batch_size`` at a time, shortest
+    first so that a batch pads little, the results in the order given. ``max_lengths(lengths)`` is each output's
+    limit; ``search`` are ``beam_search``'s other options."""
+    device = next(model.parameters()).device
+    found: list[list[Hypothesis]] = [[] for _ in inputs]
+    for indices, batch in pairs_by_length(inputs, None, batch_size):
+        results = beam_search(model, batch.inputs.to(device), lengths=batch.lengths,
+                              max_lengths=max_lengths(batch.lengths).to(device), **search)
+        for position, hypotheses in zip(indices, results):
+            found[position] = hypotheses
+    return found
 
 
 def _log_probs(logits: torch.Tensor, never: tuple[int, ...]) -> torch.Tensor:

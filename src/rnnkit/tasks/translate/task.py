@@ -37,7 +37,7 @@ from rnnkit.data.vocabulary import BEGIN, END, PADDING, UNKNOWN
 from rnnkit.errors import UserError
 from rnnkit.layers import Recurrent
 from rnnkit.metrics import perplexity, translation_metrics
-from rnnkit.models.search import DecodingConfig, Hypothesis, beam_search
+from rnnkit.models.search import DecodingConfig, Hypothesis, search_in_batches
 from rnnkit.models.seq2seq import EncoderDecoder, Seq2SeqConfig, attention_of
 from rnnkit.tasks.base import RunConfig, Task
 from rnnkit.tasks.translate.commands import TRANSLATE_EVALUATE, TRANSLATE_PREDICT, TranslateOptions
@@ -180,17 +180,11 @@ class TranslationSession(Session):
     # ----------------------------------------------------------------- search
     def translate(self, model, sources: list[torch.Tensor], decoding: DecodingConfig,
                   n_best: int = 1) -> list[list[Hypothesis]]:
-        """The n-best hypotheses of every source (in the order given), searched in batches of similar lengths."""
+        """The n-best hypotheses of every source (in the order given): from <bos> to <eos>, never <pad> or <bos>."""
         index = self.target.vocabulary.index
-        found: list[list[Hypothesis]] = [[] for _ in sources]
-        for indices, batch in pairs_by_length(sources, None, EVALUATION_SENTENCES):
-            results = beam_search(model, batch.inputs.to(self.device), lengths=batch.lengths,
-                                  beam_size=decoding.beam_size, max_lengths=decoding.max_lengths(batch.lengths).to(self.device),
-                                  begin=index[BEGIN], end=index[END], never=(index[PADDING], index[BEGIN]),
-                                  penalty=decoding.penalised, n_best=n_best, attention=attention_of)
-            for position, hypotheses in zip(indices, results):
-                found[position] = hypotheses
-        return found
+        return search_in_batches(model, sources, EVALUATION_SENTENCES, decoding.max_lengths, beam_size=decoding.beam_size,
+                                 begin=index[BEGIN], end=index[END], never=(index[PADDING], index[BEGIN]),
+                                 penalty=decoding.penalised, n_best=n_best, attention=attention_of)
 
     def written(self, hypothesis: Hypothesis, source_pieces: list[str], decoding: DecodingConfig) -> list[str]:
         """The pieces a hypothesis wrote; with --replace-unknown, each <unk> becomes the source piece attended to most."""
