@@ -169,7 +169,7 @@ def test_gates_of_a_char_lm_also_draw_a_unit_over_text(runs, tmp_path):
     (["grad-flow"], ("--checkpoint", "--cells")),
     (["grad-flow", "--cells", "lstm", "--task", "charlm", "--seq-len", "5"], ("--seq-len", "charlm")),
     (["gates", "--checkpoint", "{lstm}", "--layer", "3"], ("--layer", "1 recurrent layer")),
-    (["gates", "--checkpoint", "{charlm}", "--unit", "99"], ("--unit", "16 units")),
+    (["gates", "--checkpoint", "{charlm}", "--unit", "99"], ("--unit", "16 hidden units")),
     (["views"], ("unknown view 'views'",)),
 ])
 def test_inspect_rejects_bad_input_in_one_line(runs, tmp_path, arguments, fragments):

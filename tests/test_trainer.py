@@ -41,7 +41,6 @@ class ScriptedSession(Session):
     """Validation accuracy follows a script; the carried state is a nest that counts the steps."""
 
     monitor = Monitor("accuracy", "max")
-    unit = "step"
 
     def __init__(self, accuracies: list[float]) -> None:
         self.model = torch.nn.Linear(1, 1)

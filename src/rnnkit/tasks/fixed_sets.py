@@ -41,8 +41,6 @@ class LabelledSet:
 class SequenceSession(Session):
     """A model scored on whole sequences; subclasses define ``metrics``, ``baseline`` and ``report``."""
 
-    unit = "seq"
-
     def __init__(self, config, model: torch.nn.Module, device: torch.device, validation: LabelledSet,
                  test: LabelledSet, batches=None) -> None:
         self.config, self.model, self.device = config, model.to(device), device

@@ -46,7 +46,7 @@ class Session(ABC):
     batches: Batches | None  # training batches; None in a session restored for use
     device: torch.device
     monitor: ClassVar[Monitor] = Monitor("loss", "min")
-    unit: ClassVar[str]  # what a training step counts (char, word, sent, seq, window, frame): throughput, reports
+    unit: ClassVar[str] = "seq"  # what a training step counts (seq, sent, char, word, window, frame): throughput
 
     @abstractmethod
     def task_state(self) -> dict:
