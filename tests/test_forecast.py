@@ -370,3 +370,69 @@ def test_the_old_import_still_works_with_a_warning():
     from rnnkit.tasks.forecast import RecurrentForecaster
 
     assert old is RecurrentForecaster and "RecurrentForecaster" not in rnnkit.__all__
+
+
+# ----------------------------------------------------------------------------- SegRNN
+def _segment_model(cell: str = "gru"):
+    from rnnkit.models.segment_rnn import SegmentRecurrent
+
+    torch.manual_seed(0)
+    config = ForecasterConfig(cell=cell, hidden_size=6, num_layers=1)
+    return SegmentRecurrent(config, input_len=8, horizon=6, segment_length=2, channels=3, width=1).eval()
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "indrnn"])
+def test_segments_in_and_parallel_decoding_equal_stepping_the_cell_by_hand(cell):
+    """Each row read two steps at a time (4 segments), then each of the 3 horizon segments decoded on its own from
+    the final state: the same forecast as the batched, parallel forward."""
+    model = _segment_model(cell)
+    values, channels = torch.randn(8, 5), torch.tensor([0, 1, 2, 0, 1])
+    with torch.no_grad():
+        forecast, _ = model(values, channels)  # (6, 5, 1)
+        step = model.rnn.cells[0]
+        for row in range(5):
+            state = None
+            for n in range(4):
+                segment = values[2 * n : 2 * n + 2, row].view(1, 2)
+                _, state = step(model.embed(segment), state)  # a cell step: (h_t, the new state)
+            for m in range(3):
+                decoder_input = torch.cat([model.position[m], model.channel[channels[row]]]).view(1, -1)
+                hidden, _ = step(decoder_input, state)
+                torch.testing.assert_close(model.head(hidden).view(2), forecast[2 * m : 2 * m + 2, row, 0],
+                                           atol=1e-5, rtol=1e-5)
+
+
+def test_segrnn_reads_each_column_on_its_own_with_one_set_of_weights():
+    torch.manual_seed(0)
+    config = ForecasterConfig(cell="gru", hidden_size=8, architecture="segrnn", segment_length=4, highway=False, revin=True)
+    model = Forecaster(columns=3, targets=3, calendar=2, input_len=12, horizon=8, config=config).eval()
+    history, calendar = torch.randn(12, 4, 5), torch.randn(8, 4, 2)
+    with torch.no_grad():
+        forecast, _, _ = model(history, future_inputs=calendar)  # (8, 4, 3, 1)
+        changed = history.clone()
+        changed[:, :, 2] = 50 * torch.randn(12, 4)  # another column 2: columns 0 and 1 forecast what they did
+        moved, _, _ = model(changed, future_inputs=calendar)
+        torch.testing.assert_close(moved[:, :, :2], forecast[:, :, :2])
+        assert not torch.allclose(moved[:, :, 2], forecast[:, :, 2])
+        order = [2, 0, 1]  # columns permuted, and their channel embeddings with them: forecasts permuted
+        model.segments.channel.copy_(model.segments.channel[order])
+        permuted, _, _ = model(torch.cat([history[..., order], history[..., 3:]], dim=-1), future_inputs=calendar)
+        torch.testing.assert_close(permuted, forecast[:, :, order])
+
+
+def test_a_segment_length_that_does_not_divide_the_window_is_one_line(tmp_path):
+    path = sine_csv(tmp_path / "sine.csv", rows=200)
+    result = rnnkit_here("train", "forecast", "--data", path, "--architecture", "segrnn", "--input-len", "20",
+                         "--horizon", "12", "--segment-length", "8", "--out", tmp_path / "run")
+    assert_one_line_error(result, "--segment-length: 8 must divide --input-len (20) and --horizon (12)")
+    assert not (tmp_path / "run").exists()
+
+
+def test_segrnn_learns_a_seasonal_series_far_better_than_naive(tmp_path):
+    run = tmp_path / "run"
+    result = rnnkit("train", "forecast", "--data", sine_csv(tmp_path / "sine.csv", rows=400), "--input-len", "24",
+                    "--horizon", "12", "--architecture", "segrnn", "--segment-length", "6", "--no-highway", *SMALL,
+                    "--max-steps", "200", "--out", run, env={"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["test"]["mse"] < 0.05 < summary["baselines"]["naive"]["mse"] / 10

@@ -31,11 +31,25 @@ def write_split(path, repeats: int, fine: bool = False):
     return path
 
 
+def tree_line(text: str, label: int) -> str:
+    """A right-branching treebank tree of ``text``: every phrase of two words or more labelled ``label``, words 2."""
+    words = text.split()
+    tree = f"(2 {words[-1]})"
+    for word in reversed(words[:-1]):
+        tree = f"({label} (2 {word}) {tree})"
+    return tree
+
+
 def write_sst(folder, fine: bool = False):
+    """The sentence files of one subtask (stsa.*), and the same sentences as the treebank's trees (trees/)."""
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "trees").mkdir(exist_ok=True)
     prefix = "stsa.fine" if fine else "stsa.binary"
-    for split, repeats in (("train", 20), ("dev", 5), ("test", 5)):
+    for split, repeats, tree_file in (("train", 20, "train.txt"), ("dev", 5, "dev.txt"), ("test", 5, "test.txt")):
         write_split(folder / f"{prefix}.{split}", repeats, fine)
+        lines = (folder / f"{prefix}.{split}").read_text().splitlines()
+        trees = [tree_line(text, {"1": 4}.get(label, int(label))) for label, _, text in (line.partition(" ") for line in lines)]
+        (folder / "trees" / tree_file).write_text("\n".join(trees) + "\n")
     return folder
 
 
@@ -176,6 +190,7 @@ def test_init_from_a_language_model_copies_its_weights_and_merges_the_vocabulari
     task = get_task("sst")
     config = task.default_config()
     config.dataset.data_dir, config.dataset.init_from = str(write_sst(tmp_path / "data")), str(lm)
+    config.train.batch_size = 4  # the sample's 28 distinct phrases cannot fill the default 32
     config.model.hidden_size, config.model.embedding_size, config.model.bidirectional = 12, 8, bidirectional
     config.validate()
     classifier = task.start(config, SINGLE_PROCESS, torch.device("cpu"))
@@ -206,14 +221,18 @@ def test_init_from_a_language_model_that_does_not_fit_is_one_line(tmp_path, argu
 
 @pytest.mark.parametrize(("arguments", "fragments"), [
     (["--data-dir", "{tmp}/nowhere"], ["--data-dir", "nowhere is not a folder", "--train"]),
-    (["--data-dir", "{tmp}/empty"], ["--data-dir", "has no stsa.binary.train"]),
+    (["--data-dir", "{tmp}/empty"], ["--train-on phrases", "empty/trees", "--train-on sentences"]),
+    (["--data-dir", "{tmp}/empty", "--train-on", "sentences"], ["--data-dir", "has no stsa.binary.train"]),
+    (["--train-on", "words"], ["--train-on", "phrases, sentences"]),
     (["--subtask", "tertiary"], ["--subtask", "binary, fine"]),
     (["--pooling", "median"], ["--pooling", "last, mean, max, attention"]),
     (["--train", "{tmp}/bad.txt", "--dev", "{tmp}/bad.txt"], ["bad.txt line 2", "no sentence"]),
     (["--train", "{tmp}/train.txt"], ["--dev"]),
     (["--init-from", "{tmp}/sst-run"], ["--init-from", "is a 'sst' run", "wordlm"]),
     (["--embeddings", "{tmp}/wide.txt"], ["wide.txt line 1", "expected a word and 8 numbers"]),
-    (["--data-dir", "{tmp}/odd"], ["stsa.binary.dev line 1", "label '7' does not occur in the training split"]),
+    (["--data-dir", "{tmp}/odd", "--train-on", "sentences"],
+     ["stsa.binary.dev line 1", "label '7' does not occur in the training split"]),
+    (["--data-dir", "{tmp}/odd"], ["trees/dev.txt line 2", "expected a label 0-4 after '(', got '7'"]),
 ])
 def test_bad_input_is_one_line_and_leaves_the_folder_alone(tmp_path, run, arguments, fragments):
     (tmp_path / "empty").mkdir()
@@ -222,6 +241,7 @@ def test_bad_input_is_one_line_and_leaves_the_folder_alone(tmp_path, run, argume
     (tmp_path / "wide.txt").write_text("good 1 2 3\n")
     odd = write_sst(tmp_path / "odd")
     (odd / "stsa.binary.dev").write_text("7 strange\n")
+    (odd / "trees" / "dev.txt").write_text("(4 (2 a) (4 good))\n(7 (2 strange) (2 .))\n")
     (tmp_path / "sst-run").symlink_to(run)
     arguments = [argument.replace("{tmp}", str(tmp_path)) for argument in arguments]
     data = [] if any(a in ("--data-dir", "--train") for a in arguments) else ["--data-dir", str(write_sst(tmp_path / "data"))]
@@ -232,3 +252,21 @@ def test_bad_input_is_one_line_and_leaves_the_folder_alone(tmp_path, run, argume
     assert_one_line_error(rnnkit_here("train", "sst", *data, *SMALL, *arguments, "--max-steps", "1", "--out", out,
                                       "--overwrite"), *fragments)
     assert tree_digest(out) == before
+
+
+def test_phrases_by_default_sentences_on_request_and_old_runs_keep_training_on_sentences(tmp_path):
+    import yaml
+
+    data = write_sst(tmp_path / "data")
+    phrases = rnnkit_here("train", "sst", "--data-dir", data, *SMALL, "--max-steps", "2", "--out", tmp_path / "p")
+    # Right-branching trees: each sentence of n words has n - 1 phrases of two words or more (its words are
+    # neutral): 2 + 5 + 4 + 2 + 1 for each sentiment's five sentences, repeated 20 times but counted once.
+    assert "sst: 28 training phrases, 10 validation sentences, 10 test sentences" in phrases.stderr
+    sentences = rnnkit_here("train", "sst", "--data-dir", data, "--train-on", "sentences", *SMALL, "--max-steps", "2",
+                            "--out", tmp_path / "s")
+    assert "sst: 40 training sentences, 10 validation sentences, 10 test sentences" in sentences.stderr
+    saved = yaml.safe_load((tmp_path / "p" / "config.yaml").read_text())
+    del saved["dataset"]["train_on"]  # a run from before --train-on
+    assert get_task("sst").default_config().with_values(saved, "old run").dataset.train_on == "sentences"
+    partial = {"dataset": {"subtask": "fine"}}  # a file of a few options is not a saved run: the default holds
+    assert get_task("sst").default_config().with_values(partial, "my.yaml").dataset.train_on == "phrases"

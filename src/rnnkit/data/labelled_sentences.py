@@ -29,6 +29,7 @@ class LabelledSentence:
     text: str  # as in the file (tokenised or not; the task tokenises it)
     label: str
     where: str  # "FILE line N", for messages
+    tokens: tuple[str, ...] | None = None  # the tokens, where the data gives them (a tree's leaves): not tokenised again
 
 
 def read_labelled_sentences(path: str | Path, option: str) -> list[LabelledSentence]:

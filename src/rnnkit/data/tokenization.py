@@ -2,7 +2,7 @@
 
 ``treebank`` follows the Penn Treebank conventions the SST and PTB files were made with
 (nltk's ``TreebankWordTokenizer``: ``n't`` and ``'s`` split off, quotes as `````` and ``''``,
-parentheses as ``-lrb-``/``-rrb-``), plus the treebank's escaped slash ``\\/``. It leaves
+parentheses as ``-lrb-``/``-rrb-``), plus the treebank's escaped slash ``\\/`` and star ``\\*``. It leaves
 text already tokenised that way as it is (29 of SST's 11,855 sentences change, by a split
 final period or ``gon na``), so the files and a user's raw sentence read alike.
 ``whitespace`` splits on white space only (pre-tokenised data, CoNLL). ``moses_tokenizer(lang)``
@@ -35,7 +35,12 @@ def treebank(text: str) -> list[str]:
             tokens.append(piece)
         elif piece.strip():
             tokens += tokenizer.tokenize(piece, convert_parentheses=True)
-    return [token if "\\/" in token else token.replace("/", "\\/") for token in tokens]
+    return [_escaped(token, "/") if "/" in token else _escaped(token, "*") for token in tokens]
+
+
+def _escaped(token: str, character: str) -> str:
+    """``token`` with ``character`` escaped as the treebank escapes it (``\\/``, ``\\*``), unless it is already."""
+    return token if "\\" + character in token else token.replace(character, "\\" + character)
 
 
 def whitespace(text: str) -> list[str]:

@@ -4,6 +4,8 @@
               [+ highway: a linear map of each target's L input values to its H forecast values (LSTNet)]
     seq2seq:  history -> encoder -> final state -> decoder, one step per forecast step:
               input at step h = (the target values of step h-1, the calendar features of step h) -> linear -> T x P
+    segrnn:   each column on its own: L/w segments -> Recurrent -> every horizon segment decoded at once
+              from the final state (``rnnkit.models.segment_rnn``, Lin et al. 2023)
 
 C columns (the T targets first, then past covariates), F calendar features, P numbers per
 forecast (``ForecastOutput``: a point, a distribution's parameters or quantiles).
@@ -28,16 +30,20 @@ from rnnkit.models.config import RecurrentConfig
 from rnnkit.models.forecast_baselines import LinearBaseline
 from rnnkit.models.forecast_outputs import DISTRIBUTIONS, ForecastOutput
 from rnnkit.models.readout import final_hidden
+from rnnkit.models.segment_rnn import SegmentRecurrent
 
-ARCHITECTURES = ("direct", "seq2seq")
+ARCHITECTURES = ("direct", "seq2seq", "segrnn")
 REVIN_EPSILON = 1e-5
 
 
 @dataclass
 class ForecasterConfig(RecurrentConfig):
     architecture: str = "direct"
-    """direct (one linear layer forecasts the whole horizon from the final state) or seq2seq (an autoregressive
-    decoder fed the known calendar features of each forecast step)."""
+    """direct (one linear layer forecasts the whole horizon from the final state), seq2seq (an autoregressive
+    decoder fed the known calendar features of each forecast step) or segrnn (SegRNN: segments in, every horizon
+    segment decoded at once; each column on its own)."""
+    segment_length: int = 24
+    """segrnn: the steps of one segment; it must divide --input-len and --horizon."""
     channel_independent: bool = False
     """Forecast every column as its own univariate series with one shared model (as PatchTST and SegRNN do);
     the columns then inform each other only through the shared weights."""
@@ -55,6 +61,8 @@ class ForecasterConfig(RecurrentConfig):
         super().validate()
         if self.architecture not in ARCHITECTURES:
             raise UserError(f"--architecture: expected one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
+        if self.segment_length <= 0:
+            raise UserError(f"--segment-length: expected a positive number of steps, got {self.segment_length}")
         if self.distribution not in DISTRIBUTIONS:
             raise UserError(f"--distribution: expected one of {', '.join(DISTRIBUTIONS)}, got {self.distribution!r}")
         if self.distribution == "quantile" and (not self.quantiles or list(self.quantiles) != sorted(set(self.quantiles))
@@ -66,30 +74,41 @@ class Forecaster(nn.Module):
     def __init__(self, columns: int, targets: int, calendar: int, input_len: int, horizon: int,
                  config: ForecasterConfig) -> None:
         super().__init__()
-        if config.channel_independent:
+        if config.channel_independent or config.architecture == "segrnn":  # SegRNN reads each column on its own
             if columns != targets:
-                raise UserError("--channel-independent: every column is forecast on its own; drop --covariates")
+                raise UserError(f"--{'channel-independent' if config.channel_independent else 'architecture segrnn'}: "
+                                "every column is forecast on its own; drop --covariates")
             self.folded, columns, targets = columns, 1, 1
         else:
             self.folded = 0
         self.columns, self.targets, self.horizon, self.config = columns, targets, horizon, config
         self.output = ForecastOutput(config.distribution, config.quantiles)
         self.dropout = nn.Dropout(config.dropout)
-        self.encoder = config.build(columns + calendar)
         self.directions = 2 if config.bidirectional else 1
-        width = self.encoder.cells[-1].output_size * self.directions
-        if config.architecture == "direct":
-            self.head = nn.Linear(width, horizon * targets * self.output.width)
+        self.segments = None
+        if config.architecture == "segrnn":
+            self.segments = SegmentRecurrent(config, input_len, horizon, config.segment_length, max(self.folded, 1),
+                                             self.output.width)
+            readout = self.segments.head
         else:
-            self.decoder = replace(config, bidirectional=False, hidden_size=width).build(targets + calendar)
-            self.head = nn.Linear(width, targets * self.output.width)
+            self.encoder = config.build(columns + calendar)
+            width = self.encoder.cells[-1].output_size * self.directions
+            if config.architecture == "seq2seq":  # built before the head: initial weights come in this order
+                self.decoder = replace(config, bidirectional=False, hidden_size=width).build(targets + calendar)
+            out = horizon * targets if config.architecture == "direct" else targets  # the decoder writes a step at a time
+            self.head = readout = nn.Linear(width, out * self.output.width)
         if config.highway:  # one map from a target's L input values to its H forecast values, shared by the targets
             self.highway = nn.Linear(input_len, horizon)
-            nn.init.zeros_(self.head.weight)  # the network's part starts silent: the forecast starts as the highway's
-            nn.init.zeros_(self.head.bias)
+            nn.init.zeros_(readout.weight)  # the network's part starts silent: the forecast starts as the highway's
+            nn.init.zeros_(readout.bias)
         if config.revin:
             self.revin_weight = nn.Parameter(torch.ones(columns))
             self.revin_bias = nn.Parameter(torch.zeros(columns))
+
+    @property
+    def window_encoder(self) -> nn.Module:
+        """The recurrent layers that read the input window (what ``rnnkit inspect`` watches)."""
+        return self.segments.rnn if self.segments is not None else self.encoder
 
     @torch.no_grad()
     def start_highway(self, history: torch.Tensor, targets: torch.Tensor) -> None:
@@ -136,16 +155,21 @@ class Forecaster(nn.Module):
         if self.config.revin:
             mean, std = (statistic.detach() for statistic in window_statistics(values))  # (1, B, C)
             values = self._revin(values, mean, std)
-        hidden, state = self.encoder(self.dropout(torch.cat([values, calendar], dim=-1)), state)
         steps, batch = future_calendar.shape[:2]
         linear = None  # the highway's forecast (H, B, T), in the encoder's units (RevIN's where it is on)
         if self.config.highway:
             linear = self.highway(values[..., : self.targets].transpose(0, 2)).transpose(0, 2)[:steps]
-        if self.config.architecture == "direct":
+        if self.segments is not None:  # one column a row (folded): row b*C + c is column c of window b
+            channels = torch.arange(batch, device=values.device) % self.folded
+            raw, state = self.segments(values[..., 0], channels, state)  # (H, B, P); the calendar is not read
+            parameters = self.output.parameters(raw[:steps].unsqueeze(2))
+        elif self.config.architecture == "direct":
+            hidden, state = self.encoder(self.dropout(torch.cat([values, calendar], dim=-1)), state)
             raw = self.head(self.dropout(final_hidden(state, self.directions)))  # (B, H*T*P)
             raw = raw.view(batch, self.horizon, self.targets, -1)[:, :steps].transpose(0, 1)
             parameters = self.output.parameters(raw)
         else:
+            hidden, state = self.encoder(self.dropout(torch.cat([values, calendar], dim=-1)), state)
             decoder_state = tuple(part[-self.directions :].transpose(0, 1).reshape(1, batch, -1) for part in state)
             decoder_state = tuple(part.expand(self.decoder.num_layers, -1, -1).contiguous() for part in decoder_state)
             parameters = self._decode(values[-1, :, : self.targets], future_calendar, decoder_state, targets, mean, std,

@@ -266,7 +266,7 @@ class ForecastSession(Session):
 
     # ----------------------------------------------------------------- rnnkit inspect (rnnkit.inspect.source.Inspectable)
     def recurrent_layers(self) -> Recurrent:
-        return self.model.encoder
+        return self.model.window_encoder
 
     def inspection_batch(self, size: int, length: int | None = None) -> Batch:
         """The first ``size`` validation windows (read from the run's data when restored)."""

@@ -1,8 +1,13 @@
 """``sst``: sentence classification (many-to-one) on the Stanford Sentiment Treebank or any labelled sentences.
 
-Data: the sentence-level SST files (``stsa.binary.*`` = SST-2, ``stsa.fine.*`` = SST-5, with
-``--subtask``) in ``--data-dir``, or the user's own ``--train``/``--dev``/``--test`` files, one
-sentence and its label per line (``rnnkit.data.labelled_sentences``). Text is tokenised by
+Data: the Stanford Sentiment Treebank in ``--data-dir``, SST-2 or SST-5 (``--subtask``). With
+``--train-on phrases`` (the default) the model trains on every distinct labelled phrase of the
+training trees (``trees/train.txt``; SST-2 without the neutral ones) and is chosen and tested on the
+dev and test trees' whole sentences, as Kim (2014) and Tai et al. (2015) do
+(``rnnkit.data.sentiment_trees``); with ``--train-on sentences`` it trains on the sentence-level
+files (``stsa.binary.*`` = SST-2, ``stsa.fine.*`` = SST-5). Or the user's own
+``--train``/``--dev``/``--test`` files, one sentence and its label per line
+(``rnnkit.data.labelled_sentences``). Text is tokenised by
 ``--tokenizer`` and lower-cased with ``--lowercase``, the same way at training and at
 ``predict``, so raw mixed-case sentences read like the data. The vocabulary is the training
 split's words seen ``--min-count`` times, plus ``<pad>`` and ``<unk>``.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +33,7 @@ from rnnkit.data.batch import Batch
 from rnnkit.data.embeddings import read_vectors
 from rnnkit.data.labelled_sentences import LabelledSentence, check_labels, label_set, read_labelled_sentences
 from rnnkit.data.sentence_batches import batches_by_length, collate
+from rnnkit.data.sentiment_trees import labelled_phrases, labelled_sentences, read_trees
 from rnnkit.data.token_features import TokenFeatures
 from rnnkit.data.tokenization import TOKENIZERS
 from rnnkit.errors import UserError
@@ -48,6 +55,8 @@ SUBTASKS = {  # --subtask -> the files' prefix and what their labels 0, 1, ... m
     "binary": ("stsa.binary", ("negative", "positive")),
     "fine": ("stsa.fine", ("very negative", "negative", "neutral", "positive", "very positive")),
 }
+TREE_FILES = {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"}  # in --data-dir's trees/
+TRAIN_ON = ("phrases", "sentences")
 EVALUATION_BATCH = 256
 
 
@@ -69,9 +78,15 @@ class SSTData(SplitFiles):
     """Pretrained word vectors (GloVe/word2vec text format) to start the embeddings from; width --embedding-size."""
     init_from: str | None = None
     """A wordlm run folder to start the embeddings and recurrent layers from (vocabularies merged)."""
+    train_on: str = "phrases"
+    """phrases: every distinct labelled phrase of the treebank's training trees (--data-dir's trees/; SST-2
+    without the neutral ones), tested on whole sentences; sentences: the sentence-level files only. Your own
+    --train files hold sentences."""
 
     def validate(self) -> None:
         super().validate()
+        if self.train_on not in TRAIN_ON:
+            raise UserError(f"--train-on: expected one of {', '.join(TRAIN_ON)}, got {self.train_on!r}")
         if self.subtask not in SUBTASKS:
             raise UserError(f"--subtask: expected one of {', '.join(SUBTASKS)}, got {self.subtask!r}")
         if self.tokenizer not in TOKENIZERS:
@@ -90,13 +105,49 @@ class SSTConfig(RunConfig):
         clip_grad_norm=5.0, keep_best=True, precision="fp32"))
     dataset: SSTData = field(default_factory=SSTData)
 
+    @classmethod
+    def upgrade(cls, values: dict) -> dict:
+        """Runs from before --train-on trained on sentences: a saved configuration without it keeps doing so."""
+        dataset = values.get("dataset")
+        saved = isinstance(dataset, dict) and {"data_dir", "subtask", "tokenizer", "min_count"} <= dataset.keys()
+        if saved and "train_on" not in dataset:
+            values = {**values, "dataset": {**dataset, "train_on": "sentences"}}
+        return values
+
 
 def read_splits(data: SSTData) -> dict[str, list[LabelledSentence]]:
-    """The train, validation and (where there is one) test sentences of --data-dir or of --train/--dev/--test."""
+    """The train, validation and (where there is one) test examples: the treebank's phrases and sentences
+    (--train-on phrases), the sentence files of --data-dir, or --train/--dev/--test."""
+    if data.train_on == "phrases" and not data.train:
+        return read_tree_splits(data)
     prefix = SUBTASKS[data.subtask][0]
     names = {"train": f"{prefix}.train", "validation": f"{prefix}.dev", "test": f"{prefix}.test"}
     paths = data.split_paths(data.data_dir, names)
     return {split: read_labelled_sentences(path, option) for split, (path, option) in paths.items()}
+
+
+def read_tree_splits(data: SSTData) -> dict[str, list[LabelledSentence]]:
+    """Every distinct labelled phrase of the training trees, and the dev and test trees' sentences."""
+    if not Path(data.data_dir).is_dir():
+        raise UserError(f"--data-dir: {data.data_dir} is not a folder; pass the folder holding the treebank's trees/ "
+                        "(or your own files with --train FILE --dev FILE [--test FILE])")
+    folder = Path(data.data_dir) / "trees"
+    if not all((folder / name).is_file() for name in TREE_FILES.values()):
+        raise UserError(f"--train-on phrases: {folder} does not hold the treebank's trees ({', '.join(TREE_FILES.values())}); "
+                        "pass the folder that holds trees/ with --data-dir, or --train-on sentences for its stsa.* files")
+    trees = {split: read_trees(folder / name, "--data-dir") for split, name in TREE_FILES.items()}
+    label_of = tree_label(data.subtask)
+    return {"train": labelled_phrases(trees["train"], label_of),
+            "validation": labelled_sentences(trees["validation"], label_of),
+            "test": labelled_sentences(trees["test"], label_of)}
+
+
+def tree_label(subtask: str):
+    """A tree's 0-4 label as the subtask's files write it: SST-5 as it is; SST-2 negative (0, 1) as 0, positive
+    (3, 4) as 1, and neutral (2) left out, as stsa.binary.* leaves it out."""
+    if subtask == "fine":
+        return str
+    return lambda label: None if label == 2 else str(int(label > 2))
 
 
 @dataclass
@@ -126,7 +177,7 @@ class TextClassificationSession(Session):
         """The sentences as token features and class ids (their labels are checked against the split's already)."""
         encoded, targets = [], []
         for sentence in sentences:
-            tokens = self.tokenize(sentence.text)
+            tokens = list(sentence.tokens) if sentence.tokens else self.tokenize(sentence.text)
             if not tokens:
                 raise UserError(f"{sentence.where}: the sentence has no token after tokenisation; remove the line")
             encoded.append(self.features.encode(tokens))
@@ -260,6 +311,10 @@ class SSTTask(Task):
         if language_model is not None:
             initialise_from_language_model(model.features.embedding, model.rnn, vocabulary, language_model, config.model.cell)
         lay_out_splits(session, splits, config.train, context)
+        what = "phrases" if data.train_on == "phrases" and not data.train else "sentences"
+        print(f"sst: {len(splits['train']):,} training {what}, "
+              + ", ".join(f"{len(splits[split]):,} {split} sentences" for split in ("validation", "test") if split in splits),
+              file=sys.stderr)
         return session
 
     def restore(self, config: SSTConfig, task_state: dict, device: torch.device) -> TextClassificationSession:
