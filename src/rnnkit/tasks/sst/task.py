@@ -102,7 +102,7 @@ class SSTConfig(RunConfig):
         pooling="max"))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         batch_size=32, optimizer="adam", lr=2e-3, schedule="constant", epochs=10, max_minutes=0.0, eval_every=100,
-        clip_grad_norm=5.0, keep_best=True, precision="fp32"))
+        patience=10, clip_grad_norm=5.0, keep_best=True, precision="fp32"))
     dataset: SSTData = field(default_factory=SSTData)
 
     @classmethod
