@@ -22,6 +22,7 @@ from cli_helpers import make_text, rnnkit, rnnkit_here, weights
 from test_forecast import hours, write_csv
 from test_music import arpeggios, write_mat
 from test_ner import write_data as write_conll
+from test_speech import write_tone_manifest
 from test_sst import write_sst
 from test_translate import corpus_options, write_corpus as write_parallel
 from test_wordlm import write_corpus as write_ptb
@@ -61,6 +62,10 @@ def task_data(task: str, folder: Path) -> list[str]:
         write_mat(folder / "JSB_Chorales.mat", {"traindata": arpeggios(40, 1), "validdata": arpeggios(8, 2),
                                                 "testdata": arpeggios(8, 3)})
         return ["--data-dir", folder, "--hidden-size", "8"]
+    if task == "speech":
+        manifest = write_tone_manifest(folder / "tones", ["ab", "ba", "abc", "cab", "bb", "ca", "acb", "cc"] * 2, seed=0)
+        return ["--manifest", manifest, "--dev-manifest", manifest, "--test-manifest", manifest, "--hidden-size", "8",
+                "--num-layers", "1"]
     raise AssertionError(f"task {task!r} has no sample here: add one, so that it is held to the contracts")
 
 
@@ -70,6 +75,10 @@ def noisy_csv(path: Path, rows: int = 200) -> Path:
     generator = torch.Generator().manual_seed(0)
     values = torch.sin(torch.arange(rows) * 2 * torch.pi / 24) + 0.3 * torch.randn(rows, generator=generator)
     return write_csv(path, [[time, f"{value:.6f}"] for time, value in zip(hours(rows), values.tolist())])
+
+
+NOISE = {"sst": ["--word-dropout", "0"], "ner": ["--word-dropout", "0"],
+         "speech": ["--frequency-masks", "0", "--time-masks", "0"]}  # besides --dropout: each task's own random noise
 
 
 def batch_options(task: str, processes: int) -> list[str]:
@@ -119,7 +128,7 @@ def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(
     # their signs, which hides a batch weighted otherwise, such as a mean of the processes' means).
     quiet = ["--dropout", "0", "--optimizer", "sgd", "--lr", "0.5", "--momentum", "0"]
     plan = [["train", task, *options, *RUN, *quiet, *batch_options(task, 2),
-             *(["--word-dropout", "0"] if task in ("sst", "ner") else []), "--out", str(tmp_path / "two" / task)]
+             *NOISE.get(task, []), "--out", str(tmp_path / "two" / task)]
             for task, options in runs.items()]
     (tmp_path / "plan.json").write_text(json.dumps([list(map(str, arguments)) for arguments in plan]))
     torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -129,7 +138,7 @@ def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(
     for task, options in runs.items():
         one = tmp_path / "one" / task
         result = rnnkit_here("train", task, *options, *RUN, *quiet, *batch_options(task, 1),
-                             *(["--word-dropout", "0"] if task in ("sst", "ner") else []), "--out", one)
+                             *NOISE.get(task, []), "--out", one)
         assert result.returncode == 0, result.stderr
         two = tmp_path / "two" / task
         expected, got = weights(one), weights(two)
@@ -254,12 +263,13 @@ def test_inspect_draws_the_gates_and_the_gradient_flow_of_every_tasks_model(task
 EXAMPLE_INPUTS = {"digits": "0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,8,0,0,4,12,0,0,8,8,0,0,5,8,0,0,9,8,0,0,4,"
                             "11,0,1,12,7,0,0,2,14,5,10,12,0,0,0,0,6,13,10,0,0,0",
                   "sst": "a good film", "ner": "Bob flew to Paris .", "translate": "a b c"}
+FILE_INPUTS = {"forecast": "noisy.csv", "speech": "tones/0.wav"}  # inputs that are files of the task's sample
 
 
 @pytest.mark.parametrize("task", [name for name, task in TASKS.items() if "predict" in task.commands])
 def test_predict_from_python_equals_the_commands_json_lines(task, trained):
     run = trained[task]
-    example = str(run.parent / "data" / task / "noisy.csv") if task == "forecast" else EXAMPLE_INPUTS[task]
+    example = str(run.parent / "data" / task / FILE_INPUTS[task]) if task in FILE_INPUTS else EXAMPLE_INPUTS[task]
     command = rnnkit_here("predict", "--checkpoint", run, example, "--format", "jsonl", "--out", run.parent / "f") \
         if task == "forecast" else rnnkit_here("predict", "--checkpoint", run, example, "--format", "jsonl")
     assert command.returncode == 0, command.stderr

@@ -19,6 +19,7 @@ from rnnkit.models.next_frame import NextFrameConfig, NextFrameModel
 from rnnkit.models.seq2seq import EncoderDecoder, Seq2SeqConfig
 from rnnkit.models.tagger import SequenceTagger, TaggerConfig
 from rnnkit.models.text_classifier import TextClassifier, TextClassifierConfig
+from rnnkit.models.acoustic_model import AcousticModel, AcousticModelConfig
 
 T, B = 7, 3
 LENGTHS = torch.tensor([7, 3, 5])
@@ -196,8 +197,25 @@ def encoder_decoder() -> Case:
                            targets)
 
 
+class AcousticCase(Case):
+    """CTC: outputs follow the subsampled steps, and each transcript is its non-blank labels."""
+
+    def alone(self, b: int):
+        length, labels = int(self.lengths[b]), int((self.targets[:, b] != 0).sum())
+        return self.inputs[:length, b : b + 1], None, self.targets[:labels, b : b + 1], {}
+
+    def row(self, outputs: torch.Tensor, b: int) -> torch.Tensor:
+        return outputs[: int(self.model.output_lengths(self.lengths[b : b + 1])), b : b + 1]
+
+
+def acoustic_model() -> Case:
+    config = AcousticModelConfig(cell="lstm", hidden_size=6, bidirectional=True, subsample=2, conv_channels=5)
+    targets = torch.tensor([[1, 2, 3], [2, 2, 0], [0, 0, 0]])  # (S, B) label ids, padded with the blank 0
+    return AcousticCase(AcousticModel(4, 4, config), _garbage(torch.randn(T, B, 4), LENGTHS, 100.0), LENGTHS, targets)
+
+
 CASES = [language_model, sequence_model, text_classifier, sequence_tagger, next_frame_model, forecaster,
-         encoder_decoder]
+         encoder_decoder, acoustic_model]
 
 
 def test_every_model_class_is_listed_here():

@@ -11,6 +11,8 @@ and chrF (imported where used: the ``tasks`` extra). The rest is written here:
     frame accuracy    TP / (TP + FP + FN) over all frames (Bay et al. 2009; music)
     solved fraction   fraction of squared errors below a threshold (the adding problem)
 
+and jiwer's word and character error rates (speech).
+
 A model's loss is its own (``rnnkit.models``); a metric that is also a loss (music's NLL per frame)
 is the model's, reported under the metric's name.
 """
@@ -86,6 +88,32 @@ def translation_metrics(written: list[str], references: list[str]) -> dict:
     bleu, chrf = BLEU(tokenize="none", force=True), CHRF()  # force: tokenised on purpose, so no warning about it
     return {"bleu": bleu.corpus_score(written, [references]).score, "chrf": chrf.corpus_score(written, [references]).score,
             "bleu_signature": str(bleu.get_signature())}
+
+
+# ----------------------------------------------------------------------------- speech recognition
+def speech_errors(references: list[str], written: list[str]) -> dict:
+    """Word and character error rates by jiwer: (S + D + I) / N of a Levenshtein alignment, summed over the whole set
+    (not a mean of utterances' rates), spaces counted as characters; and the fraction of utterances transcribed
+    exactly (an isolated word's accuracy)."""
+    import jiwer  # [tasks] extra
+
+    words, characters = jiwer.process_words(references, written), jiwer.process_characters(references, written)
+    exact = sum(reference == hypothesis for reference, hypothesis in zip(references, written))
+    return {"wer": words.wer, "cer": characters.cer, "exact": exact / len(references),
+            "words": words.hits + words.substitutions + words.deletions, "utterances": len(references)}
+
+
+def utterance_errors(references: list[str], written: list[str], names: list[str]) -> list[dict]:
+    """Each utterance's word errors, in order: its name, reference, transcript, S, D, I and WER."""
+    import jiwer  # [tasks] extra
+
+    found = []
+    for name, reference, hypothesis in zip(names, references, written):
+        words = jiwer.process_words(reference, hypothesis)
+        found.append({"utterance": name, "reference": reference, "transcript": hypothesis,
+                      "substitutions": words.substitutions, "deletions": words.deletions,
+                      "insertions": words.insertions, "wer": words.wer})
+    return found
 
 
 # ----------------------------------------------------------------------------- forecasts

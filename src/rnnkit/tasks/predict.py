@@ -118,12 +118,18 @@ def print_results(session: Predictor, results: list[dict], options: PredictOptio
     print(f"predicted {len(results)} inputs in {seconds:.2f} s ({len(results) / seconds:,.1f} inputs/s)", file=sys.stderr)
 
 
-def run_predict(session: Predictor, options: PredictOptions) -> None:
+def timed_predictions(session: Predictor, options: PredictOptions) -> tuple[list[dict], float]:
+    """The records of every input ``options`` names (arguments, then --file), and the seconds they took."""
     options.validate()
     inputs = read_inputs(options)
     started = time.perf_counter()
     results = predict_inputs(session, [text for _, text in inputs], options, [where for where, _ in inputs])
-    print_results(session, results, options, time.perf_counter() - started)
+    return results, time.perf_counter() - started
+
+
+def run_predict(session: Predictor, options: PredictOptions) -> None:
+    results, seconds = timed_predictions(session, options)
+    print_results(session, results, options, seconds)
 
 
 PREDICT = Command("predictions of the trained model for inputs given as arguments or in a file", PredictOptions,

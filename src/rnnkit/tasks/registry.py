@@ -10,6 +10,7 @@ from rnnkit.tasks.digits import DigitsTask
 from rnnkit.tasks.forecast import ForecastTask
 from rnnkit.tasks.music import MusicTask
 from rnnkit.tasks.ner import NERTask
+from rnnkit.tasks.speech import SpeechTask
 from rnnkit.tasks.sst import SSTTask
 from rnnkit.tasks.translate import TranslateTask
 from rnnkit.tasks.wordlm import WordLMTask
@@ -23,7 +24,7 @@ def registry(*tasks: Task) -> dict[str, Task]:
 
 
 TASKS: dict[str, Task] = registry(CharLMTask(), WordLMTask(), AddingTask(), CopyTask(), DigitsTask(), SSTTask(),
-                                  NERTask(), TranslateTask(), ForecastTask(), MusicTask())
+                                  NERTask(), TranslateTask(), ForecastTask(), MusicTask(), SpeechTask())
 DEFAULT_TASK = "charlm"  # what 'rnnkit train' trains without a task name: the main job of the README
 
 

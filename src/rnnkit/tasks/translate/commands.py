@@ -12,7 +12,6 @@ words down) to PATH, or to PATH's stem plus ``-1``, ``-2``, ... for several inpu
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -22,7 +21,7 @@ import torch
 from rnnkit.figures import attention_png
 from rnnkit.errors import UserError
 from rnnkit.tasks.base import CheckpointOptions, Command
-from rnnkit.tasks.predict import PredictOptions, Predictor, predict_inputs, print_results, read_inputs
+from rnnkit.tasks.predict import PredictOptions, Predictor, print_results, timed_predictions
 from rnnkit.train.files import atomic_write_bytes
 
 
@@ -70,11 +69,7 @@ def run_evaluate(session: TranslationEvaluator, options: TranslateEvaluateOption
 
 def run_translate(session: Predictor, options: TranslateOptions) -> None:
     """``rnnkit predict``, and the attention figures of --show-attention."""
-    options.validate()
-    inputs = read_inputs(options)
-    started = time.perf_counter()
-    results = predict_inputs(session, [text for _, text in inputs], options, [where for where, _ in inputs])
-    seconds = time.perf_counter() - started
+    results, seconds = timed_predictions(session, options)
     matrices = [result.pop("attention", None) for result in results]  # drawn, not printed
     if options.show_attention:
         target = Path(options.show_attention)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The speech results of docs/benchmarks.md, one after another (run from the repository root, ../shared beside it).
+# Each training run uses both cores; run nothing else meanwhile, or the time-budgeted runs reach less.
+#   benchmarks/speech.sh [OUT]          (default OUT: runs/speech-bench)
+set -euo pipefail
+out=${1:-runs/speech-bench}
+mkdir -p "$out"
+measure() { /usr/bin/time -f "peak resident memory %M KB, %e s" "$@"; }
+
+# AN4: the headline (greedy, no language model), its peak memory, then the decodings of the same model.
+measure rnnkit train speech --max-minutes 50 --out "$out/an4-gru" --overwrite
+rnnkit evaluate --checkpoint "$out/an4-gru" --beam-size 32
+rnnkit evaluate --checkpoint "$out/an4-gru" --beam-size 32 --lm transcripts --lm-weight 0.5 --word-bonus 1.0
+rnnkit evaluate --checkpoint "$out/an4-gru" --beam-size 32 --lm ../shared/data/an4/etc/an4.ug.lm --lm-weight 0.5 \
+  --word-bonus 1.0
+# predict on AN4's 130 test feature files: real-time factor and peak memory
+sed 's|^|../shared/data/an4/feat/|; s|$|.mfc|' ../shared/data/an4/etc/an4_test.fileids > "$out/an4_test_files.txt"
+measure rnnkit predict --checkpoint "$out/an4-gru" --file "$out/an4_test_files.txt" > "$out/an4_predict.txt"
+
+# The front end: the AN4 model (trained on AN4's .mfc files only) transcribing FSDD's test recordings through
+# rnnkit's Sphinx-style front end (8 kHz recordings resampled to 16 kHz; AN4's words include the ten digits).
+python - "$out/fsdd_test.json" <<'EOF'
+import json, sys
+from rnnkit.data.speech_corpora import read_fsdd
+with open(sys.argv[1], "w") as file:
+    for r in read_fsdd("../shared/data/fsdd"):
+        if r.index < 5:
+            file.write(json.dumps({"audio_filepath": str(r.utterance.path.resolve()), "text": r.utterance.text}) + "\n")
+EOF
+rnnkit evaluate --checkpoint "$out/an4-gru" --manifest "$out/fsdd_test.json"
+
+# Every cell at one size (4 x 256 bidirectional, 20 minutes), uni- against bidirectional, without SpecAugment.
+for cell in gru lstm janet indrnn; do
+  rnnkit train speech --cell "$cell" --max-minutes 20 --out "$out/an4-20min-$cell" --overwrite
+done
+rnnkit train speech --no-bidirectional --max-minutes 20 --out "$out/an4-20min-unidirectional" --overwrite
+rnnkit train speech --frequency-masks 0 --time-masks 0 --max-minutes 20 --out "$out/an4-20min-no-specaugment" --overwrite
+
+# FSDD: the official split, leave one speaker out (six folds), connected digits of a held-out speaker.
+rnnkit train speech --dataset fsdd --max-minutes 8 --out "$out/fsdd-official" --overwrite
+for speaker in george jackson lucas nicolas theo yweweler; do
+  rnnkit train speech --dataset fsdd --protocol speaker --speaker "$speaker" --max-minutes 4 \
+    --out "$out/fsdd-speaker-$speaker" --overwrite
+done
+rnnkit train speech --dataset fsdd --protocol connected --speaker theo --max-minutes 10 \
+  --out "$out/fsdd-connected-theo" --overwrite
