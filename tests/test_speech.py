@@ -19,6 +19,7 @@ from rnnkit.data.audio import read_audio, read_mfc, write_mfc
 from rnnkit.data.speech_corpora import (digit_strings, hold_out_speakers, normalise_transcript, read_an4, read_fsdd,
                                         read_manifest)
 from rnnkit.data.speech_features import FrontEnd, Pipeline, deltas, spec_augment, stack_frames
+from rnnkit.data.vocabulary import CharVocabulary
 from rnnkit.errors import UserError
 from rnnkit.metrics import speech_errors, utterance_errors
 from rnnkit.models.acoustic_model import AcousticModel, AcousticModelConfig
@@ -389,6 +390,8 @@ def test_evaluate_with_beam_search_and_a_language_model_writes_each_utterance(to
     assert result.returncode == 0, result.stderr
     assert "evaluation WER" in result.stdout and "beam 8, lm transcripts" in result.stdout
     assert len(errors.read_text().splitlines()) == 12
+    validation = rnnkit("evaluate", "--checkpoint", run, "--split", "validation")
+    assert validation.returncode == 0 and "24 utterances" in validation.stdout and "; greedy;" in validation.stdout
 
 
 def test_utterances_too_short_for_their_transcripts_are_left_out_and_counted(tmp_path):
@@ -448,3 +451,55 @@ def test_dtw_equals_the_recursion_written_out_and_finds_the_nearest_word():
     assert dtw_distances(query, references).tolist() == pytest.approx([plain(query, r) for r in references], rel=1e-5)
     slow = torch.repeat_interleave(references[1], 2, dim=0)  # the same word said twice as slowly
     assert nearest_neighbour([slow], references, ["a", "b", "c", "d"]) == ["b"]
+
+
+def test_the_connected_digit_baseline_reads_strings_of_distinct_tones(tmp_path, monkeypatch):
+    from rnnkit.tasks.speech import task
+
+    rate, rng = 16000, np.random.default_rng(0)
+    for digit, pitch in enumerate((300, 700, 1500)):  # zero, one, two: a tone each, a little off pitch per speaker
+        for speaker, shift in (("theo", 1.0), ("george", 1.04)):
+            (tmp_path / "recordings").mkdir(exist_ok=True)
+            for index in range(16):
+                t = np.arange(int(rng.uniform(0.15, 0.3) * rate)) / rate
+                write_wav(tmp_path / "recordings" / f"{digit}_{speaker}_{index}.wav",
+                          0.4 * np.sin(2 * np.pi * pitch * shift * t) + rng.normal(0, 1e-3, t.size), rate)
+    monkeypatch.setitem(task.CONNECTED_STRINGS, "test", 8)
+    config = task.SpeechConfig()
+    config.dataset = task.SpeechData(dataset="fsdd", data_dir=str(tmp_path), protocol="connected", speaker="theo")
+    session = task.SpeechSession(config, CharVocabulary.from_text("zero one two"), [], torch.device("cpu"))
+    session.splits["test"] = session.examples(task.read_utterances(config.dataset)["test"], "test")
+    session.training = session.splits["test"]  # strings: the connected baseline's case
+    baseline = session.baseline()["baseline"]
+    assert baseline["utterances"] == 8 and baseline["words"] > 16 and baseline["wer"] == 0.0
+
+
+@pytest.mark.parametrize("penalty", [0.0, 2.0])
+def test_connected_word_dtw_equals_exhaustive_search_over_word_sequences(penalty):
+    from itertools import product
+
+    from rnnkit.models.dtw import connected_words
+
+    def cost(sequence, distance):  # the best alignment of one word sequence, written out over (word k, frame j)
+        table = {(0, 0): distance[0][sequence[0]][0]}
+        for t in range(1, len(distance)):
+            here = {}
+            for k, word in enumerate(sequence):
+                for j in range(len(distance[t][word])):
+                    before = [table.get((k, j - step), math.inf) for step in (0, 1, 2) if j - step >= 0]
+                    if j == 0 and k > 0:
+                        before.append(table.get((k - 1, len(distance[t][sequence[k - 1]]) - 1), math.inf) + penalty)
+                    here[(k, j)] = distance[t][word][j] + min(before)
+            table = here
+        return table.get((len(sequence) - 1, len(distance[0][sequence[-1]]) - 1), math.inf)
+
+    torch.manual_seed(1)
+    references = [torch.randn(n, 2) for n in (2, 3, 1)]
+    for steps in (1, 2, 3, 4, 5, 5, 6, 6, 6, 6):
+        query = torch.randn(steps, 2)
+        distance = [[torch.cdist(query[t : t + 1], r)[0].tolist() for r in references] for t in range(steps)]
+        sequences = [s for n in range(1, steps + 1) for s in product(range(3), repeat=n)]
+        best = min(sequences, key=lambda sequence: cost(sequence, distance))
+        assert connected_words(query, references, ["a", "b", "c"], penalty) == ["abc"[i] for i in best]
+    spoken = torch.cat([references[1], references[1], references[0].repeat_interleave(2, dim=0)])
+    assert connected_words(spoken, references, ["a", "b", "c"]) == ["b", "b", "a"]

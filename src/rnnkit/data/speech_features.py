@@ -9,10 +9,9 @@ the front end of AN4's features: 16 kHz, 100 frames/s, 512-point FFT, 40 filters
 6,800 Hz, 13 cepstra): pre-emphasis 0.97 over the whole signal, a 25.625 ms symmetric Hamming
 window, the power spectrum of 16-bit-scale samples, triangular filters on the mel scale
 2595 log10(1 + f/700) with edges rounded to FFT bins and unit area, the natural log with a
-1e-4 floor, and Sphinx's "legacy" DCT (c0 the mean log energy, the first filter weighted 1/2):
+1e-4 floor, and Sphinx's "legacy" DCT of the M log-mel energies m_j (the first filter weighted 1/2):
 
-    c_0 = (m_0 / 2 + sum_{j>0} m_j) / M
-    c_i = (m_0 / 2 + sum_{j>0} m_j cos(pi i (j + 1/2) / M)) / M     (the j = 0 term: m_0 cos(pi i / 2M) / 2)
+    c_i = (1 / M) sum_{j=0}^{M-1} beta_j m_j cos(pi i (j + 1/2) / M),    beta_0 = 1/2, beta_j = 1 otherwise
 
 so that a model trained on AN4's .mfc files can read a user's 16 kHz recording.
 ``--features fbank`` gives the log-mel filterbank itself (DeepSpeech 2, ESPnet, NeMo).
@@ -243,10 +242,15 @@ def frames_of(path: str | Path, front_end: FrontEnd) -> tuple[torch.Tensor, floa
 
 def frames_of_string(parts: tuple[Path, ...], pauses: tuple[float, ...], front_end: FrontEnd,
                      seed: int) -> torch.Tensor:
-    """The frames of recordings joined with ``pauses`` seconds of faint noise (as a quiet room's) between them."""
+    """The frames of recordings joined with ``pauses`` seconds of ``pause`` between them."""
     generator = torch.Generator().manual_seed(seed)
     pieces = [read_audio(parts[0], front_end.sample_rate).samples]
-    for path, pause in zip(parts[1:], pauses):
-        pieces.append(torch.randn(int(pause * front_end.sample_rate), generator=generator) * 1e-3)
+    for path, seconds in zip(parts[1:], pauses):
+        pieces.append(pause(seconds, front_end.sample_rate, generator))
         pieces.append(read_audio(path, front_end.sample_rate).samples)
     return front_end(torch.cat(pieces))
+
+
+def pause(seconds: float, sample_rate: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``seconds`` of faint noise, as a quiet room's: what joins the recordings of a connected-digit string."""
+    return torch.randn(int(seconds * sample_rate), generator=generator) * 1e-3

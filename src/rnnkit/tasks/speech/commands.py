@@ -2,7 +2,8 @@
 
     rnnkit predict --checkpoint RUN a.wav b.flac [c.mfc] [--file LIST] [--format jsonl] [--beam-size K]
                    [--lm transcripts|none|FILE.arpa] [--lm-weight A] [--word-bonus B] [--n-best N]
-    rnnkit evaluate --checkpoint RUN [--manifest FILE] [--utterances errors.jsonl] [the same decoding options]
+    rnnkit evaluate --checkpoint RUN [--manifest FILE | --split test|validation] [--utterances errors.jsonl]
+                    [the same decoding options]
 
 Each input is a recording's path (WAV, FLAC, ...; .mfc for runs on AN4's features); each
 record is ``{"audio", "duration", "transcript", "score"}`` (and ``"n_best"``, a list of
@@ -65,7 +66,9 @@ class SpeechPredictOptions(DecodingOptions, PredictOptions):
 @dataclass
 class SpeechEvaluateOptions(DecodingOptions, CheckpointOptions):
     manifest: str | None = None
-    """Labelled utterances (NeMo JSON lines, or CSV/TSV with path and transcript) instead of the run's test split."""
+    """Labelled utterances (NeMo JSON lines, or CSV/TSV with path and transcript) instead of the run's own."""
+    split: str = "test"
+    """Without --manifest: the run's test or validation split (choose --lm-weight and --word-bonus on validation)."""
     utterances: str | None = None
     """Write every utterance's reference, transcript and errors to this JSON-lines file."""
 
@@ -85,7 +88,7 @@ def run_transcribe(session: Predictor, options: SpeechPredictOptions) -> None:
 class SpeechEvaluator(Protocol):
     """What ``rnnkit evaluate`` needs from a speech session."""
 
-    def labelled_utterances(self, manifest: str | None): ...
+    def labelled_utterances(self, manifest: str | None, split: str): ...
 
     def scores(self, model, examples, decoding) -> tuple[dict, list[str]]: ...
 
@@ -94,8 +97,10 @@ class SpeechEvaluator(Protocol):
 
 def run_evaluate(session, options: SpeechEvaluateOptions) -> None:
     """WER and CER on a manifest or on the run's test split, decoded as the options say."""
+    if options.split not in ("test", "validation"):
+        raise UserError(f"--split: expected test or validation, got {options.split!r}")
     decoding = options.over(session.config.decoding)
-    examples = session.labelled_utterances(options.manifest)
+    examples = session.labelled_utterances(options.manifest, options.split)
     if examples is None:
         raise UserError("the run has no test split: pass labelled utterances with --manifest FILE")
     session.model.eval()
