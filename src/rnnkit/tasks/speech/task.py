@@ -143,7 +143,7 @@ class SpeechConfig(RunConfig):
     model: AcousticModelConfig = field(default_factory=lambda: AcousticModelConfig(
         cell="gru", hidden_size=256, num_layers=4, bidirectional=True, dropout=0.2))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        batch_size=16, lr=2e-3, max_minutes=30.0, eval_every=200, clip_grad_norm=5.0, keep_best=True, precision="fp32"))
+        batch_size=16, lr=2e-3, max_minutes=50.0, eval_every=200, clip_grad_norm=5.0, keep_best=True, precision="fp32"))
     dataset: SpeechData = field(default_factory=SpeechData)
     front_end: FrontEnd = field(default_factory=FrontEnd)
     pipeline: Pipeline = field(default_factory=Pipeline)
