@@ -35,7 +35,7 @@ LOG_FLOOR = 1e-4  # Sphinx's: log(mel + 1e-4)
 
 @dataclass
 class FrontEnd:
-    """How audio becomes feature frames (the defaults: Sphinx's MFCC of AN4; FSDD's 8 kHz recipe is ``FSDD_FRONT_END``)."""
+    """How audio becomes feature frames (the defaults: Sphinx's MFCC of AN4; its 8 kHz recipe: docs/tasks/speech.md)."""
 
     features: str = "mfcc"
     """mfcc (cepstra, as AN4's files) or fbank (the log-mel filterbank)."""
@@ -88,9 +88,6 @@ class FrontEnd:
             return log_mel.float()
         return (log_mel @ legacy_dct(self.num_filters, self.num_ceps).T).float()
 
-
-FSDD_FRONT_END = FrontEnd(sample_rate=8000, window_ms=25.625, fft_size=256, num_filters=31, low_hz=200.0, high_hz=3500.0)
-"""Sphinx's recommended parameters for 8 kHz telephone-band speech (31 filters, 200-3,500 Hz)."""
 
 
 def power_spectrum(samples: torch.Tensor, window: int, hop: int, fft_size: int, pre_emphasis: float) -> torch.Tensor:
