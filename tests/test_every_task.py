@@ -22,6 +22,7 @@ from cli_helpers import make_text, rnnkit, rnnkit_here, weights
 from test_forecast import hours, write_csv
 from test_music import arpeggios, write_mat
 from test_ner import write_data as write_conll
+from test_recommend import write_successor_sequences
 from test_speech import write_tone_manifest
 from test_sst import write_sst
 from test_translate import corpus_options, write_corpus as write_parallel
@@ -66,6 +67,9 @@ def task_data(task: str, folder: Path) -> list[str]:
         manifest = write_tone_manifest(folder / "tones", ["ab", "ba", "abc", "cab", "bb", "ca", "acb", "cc"] * 2, seed=0)
         return ["--manifest", manifest, "--dev-manifest", manifest, "--test-manifest", manifest, "--hidden-size", "8",
                 "--num-layers", "1"]
+    if task == "recommend":
+        return ["--interactions", write_successor_sequences(folder / "walks.txt"), "--hidden-size", "8",
+                "--embedding-size", "8", "--sampled-negatives", "5"]
     raise AssertionError(f"task {task!r} has no sample here: add one, so that it is held to the contracts")
 
 
@@ -78,7 +82,8 @@ def noisy_csv(path: Path, rows: int = 200) -> Path:
 
 
 NOISE = {"sst": ["--word-dropout", "0"], "ner": ["--word-dropout", "0"],
-         "speech": ["--frequency-masks", "0", "--time-masks", "0"]}  # besides --dropout: each task's own random noise
+         "speech": ["--frequency-masks", "0", "--time-masks", "0"],
+         "recommend": ["--loss", "full_softmax"]}  # besides --dropout: each task's own random noise (sampled negatives)
 
 
 def batch_options(task: str, processes: int) -> list[str]:
@@ -262,7 +267,7 @@ def test_inspect_draws_the_gates_and_the_gradient_flow_of_every_tasks_model(task
 
 EXAMPLE_INPUTS = {"digits": "0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,8,0,0,4,12,0,0,8,8,0,0,5,8,0,0,9,8,0,0,4,"
                             "11,0,1,12,7,0,0,2,14,5,10,12,0,0,0,0,6,13,10,0,0,0",
-                  "sst": "a good film", "ner": "Bob flew to Paris .", "translate": "a b c"}
+                  "sst": "a good film", "ner": "Bob flew to Paris .", "translate": "a b c", "recommend": "item3 item4"}
 FILE_INPUTS = {"forecast": "noisy.csv", "speech": "tones/0.wav"}  # inputs that are files of the task's sample
 
 

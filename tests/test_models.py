@@ -20,6 +20,7 @@ from rnnkit.models.seq2seq import EncoderDecoder, Seq2SeqConfig
 from rnnkit.models.tagger import SequenceTagger, TaggerConfig
 from rnnkit.models.text_classifier import TextClassifier, TextClassifierConfig
 from rnnkit.models.acoustic_model import AcousticModel, AcousticModelConfig
+from rnnkit.models.recommender import Recommender, RecommenderConfig
 
 T, B = 7, 3
 LENGTHS = torch.tensor([7, 3, 5])
@@ -214,8 +215,18 @@ def acoustic_model() -> Case:
     return AcousticCase(AcousticModel(4, 4, config), _garbage(torch.randn(T, B, 4), LENGTHS, 100.0), LENGTHS, targets)
 
 
+def recommender() -> Case:
+    model = Recommender(9, RecommenderConfig(cell="gru", hidden_size=6, embedding_size=5, loss="sampled_softmax"))
+    return Case(model, _garbage(torch.randint(1, 10, (T, B)), LENGTHS, 4), LENGTHS, torch.randint(1, 10, (T, B)))
+
+
+def self_attentive_recommender() -> Case:
+    model = Recommender(9, RecommenderConfig(architecture="sasrec", embedding_size=4, heads=2, max_length=T))
+    return Case(model, _garbage(torch.randint(1, 10, (T, B)), LENGTHS, 4), LENGTHS, torch.randint(1, 10, (T, B)))
+
+
 CASES = [language_model, sequence_model, text_classifier, sequence_tagger, next_frame_model, forecaster,
-         encoder_decoder, acoustic_model]
+         encoder_decoder, acoustic_model, recommender, self_attentive_recommender]
 
 
 def test_every_model_class_is_listed_here():

@@ -166,3 +166,32 @@ def recall_metrics(logits: torch.Tensor, targets: torch.Tensor, recalled: int) -
     the fraction of sequences with every symbol right."""
     right = logits[-recalled:].argmax(-1) == targets[-recalled:]
     return {"symbol_accuracy": float(right.float().mean()), "sequences_recalled": float(right.all(0).float().mean())}
+
+
+# ----------------------------------------------------------------------------- recommendation
+RANK_CUTOFFS = (1, 5, 10, 20)
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor, excluded: torch.Tensor | None = None) -> torch.Tensor:
+    """(U,) 0-based rank of each user's target among the candidates not ``excluded``: how many other candidates score
+    at least as high (a tie counts against the target, so that a model scoring every item alike ranks it last).
+
+    scores (U, C), targets (U,) columns of ``scores``, excluded (U, C) bool: candidates that do not compete."""
+    target_scores = scores.gather(1, targets.unsqueeze(1))  # (U, 1)
+    competing = scores >= target_scores
+    if excluded is not None:
+        competing &= ~excluded
+    return competing.scatter(1, targets.unsqueeze(1), False).sum(1)  # the others at least as good
+
+
+def ranking_metrics(ranks: torch.Tensor, cutoffs: tuple[int, ...] = RANK_CUTOFFS) -> dict[str, float]:
+    """HR@K (the target in the top K), NDCG@K (1 / log2(rank + 2) in the top K, else 0: one relevant item) and MRR
+    (1 / (rank + 1)), averaged over users, from 0-based ``ranks``."""
+    ranks = ranks.double()
+    metrics = {}
+    for k in cutoffs:
+        hit = ranks < k
+        metrics[f"hr@{k}"] = float(hit.double().mean())
+        metrics[f"ndcg@{k}"] = float((hit / torch.log2(ranks + 2)).mean())
+    metrics["mrr"] = float((1 / (ranks + 1)).mean())
+    return metrics

@@ -115,10 +115,13 @@ class TokenFeatures:
 
 
 def pad_sentences(sentences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L_i, F_i) sentences -> (T, B, F), zero-padded at the end of each (T = max L_i, F = max F_i), and lengths (B,).
+    """(L_i, F_i) sentences -> (T, B, F), zero-padded at the end of each (T = max L_i, F = max F_i), and lengths (B,);
+    (L_i,) sequences (one id per step: a user's items) -> (T, B).
 
     The padded tensor has the sentences' dtype: token ids, or real-valued frames (piano rolls)."""
     lengths = torch.tensor([sentence.shape[0] for sentence in sentences])
+    if sentences[0].dim() == 1:
+        return torch.nn.utils.rnn.pad_sequence(sentences), lengths
     padded = torch.zeros(int(lengths.max()), len(sentences), max(sentence.shape[1] for sentence in sentences),
                          dtype=sentences[0].dtype)
     for column, sentence in enumerate(sentences):

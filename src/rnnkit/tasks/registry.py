@@ -9,6 +9,7 @@ from rnnkit.tasks.copy import CopyTask
 from rnnkit.tasks.digits import DigitsTask
 from rnnkit.tasks.forecast import ForecastTask
 from rnnkit.tasks.music import MusicTask
+from rnnkit.tasks.recommend import RecommendTask
 from rnnkit.tasks.ner import NERTask
 from rnnkit.tasks.speech import SpeechTask
 from rnnkit.tasks.sst import SSTTask
@@ -24,7 +25,8 @@ def registry(*tasks: Task) -> dict[str, Task]:
 
 
 TASKS: dict[str, Task] = registry(CharLMTask(), WordLMTask(), AddingTask(), CopyTask(), DigitsTask(), SSTTask(),
-                                  NERTask(), TranslateTask(), ForecastTask(), MusicTask(), SpeechTask())
+                                  NERTask(), TranslateTask(), ForecastTask(), MusicTask(), SpeechTask(),
+                                  RecommendTask())
 DEFAULT_TASK = "charlm"  # what 'rnnkit train' trains without a task name: the main job of the README
 
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The recommendation results of docs/benchmarks.md so far, one after another (run from the repository root,
+# ../shared beside it). Each run uses both cores and a time budget: run nothing else meanwhile.
+#   benchmarks/recommend.sh [OUT]          (default OUT: runs/recommend-bench)
+set -euo pipefail
+out=${1:-runs/recommend-bench}
+mkdir -p "$out"
+measure() { /usr/bin/time -f "peak resident memory %M KB, %e s" "$@"; }
+run() { name=$1; minutes=$2; shift 2
+        measure rnnkit train recommend --max-minutes "$minutes" --eval-every 1000 --out "$out/$name" --overwrite "$@"; }
+
+small=(--hidden-size 64 --embedding-size 64)
+run games-full64 20 --loss full_softmax "${small[@]}" --dropout 0.2
+run games-ss64 6 --loss sampled_softmax --negatives 1024 "${small[@]}" --dropout 0.2
+run games-ss64-lr3 6 --loss sampled_softmax --negatives 1024 "${small[@]}" --dropout 0.2 --lr 3e-3
+run games-ss64-d5 6 --loss sampled_softmax --negatives 1024 "${small[@]}" --dropout 0.5
+run games-ss128-d5 6  # the defaults: sampled softmax, 1,024 negatives, 128 units, dropout 0.5
