@@ -26,6 +26,7 @@ SASRec's ``util.py`` does), and ``leave_one_out`` counts them.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections import Counter
 from dataclasses import dataclass, field
@@ -154,7 +155,7 @@ class Catalogue:
     def __len__(self) -> int:
         return len(self.items)
 
-    @property
+    @functools.cached_property
     def index(self) -> dict[str, int]:
         return {item: number for number, item in enumerate(self.items, start=1)}
 

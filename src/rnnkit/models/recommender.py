@@ -32,9 +32,6 @@ from rnnkit.errors import UserError
 from rnnkit.models.config import RecurrentConfig
 from rnnkit.models.ranking_losses import LOSS_NAMES, bce, bpr_max, full_softmax, sampled_softmax, top1_max
 
-ARCHITECTURES = ("recurrent", "sasrec")
-
-
 @dataclass
 class RecommenderConfig(RecurrentConfig):
     """The recommender: item embeddings, an encoder (recurrent, or SASRec's self-attention) and a score per item."""
@@ -62,8 +59,8 @@ class RecommenderConfig(RecurrentConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.architecture not in ARCHITECTURES:
-            raise UserError(f"--architecture: expected one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
+        if self.architecture not in ENCODERS:
+            raise UserError(f"--architecture: expected one of {', '.join(ENCODERS)}, got {self.architecture!r}")
         if self.loss not in LOSS_NAMES:
             raise UserError(f"--loss: expected one of {', '.join(LOSS_NAMES)}, got {self.loss!r}")
         if self.bidirectional:

@@ -35,7 +35,7 @@ from rnnkit.data.interactions import (Catalogue, HeldOut, Histories, keep_freque
 from rnnkit.data.sentence_batches import SentenceBatches, batches_by_length, collate
 from rnnkit.errors import UserError
 from rnnkit.layers import Recurrent
-from rnnkit.metrics import RANK_CUTOFFS, ranking_metrics, target_ranks
+from rnnkit.metrics import ranking_metrics, target_ranks
 from rnnkit.models.recommender import Recommender, RecommenderConfig
 from rnnkit.tasks.base import RunConfig, Task
 from rnnkit.tasks.recommend.commands import EVALUATE, PREDICT, RecommendPredictOptions
