@@ -15,3 +15,12 @@ run games-ss64 6 --loss sampled_softmax --negatives 1024 "${small[@]}" --dropout
 run games-ss64-lr3 6 --loss sampled_softmax --negatives 1024 "${small[@]}" --dropout 0.2 --lr 3e-3
 run games-ss64-d5 6 --loss sampled_softmax --negatives 1024 "${small[@]}" --dropout 0.5
 run games-ss128-d5 6  # the defaults: sampled softmax, 1,024 negatives, 128 units, dropout 0.5
+
+# the headline rows, the same-job SASRec beside each, and every cell and loss at one size
+run games-gru 15
+run games-sasrec 15 --architecture sasrec --num-layers 2
+run beauty-gru 10 --dataset beauty
+run beauty-sasrec 10 --dataset beauty --architecture sasrec --num-layers 2
+run games-ss256 6 --hidden-size 256 --embedding-size 256
+for cell in gru lstm janet indrnn; do run "games-$cell" 5 --cell "$cell"; done
+for loss in full_softmax bpr_max top1_max bce; do run "games-$loss" 5 --loss "$loss"; done

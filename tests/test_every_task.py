@@ -19,6 +19,7 @@ import torch
 import tyro
 
 from cli_helpers import make_text, rnnkit, rnnkit_here, weights
+from test_chat import write_reversals
 from test_forecast import hours, write_csv
 from test_music import arpeggios, write_mat
 from test_ner import write_data as write_conll
@@ -70,6 +71,10 @@ def task_data(task: str, folder: Path) -> list[str]:
     if task == "recommend":
         return ["--interactions", write_successor_sequences(folder / "walks.txt"), "--hidden-size", "8",
                 "--embedding-size", "8", "--sampled-negatives", "5"]
+    if task == "chat":
+        files = [write_reversals(folder / f"{name}.txt", 12, seed) for seed, name in enumerate(("train", "valid", "test"))]
+        return ["--dialogues", files[0], "--valid-dialogues", files[1], "--test-dialogues", files[2], "--hidden-size",
+                "8", "--embedding-size", "8", "--beam-size", "2"]
     raise AssertionError(f"task {task!r} has no sample here: add one, so that it is held to the contracts")
 
 
@@ -88,7 +93,7 @@ NOISE = {"sst": ["--word-dropout", "0"], "ner": ["--word-dropout", "0"],
 
 def batch_options(task: str, processes: int) -> list[str]:
     """Batch options for a global batch of 4 sequences (8 pairs for translation) shared by ``processes``."""
-    if task == "translate":
+    if task in ("translate", "chat"):
         return ["--batch-size", str(8 // processes), "--max-tokens", str(120 // processes)]
     return ["--batch-size", str(4 // processes)]
 
@@ -267,7 +272,8 @@ def test_inspect_draws_the_gates_and_the_gradient_flow_of_every_tasks_model(task
 
 EXAMPLE_INPUTS = {"digits": "0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,8,0,0,4,12,0,0,8,8,0,0,5,8,0,0,9,8,0,0,4,"
                             "11,0,1,12,7,0,0,2,14,5,10,12,0,0,0,0,6,13,10,0,0,0",
-                  "sst": "a good film", "ner": "Bob flew to Paris .", "translate": "a b c", "recommend": "item3 item4"}
+                  "sst": "a good film", "ner": "Bob flew to Paris .", "translate": "a b c", "recommend": "item3 item4",
+                  "chat": "w1 w2 __eou__ w2 w1 __eou__ w3 w4"}
 FILE_INPUTS = {"forecast": "noisy.csv", "speech": "tones/0.wav"}  # inputs that are files of the task's sample
 
 

@@ -90,6 +90,38 @@ def translation_metrics(written: list[str], references: list[str]) -> dict:
             "bleu_signature": str(bleu.get_signature())}
 
 
+# ----------------------------------------------------------------------------- dialogue
+def distinct(responses: list[list[str]], n: int) -> float:
+    """distinct-n (Li et al. 2016): distinct n-grams over all n-grams of every response together (0 if none)."""
+    grams = [tuple(words[i : i + n]) for words in responses for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def sentence_bleu_mean(written: list[list[str]], references: list[list[str]], n: int) -> float:
+    """NLTK's sentence BLEU-n (uniform weights over 1..n-grams) with Chen & Cherry's smoothing 7, averaged over the
+    responses, one reference each: the computation behind the dialogue papers' BLEU-1/2 (PLATO's and PVGRU's
+    evaluation code; a response NLTK cannot score, an empty one, counts 0 as theirs do)."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu  # [tasks] extra
+
+    weights = tuple(1.0 / n if order < n else 0.0 for order in range(4))
+    smoothing, scores = SmoothingFunction().method7, []
+    for hypothesis, reference in zip(written, references):
+        try:
+            scores.append(sentence_bleu([reference], hypothesis, weights=weights, smoothing_function=smoothing))
+        except ZeroDivisionError:
+            scores.append(0.0)
+    return sum(scores) / len(scores)
+
+
+def dialogue_metrics(written: list[list[str]], references: list[list[str]]) -> dict:
+    """What a chatbot's replies are measured by against one reference reply each (words): NLTK sentence BLEU-1/2
+    (``sentence_bleu_mean``), sacrebleu's corpus BLEU on the same words, and distinct-1/2 of the replies."""
+    corpus = translation_metrics([" ".join(words) for words in written], [" ".join(words) for words in references])
+    return {"bleu1": sentence_bleu_mean(written, references, 1), "bleu2": sentence_bleu_mean(written, references, 2),
+            "corpus_bleu": corpus["bleu"], "distinct1": distinct(written, 1), "distinct2": distinct(written, 2),
+            "length": sum(len(words) for words in written) / len(written), "bleu_signature": corpus["bleu_signature"]}
+
+
 # ----------------------------------------------------------------------------- speech recognition
 def speech_errors(references: list[str], written: list[str]) -> dict:
     """Word and character error rates by jiwer: (S + D + I) / N of a Levenshtein alignment, summed over the whole set

@@ -22,7 +22,9 @@ a length penalty, since a plain sum of log-probabilities favours short outputs:
     average   log P(y) / |y|                         (length normalisation)
     gnmt      log P(y) / ((5 + |y|) / 6)^alpha       (Wu et al. 2016, GNMT)
 
-with |y| the tokens written, ``end`` included. A beam of one is greedy decoding.
+with |y| the tokens written, ``end`` included. A beam of one is greedy decoding. With
+``block_ngram`` n, a hypothesis never writes an n-gram it has written already (fairseq's
+``--no-repeat-ngram-size``, ParlAI's ``--beam-block-ngram``): the token that would repeat one gets probability 0.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ def beam_search(
     penalty: Callable[[float, int], float] = no_penalty,
     n_best: int = 1,
     attention: Callable[[Any], torch.Tensor | None] | None = None,
+    block_ngram: int = 0,
 ) -> list[list[Hypothesis]]:
     """The ``n_best`` best hypotheses of each of the B inputs (best first).
 
@@ -134,6 +137,7 @@ def beam_search(
     ``end``: the token that finishes a hypothesis (None: only the length limit does). ``never``:
     tokens never written. ``penalty(log_prob, length)``: the ranking score. ``attention(state)``: what to
     keep of each step per hypothesis, (B, S) rows (an encoder–decoder's attention weights).
+    ``block_ngram``: n > 0 forbids writing any n-gram twice in one hypothesis.
     """
     device = max_lengths.device
     batch, beam = max_lengths.shape[0], beam_size
@@ -180,25 +184,41 @@ def beam_search(
         state = model.reorder_state(state, rows, same_inputs=True)  # rows move only among one input's hypotheses
         history = torch.cat([history[rows], tokens.unsqueeze(1)], dim=1)
         logits, _, state = model(tokens.unsqueeze(0), state)
-        log_probs = _log_probs(logits[0], never)
+        log_probs = block_repeats(_log_probs(logits[0], never), history, block_ngram)
         if attention_history is not None:
             attention_history = torch.cat([attention_history[rows], attention(state).unsqueeze(1)], dim=1)
     return [sorted(found, key=lambda hypothesis: -hypothesis.score)[:n_best] for found in finished]
 
 
 def search_in_batches(model: Searchable, inputs: list[torch.Tensor], batch_size: int,
-                      max_lengths: Callable[[torch.Tensor], torch.Tensor], **search) -> list[list[Hypothesis]]:
-    """``beam_search`` over inputs of different lengths (each (S_i,) token ids): ``batch_size`` at a time, shortest
-    first so that a batch pads little, the results in the order given. ``max_lengths(lengths)`` is each output's
-    limit; ``search`` are ``beam_search``'s other options."""
+                      max_lengths: Callable[[torch.Tensor], torch.Tensor], search: Callable = None,
+                      **options) -> list[list[Hypothesis]]:
+    """``search`` (default ``beam_search``; ``sampling.sample_outputs`` has the same form) over inputs of different
+    lengths (each (S_i,) token ids): ``batch_size`` at a time, shortest first so that a batch pads little, the results
+    in the order given. ``max_lengths(lengths)`` is each output's limit; ``options`` are the search's others."""
+    search = search or beam_search
     device = next(model.parameters()).device
     found: list[list[Hypothesis]] = [[] for _ in inputs]
     for indices, batch in pairs_by_length(inputs, None, batch_size):
-        results = beam_search(model, batch.inputs.to(device), lengths=batch.lengths,
-                              max_lengths=max_lengths(batch.lengths).to(device), **search)
+        results = search(model, batch.inputs.to(device), lengths=batch.lengths,
+                         max_lengths=max_lengths(batch.lengths).to(device), **options)
         for position, hypotheses in zip(indices, results):
             found[position] = hypotheses
     return found
+
+
+def block_repeats(log_probs: torch.Tensor, history: torch.Tensor, n: int) -> torch.Tensor:
+    """``log_probs`` (R, V) with -inf (in place) for every token that would end an n-gram its row of ``history`` (R, T)
+    holds already (n <= 0: none blocked)."""
+    if n <= 0 or history.shape[1] < n:
+        return log_probs
+    for row, tokens in enumerate(history.tolist()):
+        last = tuple(tokens[len(tokens) - n + 1 :]) if n > 1 else ()
+        repeated = [tokens[start + n - 1] for start in range(len(tokens) - n + 1)
+                    if tuple(tokens[start : start + n - 1]) == last]
+        if repeated:
+            log_probs[row, repeated] = float("-inf")
+    return log_probs
 
 
 def _log_probs(logits: torch.Tensor, never: tuple[int, ...]) -> torch.Tensor:

@@ -123,13 +123,16 @@ class Encoder(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.rnn = replace(config, hidden_size=config.hidden_size // self.directions).build(config.embedding_size)
 
-    def forward(self, source: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """source (S, B) ids, lengths (B,) -> memory (S, B, H), final state: each (L, B, H), directions concatenated."""
+    def forward(self, source: torch.Tensor,
+                lengths: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
+        """source (S, B) ids, lengths (B,) -> memory (S, B, H), final state: each (L, B, H), directions concatenated,
+        and the memory's mask (B, S): True where attention may look (every real source position)."""
         memory, state = self.rnn(self.dropout(self.embedding(source)), lengths=lengths)
         layers = state[0].shape[0] // self.directions
         joined = tuple(part.view(layers, self.directions, *part.shape[1:]).permute(0, 2, 1, 3).flatten(2)
                        for part in state)  # (L*D, B, H/D) -> (L, B, D * H/D): [forward ; backward] per layer
-        return memory, joined
+        positions = torch.arange(source.shape[0], device=source.device)
+        return memory, joined, positions.unsqueeze(0) < lengths.to(source.device).unsqueeze(1)
 
 
 class Decoder(nn.Module):
@@ -217,12 +220,15 @@ class Decoder(nn.Module):
 
 
 class EncoderDecoder(nn.Module):
-    """The model of the ``translate`` task; it owns its loss (token-level cross-entropy, padding ignored)."""
+    """The model of the ``translate`` task (and of ``chat``); it owns its loss (token-level cross-entropy, padding
+    ignored). ``encoder``: what reads the source, any module with ``Encoder``'s forward (default: an ``Encoder``;
+    the chatbot's HRED passes its hierarchical one)."""
 
-    def __init__(self, source_vocab_size: int, target_vocab_size: int, config: Seq2SeqConfig) -> None:
+    def __init__(self, source_vocab_size: int, target_vocab_size: int, config: Seq2SeqConfig,
+                 encoder: nn.Module | None = None) -> None:
         super().__init__()
         self.config = config
-        self.encoder = Encoder(source_vocab_size, config)
+        self.encoder = encoder if encoder is not None else Encoder(source_vocab_size, config)
         self.decoder = Decoder(target_vocab_size, config)
 
     def forward(
@@ -258,9 +264,7 @@ class EncoderDecoder(nn.Module):
         """source (S, B) ids with lengths (B,) -> the memory (S, B, H) and the decoder's state before the first word."""
         if lengths is None:
             lengths = torch.full((source.shape[1],), source.shape[0], dtype=torch.long)
-        memory, final = self.encoder(source, lengths)
-        positions = torch.arange(source.shape[0], device=source.device)
-        source_mask = positions.unsqueeze(0) < lengths.to(source.device).unsqueeze(1)  # (B, S)
+        memory, final, source_mask = self.encoder(source, lengths)
         return memory, self.decoder.start(memory, final, source_mask)
 
     def reorder_state(self, state: DecoderState, rows: torch.Tensor, same_inputs: bool = False) -> DecoderState:

@@ -5,6 +5,7 @@ from rnnkit.errors import UserError
 from rnnkit.tasks.adding import AddingTask
 from rnnkit.tasks.base import Task, check_commands
 from rnnkit.tasks.charlm import CharLMTask
+from rnnkit.tasks.chat import ChatTask
 from rnnkit.tasks.copy import CopyTask
 from rnnkit.tasks.digits import DigitsTask
 from rnnkit.tasks.forecast import ForecastTask
@@ -26,7 +27,7 @@ def registry(*tasks: Task) -> dict[str, Task]:
 
 TASKS: dict[str, Task] = registry(CharLMTask(), WordLMTask(), AddingTask(), CopyTask(), DigitsTask(), SSTTask(),
                                   NERTask(), TranslateTask(), ForecastTask(), MusicTask(), SpeechTask(),
-                                  RecommendTask())
+                                  RecommendTask(), ChatTask())
 DEFAULT_TASK = "charlm"  # what 'rnnkit train' trains without a task name: the main job of the README
 
 

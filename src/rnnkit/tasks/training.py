@@ -113,8 +113,9 @@ def train_task(task: Task, config: RunConfig) -> tuple[Path, dict, Session]:
                 print(f"wrote {path}", file=sys.stderr)
             print(f"{session.report(summary['validation'])} after {summary['steps']} steps "
                   f"({summary['elapsed_seconds']:.0f} s, {summary['stop_reason']}); run folder {run.path}")
-            if "test" in summary:
-                print(session.report(summary["test"], label="test"))
+            for name in summary:  # "test", and the variants a task adds ("test_unseen": chat's unseen contexts)
+                if name == "test" or name.startswith("test_"):
+                    print(session.report(summary[name], label=name.replace("_", " ")))
             sample = session.finish()
             if sample:
                 print(sample)
