@@ -228,7 +228,7 @@ class Repeater(torch.nn.Module):
 
     def forward(self, inputs, state=None, *, lengths=None, targets=None):
         steps, batch = inputs.shape
-        previous = inputs[-1] if state is None else inputs[-1]
+        previous = inputs[-1]  # (B,) the last token read: all the state this model has
         logits = self.fixed.expand(steps, batch, -1).clone()
         logits[..., 1] += 2.0 * (previous != 1)  # 1 after anything but 1, else 2
         logits[..., 2] += 2.0 * (previous == 1)
