@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from rnnkit.models.seq2seq import PAD, Encoder, Seq2SeqConfig
+from rnnkit.sequences import step_mask
 
 
 class HierarchicalEncoder(nn.Module):
@@ -40,7 +41,7 @@ class HierarchicalEncoder(nn.Module):
         length, batch = source.shape
         lengths = lengths.to(source.device)
         steps = torch.arange(length, device=source.device).unsqueeze(1)  # (S, 1)
-        real = steps < lengths.unsqueeze(0)  # (S, B)
+        real = step_mask(lengths, length, source.device)  # (S, B)
         starts = torch.isin(source, self.markers) & real
         starts[0] = True  # a source without markers is one utterance
         utterance = starts.long().cumsum(0) - 1  # (S, B) which utterance each word is in

@@ -107,7 +107,7 @@ def sample_outputs(
         live = ~ended
         log_prob += torch.where(live, log_probs.gather(1, tokens.unsqueeze(1)).squeeze(1), 0.0)
         written += live.long()
-        history = torch.cat([history, torch.where(live, tokens, -1).unsqueeze(1)], dim=1)
+        history = torch.cat([history, tokens.unsqueeze(1)], dim=1)  # an ended row's are drawn on, not kept
         ended |= (tokens == end if end is not None else torch.zeros_like(ended)) | (t + 1 >= limits)
         if ended.all():
             break
@@ -115,7 +115,7 @@ def sample_outputs(
         logits = logits[0]
     found: list[list[Hypothesis]] = [[] for _ in range(batch)]
     for row, tokens in enumerate(history.tolist()):
-        kept = [token for token in tokens if token >= 0]
+        kept = tokens[: int(written[row])]
         if end is not None and kept and kept[-1] == end:
             kept = kept[:-1]
         score = float(log_prob[row])

@@ -42,6 +42,7 @@ from rnnkit.errors import UserError
 from rnnkit.models.attention import SCORES, Attention
 from rnnkit.models.config import RecurrentConfig
 from rnnkit.models.losses import IGNORED
+from rnnkit.sequences import step_mask
 
 ARCHITECTURES = ("sutskever", "cho", "attention")
 PAD = 0  # rnnkit.data.vocabulary.TokenVocabulary: <pad> is id 0 in both vocabularies
@@ -131,8 +132,7 @@ class Encoder(nn.Module):
         layers = state[0].shape[0] // self.directions
         joined = tuple(part.view(layers, self.directions, *part.shape[1:]).permute(0, 2, 1, 3).flatten(2)
                        for part in state)  # (L*D, B, H/D) -> (L, B, D * H/D): [forward ; backward] per layer
-        positions = torch.arange(source.shape[0], device=source.device)
-        return memory, joined, positions.unsqueeze(0) < lengths.to(source.device).unsqueeze(1)
+        return memory, joined, step_mask(lengths, source.shape[0], source.device).t()
 
 
 class Decoder(nn.Module):

@@ -25,6 +25,7 @@ from torch import nn
 
 from rnnkit.models.losses import IGNORED
 from rnnkit.models.seq2seq import PAD
+from rnnkit.sequences import step_mask
 
 
 @dataclass
@@ -80,8 +81,7 @@ class TransformerEncoderDecoder(nn.Module):
         if state is None:
             if lengths is None:
                 lengths = torch.full((inputs.shape[1],), inputs.shape[0], dtype=torch.long)
-            positions = torch.arange(inputs.shape[0], device=inputs.device)
-            padding = positions.unsqueeze(0) >= lengths.to(inputs.device).unsqueeze(1)  # (B, S)
+            padding = ~step_mask(lengths, inputs.shape[0], inputs.device).t()  # (B, S)
             memory = self.transformer.encoder(self._embedded(inputs), src_key_padding_mask=padding)
             state = TransformerState(memory, padding, inputs.new_zeros(0, inputs.shape[1]))
             if targets is None:

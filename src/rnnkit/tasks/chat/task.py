@@ -261,11 +261,12 @@ class ChatSession(Session):
         return decoding
 
     def parse_input(self, text: str) -> tuple[str, list[str]]:
-        """A context: its utterances separated by ' __eou__ ', oldest first (the last is the user's)."""
+        """A context: its utterances separated by ' __eou__ ', oldest first (the last is the user's; ``answer`` keeps
+        the turns the model reads)."""
         context = [utterance.strip() for utterance in text.split("__eou__") if utterance.strip()]
         if not context or not any(dialogue_words(utterance) for utterance in context):
             raise ValueError("the message is empty; write something to reply to")
-        return text, context[-self.config.dataset.context_turns:]
+        return text, context
 
     def input_length(self, parsed: tuple[str, list[str]]) -> int:
         return sum(len(dialogue_words(utterance)) for utterance in parsed[1])
