@@ -19,6 +19,7 @@ import torch
 import tyro
 
 from cli_helpers import make_text, rnnkit, rnnkit_here, weights
+from test_caption import write_shapes
 from test_chat import write_reversals
 from test_forecast import hours, write_csv
 from test_music import arpeggios, write_mat
@@ -75,6 +76,11 @@ def task_data(task: str, folder: Path) -> list[str]:
         files = [write_reversals(folder / f"{name}.txt", 12, seed) for seed, name in enumerate(("train", "valid", "test"))]
         return ["--dialogues", files[0], "--valid-dialogues", files[1], "--test-dialogues", files[2], "--hidden-size",
                 "8", "--embedding-size", "8", "--beam-size", "2"]
+    if task == "caption":
+        shapes = write_shapes(folder / "shapes", per_combination=1)
+        return ["--images", shapes / "images", "--captions", shapes / "train.token.txt", "--test-captions",
+                shapes / "test.token.txt", "--image-size", "16", "--encoder-widths", "8", "8", "--hidden-size", "8",
+                "--embedding-size", "8", "--beam-size", "2"]
     raise AssertionError(f"task {task!r} has no sample here: add one, so that it is held to the contracts")
 
 
@@ -274,7 +280,7 @@ EXAMPLE_INPUTS = {"digits": "0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,
                             "11,0,1,12,7,0,0,2,14,5,10,12,0,0,0,0,6,13,10,0,0,0",
                   "sst": "a good film", "ner": "Bob flew to Paris .", "translate": "a b c", "recommend": "item3 item4",
                   "chat": "w1 w2 __eou__ w2 w1 __eou__ w3 w4"}
-FILE_INPUTS = {"forecast": "noisy.csv", "speech": "tones/0.wav"}  # inputs that are files of the task's sample
+FILE_INPUTS = {"forecast": "noisy.csv", "speech": "tones/0.wav", "caption": "shapes/images/0000.png"}  # inputs that are files of the task's sample
 
 
 @pytest.mark.parametrize("task", [name for name, task in TASKS.items() if "predict" in task.commands])

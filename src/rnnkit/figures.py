@@ -58,6 +58,30 @@ def attention_png(weights: torch.Tensor, source: list[str], target: list[str]) -
     return png_bytes(figure)
 
 
+def image_attention_png(pixels: torch.Tensor, words: list[str], weights: torch.Tensor) -> bytes:
+    """Where a caption's words looked, as Xu et al.'s figures draw it: the image, then one panel per word with its
+    attention over the grid of regions (weights (T, h*w)) stretched over the image, brighter where it looked more."""
+    plt = pyplot()
+    side = int(round(weights.shape[1] ** 0.5))
+    image = pixels.permute(1, 2, 0).numpy()
+    size = image.shape[0]
+    maps = torch.nn.functional.interpolate(weights.view(-1, 1, side, side).float(), size=(size, size), mode="bilinear",
+                                           align_corners=False)[:, 0]
+    columns = min(len(words) + 1, 6)
+    rows = -(-(len(words) + 1) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2.2 * rows), squeeze=False)
+    for panel in axes.flat:
+        panel.axis("off")
+    axes.flat[0].imshow(image)
+    axes.flat[0].set_title("image")
+    for panel, word, attention in zip(axes.flat[1:], words, maps):
+        panel.imshow(image)
+        panel.imshow(attention.numpy(), cmap="gray", alpha=0.65, vmin=0.0, vmax=float(attention.max()))
+        panel.set_title(word)
+    figure.tight_layout()
+    return png_bytes(figure)
+
+
 def piano_roll_png(roll: torch.Tensor, lowest_pitch: int, title: str, primed_steps: int = 0) -> bytes:
     """A (T, K) piano roll: time to the right, pitch upwards; a line where a prime ends and sampling begins."""
     plt = pyplot()

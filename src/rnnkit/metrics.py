@@ -11,7 +11,8 @@ and chrF (imported where used: the ``tasks`` extra). The rest is written here:
     frame accuracy    TP / (TP + FP + FN) over all frames (Bay et al. 2009; music)
     solved fraction   fraction of squared errors below a threshold (the adding problem)
 
-and jiwer's word and character error rates (speech).
+and jiwer's word and character error rates (speech), and the COCO caption evaluation's BLEU-1..4 and
+CIDEr-D (``pycocoevalcap``'s pure-Python scorers; captions).
 
 A model's loss is its own (``rnnkit.models``); a metric that is also a loss (music's NLL per frame)
 is the model's, reported under the metric's name.
@@ -120,6 +121,34 @@ def dialogue_metrics(written: list[list[str]], references: list[list[str]]) -> d
     return {"bleu1": sentence_bleu_mean(written, references, 1), "bleu2": sentence_bleu_mean(written, references, 2),
             "corpus_bleu": corpus["bleu"], "distinct1": distinct(written, 1), "distinct2": distinct(written, 2),
             "length": sum(len(words) for words in written) / len(written), "bleu_signature": corpus["bleu_signature"]}
+
+
+# ----------------------------------------------------------------------------- captions
+# What the COCO caption evaluation's PTBTokenizer removes before scoring (pycocoevalcap/tokenizer/ptbtokenizer.py).
+CAPTION_PUNCTUATION = frozenset({"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":",
+                                 "-", "--", "...", ";"})
+
+
+def scored_words(words: list[str]) -> list[str]:
+    """The words a caption is scored on: lower-case tokens, the COCO tokenizer's punctuation removed."""
+    return [word for word in words if word not in CAPTION_PUNCTUATION]
+
+
+def caption_metrics(written: list[list[str]], references: list[list[list[str]]]) -> dict:
+    """BLEU-1..4 and CIDEr-D of each image's caption (words) against all of its references, by the COCO caption
+    evaluation's scorers (``pycocoevalcap``: corpus BLEU with its closest-reference length; CIDEr-D with the
+    document frequencies of these references, sigma 6, x10), and exact match: the share of captions equal to one
+    of their references. All on ``scored_words``."""
+    from pycocoevalcap.bleu.bleu import Bleu  # [tasks] extra
+    from pycocoevalcap.cider.cider import Cider
+
+    hypotheses = {row: [" ".join(scored_words(words))] for row, words in enumerate(written)}
+    truths = {row: [" ".join(scored_words(words)) for words in ones] for row, ones in enumerate(references)}
+    bleu, _ = Bleu(4).compute_score(truths, hypotheses, verbose=0)
+    cider, _ = Cider().compute_score(truths, hypotheses)
+    exact = sum(hypotheses[row][0] in truths[row] for row in hypotheses) / len(hypotheses)
+    return {**{f"bleu{order}": 100 * bleu[order - 1] for order in range(1, 5)}, "cider": 100 * float(cider),
+            "exact_match": 100 * exact}
 
 
 # ----------------------------------------------------------------------------- speech recognition

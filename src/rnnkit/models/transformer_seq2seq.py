@@ -1,6 +1,7 @@
 """A Transformer encoder–decoder (``torch.nn.Transformer``) with the model contract of ``seq2seq.EncoderDecoder``.
 
-It is the non-recurrent baseline of the ``chat`` task: the same vocabulary, the same loss, the
+It is the non-recurrent baseline of the ``chat`` task (and, reading an image through the encoder it is given,
+of ``caption``): the same vocabulary, the same loss, the
 same search. Words are embedded (one table for source and target: they share the vocabulary),
 scaled by sqrt(d) and given sinusoidal positions (Vaswani et al. 2017); layers normalise first
 (pre-LN, which trains without warm-up tricks at small sizes)::
@@ -51,15 +52,20 @@ def sinusoids(length: int, width: int, device: torch.device) -> torch.Tensor:
 
 class TransformerEncoderDecoder(nn.Module):
     def __init__(self, vocab_size: int, width: int, heads: int, layers: int, feedforward: int, dropout: float,
-                 label_smoothing: float = 0.0) -> None:
+                 label_smoothing: float = 0.0, encoder: nn.Module | None = None) -> None:
+        """``encoder``: what reads a source that is not words (the captioner's image), a module mapping (inputs,
+        lengths) to the memory (S, B, width) and its padding (B, S), True at padding (default: a Transformer encoder
+        over the embedded words)."""
         super().__init__()
         self.width, self.label_smoothing = width, label_smoothing
+        self.reads_words = encoder is None
         self.embedding = nn.Embedding(vocab_size, width, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
-        encoder_layer = nn.TransformerEncoderLayer(width, heads, feedforward, dropout, norm_first=True)
-        self.transformer = nn.Transformer(
-            width, heads, layers, layers, feedforward, dropout, norm_first=True,
-            custom_encoder=nn.TransformerEncoder(encoder_layer, layers, nn.LayerNorm(width), enable_nested_tensor=False))
+        if encoder is None:
+            encoder_layer = nn.TransformerEncoderLayer(width, heads, feedforward, dropout, norm_first=True)
+            encoder = nn.TransformerEncoder(encoder_layer, layers, nn.LayerNorm(width), enable_nested_tensor=False)
+        self.transformer = nn.Transformer(width, heads, layers, layers, feedforward, dropout, norm_first=True,
+                                          custom_encoder=encoder)
         self.output = nn.Linear(width, vocab_size)
 
     def _embedded(self, words: torch.Tensor) -> torch.Tensor:
@@ -79,11 +85,9 @@ class TransformerEncoderDecoder(nn.Module):
                 lengths: torch.Tensor | None = None, targets: torch.Tensor | None = None):
         """As ``seq2seq.EncoderDecoder.forward``."""
         if state is None:
-            if lengths is None:
-                lengths = torch.full((inputs.shape[1],), inputs.shape[0], dtype=torch.long)
-            padding = ~step_mask(lengths, inputs.shape[0], inputs.device).t()  # (B, S)
-            memory = self.transformer.encoder(self._embedded(inputs), src_key_padding_mask=padding)
-            state = TransformerState(memory, padding, inputs.new_zeros(0, inputs.shape[1]))
+            memory, padding = self._read_source(inputs, lengths)
+            state = TransformerState(memory, padding, torch.zeros(0, memory.shape[1], dtype=torch.long,
+                                                                  device=memory.device))
             if targets is None:
                 return memory, None, state
             inputs, targets = targets[:-1], targets[1:]
@@ -96,6 +100,15 @@ class TransformerEncoderDecoder(nn.Module):
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
                                targets.masked_fill(targets == PAD, IGNORED).reshape(-1), label_smoothing=smoothing)
         return logits, loss, state
+
+    def _read_source(self, inputs: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The memory (S, B, D) and its padding (B, S) of the source ``inputs``."""
+        if not self.reads_words:
+            return self.transformer.encoder(inputs, lengths)
+        if lengths is None:
+            lengths = torch.full((inputs.shape[1],), inputs.shape[0], dtype=torch.long)
+        padding = ~step_mask(lengths, inputs.shape[0], inputs.device).t()  # (B, S)
+        return self.transformer.encoder(self._embedded(inputs), src_key_padding_mask=padding), padding
 
     def reorder_state(self, state: TransformerState, rows: torch.Tensor, same_inputs: bool = False) -> TransformerState:
         return state.select(rows)

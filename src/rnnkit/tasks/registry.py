@@ -4,6 +4,7 @@ against its session class here, once, when the registry is built."""
 from rnnkit.errors import UserError
 from rnnkit.tasks.adding import AddingTask
 from rnnkit.tasks.base import Task, check_commands
+from rnnkit.tasks.caption import CaptionTask
 from rnnkit.tasks.charlm import CharLMTask
 from rnnkit.tasks.chat import ChatTask
 from rnnkit.tasks.copy import CopyTask
@@ -27,7 +28,7 @@ def registry(*tasks: Task) -> dict[str, Task]:
 
 TASKS: dict[str, Task] = registry(CharLMTask(), WordLMTask(), AddingTask(), CopyTask(), DigitsTask(), SSTTask(),
                                   NERTask(), TranslateTask(), ForecastTask(), MusicTask(), SpeechTask(),
-                                  RecommendTask(), ChatTask())
+                                  RecommendTask(), ChatTask(), CaptionTask())
 DEFAULT_TASK = "charlm"  # what 'rnnkit train' trains without a task name: the main job of the README
 
 

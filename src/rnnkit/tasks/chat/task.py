@@ -34,6 +34,7 @@ from rnnkit.data.dialogues import (BOT, USER, ChatExample, Dialogue, ReplyExampl
                                    dialogue_examples, dialogue_vocabulary, dialogue_words, read_dailydialog,
                                    read_dialogues, reply_examples, unseen_contexts)
 from rnnkit.data.pair_batches import PairBatches, collate_pairs, pairs_by_length
+from rnnkit.data.splits import hold_out_last_tenth
 from rnnkit.data.tokenization import moses_detokenizer
 from rnnkit.data.vocabulary import BEGIN, END, PADDING, UNKNOWN, TokenVocabulary
 from rnnkit.errors import UserError
@@ -49,7 +50,6 @@ from rnnkit.train.session import Monitor, Session
 
 DAILYDIALOG = "../shared/data/dailydialog"
 EVALUATION_BATCH = 128  # examples per perplexity batch
-HELD_OUT_SHARE = 10  # without --valid-dialogues, the last 1/10 of --dialogues validates
 
 
 @dataclass
@@ -103,11 +103,10 @@ def read_dialogue_splits(data: ChatData) -> dict[str, list[Dialogue]]:
         if data.valid_dialogues:
             splits = {"train": train, "validation": read_dialogues(data.valid_dialogues, "--valid-dialogues")}
         else:
-            held_out = max(1, len(train) // HELD_OUT_SHARE)
-            if len(train) <= held_out:
-                raise UserError(f"--dialogues: {data.dialogues} has {len(train)} dialogue(s), too few to hold some out "
-                                "for validation; add dialogues or pass --valid-dialogues")
-            splits = {"train": train[:-held_out], "validation": train[-held_out:]}
+            train, validation = hold_out_last_tenth(train, f"--dialogues: {data.dialogues} has {len(train)} dialogue(s), "
+                                                    "too few to hold some out for validation; add dialogues or pass "
+                                                    "--valid-dialogues")
+            splits = {"train": train, "validation": validation}
         if data.test_dialogues:
             splits["test"] = read_dialogues(data.test_dialogues, "--test-dialogues")
         return splits

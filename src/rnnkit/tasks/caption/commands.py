@@ -1,0 +1,86 @@
+"""The commands of captioning runs: ``predict`` with the search's options and the attention figures, and ``evaluate``.
+
+    rnnkit predict --checkpoint RUN image.png ... [--beam-size K] [--n-best N] [--show-attention out.png]
+    rnnkit evaluate --checkpoint RUN [--captions FILE --images DIR] [--beam-size K]
+
+A ``predict`` input is the path of an image (one per argument or per line of ``--file``); its
+record is ``{"image", "caption", "score"}`` (and ``hypotheses`` with ``--n-best``). An image
+that cannot be read is answered in its place; the others are still captioned.
+``--show-attention PATH`` draws, for each image, where every word of its caption looked (to
+PATH, or PATH's stem plus ``-1``, ``-2``, ... for several images).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from rnnkit.errors import UserError
+from rnnkit.figures import image_attention_png
+from rnnkit.tasks.base import CheckpointOptions, Command
+from rnnkit.tasks.predict import PredictOptions, Predictor, print_results, timed_predictions
+from rnnkit.train.files import atomic_write_bytes
+
+
+@dataclass
+class CaptionOptions(PredictOptions):
+    beam_size: int = 0
+    """Hypotheses kept per image (1: greedy; 0: the run's --beam-size)."""
+    n_best: int = 1
+    """Print this many best captions per image (at most the beam size)."""
+    show_attention: str | None = None
+    """Draw where each word of each caption looked to this PNG file (attention decoder); from Python
+    (load_run(...).predict), each result holds the weights instead."""
+
+
+@dataclass
+class CaptionEvaluateOptions(CheckpointOptions):
+    captions: str | None = None
+    """A captions file to evaluate on (Flickr8k token, Karpathy or COCO form; default: the run's test split)."""
+    images: str | None = None
+    """The folder of the images --captions names."""
+    beam_size: int = 0
+    """Hypotheses kept per image (1: greedy; 0: the run's --beam-size)."""
+
+
+class CaptionEvaluator(Protocol):
+    """What ``rnnkit evaluate`` needs from a captioning session."""
+
+    def decoding_with(self, beam_size: int): ...
+
+    def labelled_images(self, captions: str | None, images: str | None): ...
+
+    def final_metrics(self, examples, decoding) -> dict: ...
+
+    def report(self, metrics: dict, label: str) -> str: ...
+
+
+def run_evaluate(session: CaptionEvaluator, options: CaptionEvaluateOptions) -> None:
+    """BLEU-1..4, CIDEr-D and exact match on a captions file, or on the run's test split."""
+    examples = session.labelled_images(options.captions, options.images)
+    print(session.report(session.final_metrics(examples, session.decoding_with(options.beam_size)), label="evaluation"))
+
+
+def run_caption(session: Predictor, options: CaptionOptions) -> None:
+    """``rnnkit predict``, and the attention figures of --show-attention."""
+    results, seconds = timed_predictions(session, options)
+    drawn = [result.pop("attention", None) for result in results]  # drawn, not printed
+    if options.show_attention:
+        target = Path(options.show_attention)
+        for number, attention in enumerate(drawn, start=1):
+            if attention is not None:
+                out = target if len(drawn) == 1 else target.with_name(f"{target.stem}-{number}{target.suffix}")
+                atomic_write_bytes(out, image_attention_png(torch.tensor(attention["pixels"], dtype=torch.uint8),
+                                                            attention["words"], torch.tensor(attention["weights"])))
+                print(f"attention: {out}", file=sys.stderr)
+    print_results(session, results, options, seconds)
+
+
+CAPTION_EVALUATE = Command("BLEU-1..4, CIDEr-D and exact match on a captions file or on the run's test split",
+                           CaptionEvaluateOptions, run_evaluate, CaptionEvaluator)
+CAPTION_PREDICT = Command("captions of images named as arguments or in a file (beam search)", CaptionOptions,
+                          run_caption, Predictor)
