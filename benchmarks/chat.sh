@@ -1,12 +1,32 @@
 #!/usr/bin/env bash
-# The chat results of docs/benchmarks.md so far (run from the repository root, ../shared beside it). Each run uses
-# both cores and a time budget: run nothing else meanwhile.
+# The chat results of docs/benchmarks.md (run from the repository root, ../shared beside it). The recurrent model and
+# the Transformer baseline train side by side for the same wall clock, one thread each: run nothing else meanwhile.
 #   benchmarks/chat.sh [OUT]          (default OUT: runs/chat-bench)
 set -euo pipefail
 out=${1:-runs/chat-bench}
 mkdir -p "$out"
-measure() { /usr/bin/time -f "peak resident memory %M KB, %e s" "$@"; }
+measure() { OMP_NUM_THREADS=1 /usr/bin/time -f "peak resident memory %M KB, %e s" "$@"; }
 run() { name=$1; minutes=$2; shift 2
-        measure rnnkit train chat --max-minutes "$minutes" --out "$out/$name" --overwrite "$@"; }
+        measure rnnkit train chat --max-minutes "$minutes" --out "$out/$name" --overwrite "$@" > "$out/$name.log" 2>&1; }
 
-run flat-10min 10  # the defaults (flat GRU attention encoder-decoder), a first, short run
+# 60 minutes each, side by side: the defaults (flat GRU attention encoder-decoder, 13.27 M parameters) and the
+# parameter-matched Transformer (13.03 M)
+run flat-gru-60 60 &
+run transformer-60 60 --structure transformer --hidden-size 256 --num-layers 4 --feedforward-size 1152 --lr 5e-4 \
+    --warmup-steps 400 &
+wait
+
+# MMI-antiLM against plain beam search on the first 100 test dialogues (706 replies)
+python - "$out/test100.txt" <<'PY'
+import sys
+from rnnkit.data.dialogues import read_dailydialog
+dialogues = read_dailydialog("../shared/data/dailydialog", "test")[:100]
+open(sys.argv[1], "w").write("".join(" __eou__ ".join(d.utterances) + " __eou__\n" for d in dialogues))
+PY
+for weight in 0 0.5; do
+    rnnkit evaluate --checkpoint "$out/flat-gru-60" --dialogues "$out/test100.txt" --anti-lm "$weight"
+done
+
+# the ten sample conversations of docs/results/chat-samples.md
+python benchmarks/chat_samples.py "$out/flat-gru-60" "$out/transformer-60"
+python benchmarks/chat_samples.py "$out/flat-gru-60" --strategy sample --top-p 0.9

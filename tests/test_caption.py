@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from cli_helpers import assert_one_line_error, rnnkit, rnnkit_here
-from rnnkit.data.captions import (caption_words, emoji_splits, load_image, moved, random_moves, read_captions,
+from rnnkit.data.captions import (caption_text, caption_words, emoji_splits, load_image, moved, random_moves, read_captions,
                                   read_emoji, toned_name)
 from rnnkit.errors import UserError
 from rnnkit.metrics import caption_metrics, scored_words
@@ -115,6 +115,12 @@ def test_the_tones_agree_with_the_emoji_packages_cldr_names(tmp_path):
         ours = one.name.split(": ", 1)[1].split(", ")
         ours = [part for part in ours if part.endswith("skin tone")]
         assert cldr.endswith(" ".join(ours).replace(", ", " ")), (one.name, cldr)
+
+
+def test_captions_are_written_back_as_text_to_read():
+    for name in ("face with stuck-out tongue", "couple with heart: man, man, light skin tone", "keycap: *",
+                 "côte d'ivoire flag", "a dog (brown) runs."):
+        assert caption_text(caption_words(name)) == name.lower()
 
 
 def test_emoji_are_read_with_their_variants_and_categories(tmp_path):

@@ -66,6 +66,14 @@ def caption_words(text: str) -> list[str]:
     return _WORD.findall(text.lower().replace("\u2019", "'"))
 
 
+def caption_text(words: list[str]) -> str:
+    """Words as text to read: no space before , : ; . ! ? ) or after (, none around - and ' (stuck-out, d'ivoire)."""
+    text = " ".join(words)
+    text = re.sub(r" ([,:;.!?)])", r"\1", text)
+    text = re.sub(r"\( ", "(", text)
+    return re.sub(r" ?([-']) ?", r"\1", text)
+
+
 @dataclass(frozen=True)
 class CaptionedImage:
     path: Path
@@ -283,6 +291,7 @@ class CaptionExamples:
     captions: list[tuple[int, torch.Tensor]]  # (image row, <bos> ids <eos>), one per caption
     references: list[list[list[str]]]  # per image: every caption's words
     groups: list[str]  # per image: its group ("" if none)
+    paths: list[str]  # per image: its file
 
 
 def random_moves(count: int, generator: torch.Generator, shift: float = 0.08, zoom: float = 0.1,

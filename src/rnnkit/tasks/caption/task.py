@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 
 from rnnkit.data.batch import Batch
-from rnnkit.data.captions import (EMOJI, PROTOCOLS, CaptionBatches, CaptionedImage, CaptionExamples, caption_words,
-                                  emoji_splits, load_image, load_images, read_captions)
+from rnnkit.data.captions import (EMOJI, PROTOCOLS, CaptionBatches, CaptionedImage, CaptionExamples, caption_text,
+                                  caption_words, emoji_splits, load_image, load_images, read_captions)
 from rnnkit.data.splits import hold_out_last_tenth
 from rnnkit.data.vocabulary import BEGIN, END, PADDING, TokenVocabulary
 from rnnkit.errors import UserError
@@ -164,7 +164,8 @@ class CaptionSession(Session):
             references.append(words)
             captions += [(row, torch.tensor([index[BEGIN], *self.vocabulary.encode(one[: data.max_caption_words]),
                                              index[END]])) for one in words]
-        return CaptionExamples(pixels, captions, references, [image.group for image in images])
+        return CaptionExamples(pixels, captions, references, [image.group for image in images],
+                               [str(image.path) for image in images])
 
     def loss_terms(self, batch: Batch) -> int:
         return int((batch.targets[1:] != self.vocabulary.index[PADDING]).sum())  # cross-entropy per caption word
@@ -176,8 +177,8 @@ class CaptionSession(Session):
         found = []
         for start in range(0, len(pixels), EVALUATION_IMAGES):
             chunk = pixels[start : start + EVALUATION_IMAGES].to(self.device)
-            found += beam_search(model, chunk.unsqueeze(0), beam_size=decoding.beam_size,
-                                 max_lengths=decoding.max_lengths(torch.zeros(len(chunk), dtype=torch.long)).to(self.device),
+            limits = decoding.max_lengths(torch.zeros(len(chunk), dtype=torch.long))  # an image has no length
+            found += beam_search(model, chunk.unsqueeze(0), beam_size=decoding.beam_size, max_lengths=limits.to(self.device),
                                  begin=index[BEGIN], end=index[END], never=(index[PADDING], index[BEGIN]),
                                  penalty=decoding.penalised, n_best=n_best, attention=attention_of)
         return found
@@ -230,15 +231,19 @@ class CaptionSession(Session):
             metrics = {name: caption_metrics(written, examples.references) for name, written in found.items()}
             metrics["perplexity"] = self.perplexity(self.model, examples)
         metrics["decoding"] = f"beam {decoding.beam_size}"
-        groups = sorted(set(examples.groups) - {""})
-        if groups:
+        by_group: dict[str, list[int]] = {}
+        for row, group in enumerate(examples.groups):
+            if group:
+                by_group.setdefault(group, []).append(row)
+        if by_group:
             metrics["exact_match_by_group"] = {
-                group: {"images": len(rows), "exact_match": caption_metrics([found["beam"][row] for row in rows],
-                                                                           [examples.references[row] for row in rows])["exact_match"]}
-                for group in groups for rows in [[row for row, one in enumerate(examples.groups) if one == group]]}
-        self.test_records = [{"references": [" ".join(words) for words in references], "group": group,
-                              **{name: " ".join(written[row]) for name, written in found.items()}}
-                             for row, (references, group) in enumerate(zip(examples.references, examples.groups))]
+                group: {"images": len(rows), "exact_match": caption_metrics(
+                    [found["beam"][row] for row in rows], [examples.references[row] for row in rows])["exact_match"]}
+                for group, rows in sorted(by_group.items())}
+        self.test_records = [{"image": path, "references": [caption_text(words) for words in references], "group": group,
+                              **{name: caption_text(written[row]) for name, written in found.items()}}
+                             for row, (path, references, group)
+                             in enumerate(zip(examples.paths, examples.references, examples.groups))]
         return metrics
 
     def test_summary(self) -> dict:
@@ -307,7 +312,7 @@ class CaptionSession(Session):
             found = self.captions(self.model, torch.stack([pixels for _, pixels, _ in inputs]), decoding, options.n_best)
         results = []
         for (path, pixels, mode), hypotheses in zip(inputs, found):
-            captions = [" ".join(self.vocabulary.decode(hypothesis.tokens)) for hypothesis in hypotheses]
+            captions = [caption_text(self.vocabulary.decode(hypothesis.tokens)) for hypothesis in hypotheses]
             result = {"image": path, "caption": captions[0], "score": hypotheses[0].score}
             if mode:
                 result["notice"] = f"the image is {mode}, not RGB: read composed on white"
@@ -315,7 +320,8 @@ class CaptionSession(Session):
                 result["hypotheses"] = [{"caption": caption, "score": hypothesis.score}
                                         for caption, hypothesis in zip(captions, hypotheses)]
             if options.show_attention and hypotheses[0].attention is not None:
-                result["attention"] = {"pixels": pixels.tolist(), "words": [*self.vocabulary.decode(hypotheses[0].tokens), END],
+                words = [*self.vocabulary.decode(hypotheses[0].tokens), END]
+                result["attention"] = {"pixels": pixels.tolist(), "words": words,
                                        "weights": hypotheses[0].attention.cpu().tolist()}
             results.append(result)
         return results

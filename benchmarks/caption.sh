@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The caption results of docs/benchmarks.md (run from the repository root, ../shared beside it). The attention model
+# and its same-job baselines train side by side, one thread each (OMP_NUM_THREADS=1), for the same wall-clock budget:
+# run nothing else meanwhile. The Transformer decoder (256 wide, 3 layers, feed-forward 896: 5.15 M parameters) matches
+# the attention model's LSTM 512 (5.06 M); the nearest-neighbour baseline comes with every run's test metrics.
+#   benchmarks/caption.sh [OUT] [MINUTES]       (default OUT: runs/caption-bench, MINUTES: 20)
+set -euo pipefail
+out=${1:-runs/caption-bench}
+minutes=${2:-20}
+mkdir -p "$out"
+measure() { OMP_NUM_THREADS=1 /usr/bin/time -f "peak resident memory %M KB, %e s" "$@"; }
+run() { name=$1; shift
+        measure rnnkit train caption --max-minutes "$minutes" --out "$out/$name" --overwrite "$@" > "$out/$name.log" 2>&1; }
+transformer=(--decoder transformer --hidden-size 256 --num-layers 3 --feedforward-size 896 --heads 4 --warmup-steps 200)
+
+for protocol in unseen-artist unseen-composition; do
+    run "attention-$protocol" --protocol "$protocol" &
+    run "transformer-$protocol" --protocol "$protocol" "${transformer[@]}" &
+    wait
+done
+python benchmarks/caption_report.py "$out/attention-unseen-artist" --figures docs/figures --drawn 2 \
+    > "$out/attention-unseen-artist-report.md"
