@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rnnkit.data.captions import caption_words
+from rnnkit.data.captions import caption_text, caption_words
 from rnnkit.metrics import scored_words
 
 
@@ -42,8 +42,9 @@ def main() -> None:
         print("| image | reference | caption | CIDEr-D |\n|---|---|---|---|")
         for row in rows:
             record = records[row]
+            text = lambda caption: caption_text(caption_words(caption))  # noqa: E731 (runs from before caption_text)
             print(f"| `{Path(record['image']).parent.parent.name}/{Path(record['image']).name}` | "
-                  f"{' / '.join(record['references'])} | {record['beam']} | {100 * scores[row]:.1f} |")
+                  f"{' / '.join(map(text, record['references']))} | {text(record['beam'])} | {100 * scores[row]:.1f} |")
         print()
     if arguments.figures:
         Path(arguments.figures).mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from rnnkit.models.acoustic_model import AcousticModel, AcousticModelConfig
 from rnnkit.models.hred import HierarchicalEncoder
 from rnnkit.models.recommender import Recommender, RecommenderConfig
 from rnnkit.models.transformer_seq2seq import TransformerEncoderDecoder
+from rnnkit.models.captioner import CaptionModelConfig, ShowAttendTell
 
 T, B = 7, 3
 LENGTHS = torch.tensor([7, 3, 5])
@@ -241,9 +242,24 @@ def self_attentive_recommender() -> Case:
     return Case(model, _garbage(torch.randint(1, 10, (T, B)), LENGTHS, 4), LENGTHS, torch.randint(1, 10, (T, B)))
 
 
+class CaptionCase(TranslationCase):
+    """The source is an image, a sequence of one step (1, B, 3, H, W): nothing to pad, so no lengths."""
+
+    def alone(self, b: int):
+        target_length = int((self.targets[:, b] != 0).sum())
+        return self.inputs[:, b : b + 1], None, self.targets[:target_length, b : b + 1], {}
+
+
+def show_attend_tell() -> Case:
+    config = CaptionModelConfig(cell="gru", hidden_size=6, embedding_size=5, encoder_widths=(8, 8), num_layers=2)
+    targets = torch.tensor([[2, 2, 2], [5, 6, 7], [4, 3, 5], [3, 0, 6], [0, 0, 3]])
+    images = torch.randint(0, 256, (1, B, 3, 8, 8), dtype=torch.uint8)
+    return CaptionCase(ShowAttendTell(9, config), images, None, targets)
+
+
 CASES = [language_model, sequence_model, text_classifier, sequence_tagger, next_frame_model, forecaster,
          encoder_decoder, hierarchical_encoder_decoder, transformer_encoder_decoder, acoustic_model, recommender,
-         self_attentive_recommender]
+         self_attentive_recommender, show_attend_tell]
 
 
 def test_every_model_class_is_listed_here():
