@@ -39,7 +39,7 @@ import json
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -293,6 +293,13 @@ class CaptionExamples:
     groups: list[str]  # per image: its group ("" if none)
     paths: list[str]  # per image: its file
 
+    def batch(self, captions: list[int]) -> Batch:
+        """The batch of captions ``captions`` (indices into ``captions``): their images (1, B, 3, S, S), a sequence of
+        one step, and <bos> words <eos> (T + 1, B), 0-padded."""
+        chosen = [self.captions[index] for index in captions]
+        pixels = self.pixels[[image for image, _ in chosen]]
+        return Batch(pixels.unsqueeze(0), torch.nn.utils.rnn.pad_sequence([ids for _, ids in chosen]), starts_epoch=True)
+
 
 def random_moves(count: int, generator: torch.Generator, shift: float = 0.08, zoom: float = 0.1,
                  degrees: float = 5.0) -> torch.Tensor:
@@ -328,13 +335,11 @@ class CaptionBatches:
     def next_batch(self) -> Batch:
         rows = self.rows
         drawn = rows.epoch * rows.batches_per_epoch + rows.position
-        chosen = [self.examples.captions[row] for row in rows.next_rows().tolist()]
-        pixels = self.examples.pixels[[image for image, _ in chosen]]
-        if self.augmented:
-            moves = random_moves(rows.global_batch, torch.Generator().manual_seed(self.seed * 1_000_003 + drawn))
-            pixels = moved(pixels, moves[rows.rank :: rows.world_size])
-        targets = torch.nn.utils.rnn.pad_sequence([ids for _, ids in chosen])  # (T + 1, B), 0-padded
-        return Batch(pixels.unsqueeze(0), targets, starts_epoch=True)  # an image: a sequence of one step
+        batch = self.examples.batch(rows.next_rows().tolist())
+        if not self.augmented:
+            return batch
+        moves = random_moves(rows.global_batch, torch.Generator().manual_seed(self.seed * 1_000_003 + drawn))
+        return replace(batch, inputs=moved(batch.inputs[0], moves[rows.rank :: rows.world_size]).unsqueeze(0))
 
     def epoch_progress(self) -> float:
         return self.rows.epoch_progress()

@@ -202,11 +202,10 @@ class CaptionSession(Session):
         """exp(mean cross-entropy per reference word, <eos> included), every reference of every image."""
         total, words = 0.0, 0
         for start in range(0, len(examples.captions), EVALUATION_IMAGES):
-            chosen = examples.captions[start : start + EVALUATION_IMAGES]
-            targets = torch.nn.utils.rnn.pad_sequence([ids for _, ids in chosen]).to(self.device)
-            pixels = examples.pixels[[row for row, _ in chosen]].to(self.device)
-            _, loss, _ = model(pixels.unsqueeze(0), targets=targets)
-            count = int((targets[1:] != 0).sum())
+            batch = examples.batch(list(range(start, min(start + EVALUATION_IMAGES, len(examples.captions)))))
+            batch = batch.to(self.device)
+            _, loss, _ = model(batch.inputs, targets=batch.targets)
+            count = int((batch.targets[1:] != 0).sum())
             total, words = total + float(loss) * count, words + count
         return perplexity(total / words)
 
@@ -343,9 +342,7 @@ class CaptionSession(Session):
         examples = self.splits.get("validation")
         if examples is None:
             examples = self.examples(read_image_splits(self.config.dataset)["validation"][:size], "validation")
-        chosen = examples.captions[:size]
-        return Batch(examples.pixels[[row for row, _ in chosen]].unsqueeze(0),
-                     torch.nn.utils.rnn.pad_sequence([ids for _, ids in chosen]), starts_epoch=True)
+        return examples.batch(list(range(min(size, len(examples.captions)))))
 
     def step_labels(self, batch: Batch) -> None:
         return None
