@@ -1,8 +1,8 @@
 """A Transformer encoder–decoder (``torch.nn.Transformer``) with the model contract of ``seq2seq.EncoderDecoder``.
 
-It is the non-recurrent baseline of the ``chat`` task (and, reading an image through the encoder it is given,
-of ``caption``): the same vocabulary, the same loss, the
-same search. Words are embedded (one table for source and target: they share the vocabulary),
+It is the non-recurrent baseline of the ``chat`` task (and, reading an image through the
+encoder it is given, of ``caption``): the same vocabulary, the same loss, the same search.
+Words are embedded (one table for source and target: they share the vocabulary),
 scaled by sqrt(d) and given sinusoidal positions (Vaswani et al. 2017); layers normalise first
 (pre-LN, which trains without warm-up tricks at small sizes)::
 
