@@ -146,9 +146,14 @@ def caption_metrics(written: list[list[str]], references: list[list[list[str]]])
     truths = {row: [" ".join(scored_words(words)) for words in ones] for row, ones in enumerate(references)}
     bleu, _ = Bleu(4).compute_score(truths, hypotheses, verbose=0)
     cider, _ = Cider().compute_score(truths, hypotheses)
-    exact = sum(hypotheses[row][0] in truths[row] for row in hypotheses) / len(hypotheses)
+    exact = exact_matches(written, references)
     return {**{f"bleu{order}": 100 * bleu[order - 1] for order in range(1, 5)}, "cider": 100 * float(cider),
-            "exact_match": 100 * exact}
+            "exact_match": 100 * sum(exact) / len(exact)}
+
+
+def exact_matches(written: list[list[str]], references: list[list[list[str]]]) -> list[bool]:
+    """Whether each caption equals one of its references, on ``scored_words``."""
+    return [scored_words(words) in [scored_words(one) for one in ones] for words, ones in zip(written, references)]
 
 
 # ----------------------------------------------------------------------------- speech recognition

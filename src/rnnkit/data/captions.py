@@ -154,14 +154,14 @@ def emoji_splits(data_dir: str | Path, protocol: str, seed: int) -> dict[str, li
     parts = set().union(*(one.parts for one in trained))
     words = {word for one in trained for word in caption_words(one.name)}
 
-    def seen(one: Emoji) -> bool:  # every part and every word occurs in training
-        return one.parts <= parts and set(caption_words(one.name)) <= words
-
-    # An emoji with an unseen part goes back to training: that only adds parts, so the others stay valid.
-    trained += [emoji[index] for index in sorted(held_out) if not seen(emoji[index])]
+    # Only an emoji whose every part and word occurs in training stays held out; the others go back to training, which
+    # only adds parts and words, so those kept stay valid.
+    kept = {index for index in held_out
+            if emoji[index].parts <= parts and set(caption_words(emoji[index].name)) <= words}
+    trained += [emoji[index] for index in sorted(held_out - kept)]
     return {"train": images(trained, ARTISTS),
-            "validation": images([emoji[index] for index in sorted(validated) if seen(emoji[index])], ARTISTS),
-            "test": images([emoji[index] for index in sorted(tested) if seen(emoji[index])], ARTISTS)}
+            "validation": images([emoji[index] for index in sorted(validated) if index in kept], ARTISTS),
+            "test": images([emoji[index] for index in sorted(tested) if index in kept], ARTISTS)}
 
 
 # ----------------------------------------------------------------------------------------- captions files

@@ -41,7 +41,7 @@ class Attention(nn.Module):
         return keys if self.key_layer is None else self.key_layer(keys)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor,
-                source_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                source_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """query (T, B, Q) for T decoder steps at once, keys from ``prepare``, memory (S, B, M), source_mask (B, S)
         True at real positions -> context (T, B, M), weights (T, B, S)."""
         if self.score == "additive":
@@ -49,7 +49,8 @@ class Attention(nn.Module):
             scores = self.v(torch.tanh(projected.unsqueeze(2) + keys.unsqueeze(1))).squeeze(-1)  # (B, T, S)
         else:
             scores = torch.bmm(query.transpose(0, 1), keys.transpose(1, 2))  # (B, T, S)
-        scores = scores.masked_fill(~source_mask.unsqueeze(1), float("-inf"))
+        if source_mask is not None:  # None: every position is real (an image's regions)
+            scores = scores.masked_fill(~source_mask.unsqueeze(1), float("-inf"))
         weights = torch.softmax(scores, dim=-1)  # (B, T, S); exp(-inf) = 0 on padding
         context = torch.bmm(weights, memory.transpose(0, 1))  # (B, T, M)
         return context.transpose(0, 1), weights.transpose(0, 1)

@@ -138,8 +138,7 @@ class ShowAttendTell(nn.Module):
     def step(self, tokens: torch.Tensor, state: CaptionState) -> tuple[torch.Tensor, CaptionState]:
         """One word: tokens (B,) ids of y_{t-1} -> logits (B, V) over y_t, and the new state (holding alpha_t)."""
         previous = state.rnn[0][-1].unsqueeze(0)  # (1, B, H) the top layer's h_{t-1}
-        context, alpha = self.attention(previous, state.keys, state.memory,
-                                        state.keys.new_ones(state.keys.shape[:2], dtype=torch.bool))
+        context, alpha = self.attention(previous, state.keys, state.memory)  # every region is real: no mask
         if self.gate is not None:
             context = torch.sigmoid(self.gate(previous)) * context  # z_t = beta_t * sum_i alpha_ti a_i, (1, B, D)
         embedded = self.dropout(self.embedding(tokens)).unsqueeze(0)  # (1, B, E)

@@ -24,13 +24,15 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from typing import Annotated, Protocol
+from pathlib import Path
+from typing import Annotated, Callable, Protocol
 
 import tyro
 
 from rnnkit.data.text import read_text_file
 from rnnkit.errors import UserError
 from rnnkit.tasks.base import CheckpointOptions, Command
+from rnnkit.train.files import atomic_write_bytes
 
 FORMATS = ("text", "jsonl")
 
@@ -125,6 +127,20 @@ def timed_predictions(session: Predictor, options: PredictOptions) -> tuple[list
     started = time.perf_counter()
     results = predict_inputs(session, [text for _, text in inputs], options, [where for where, _ in inputs])
     return results, time.perf_counter() - started
+
+
+def draw_attention(results: list[dict], path: str | None, draw: Callable[[dict], bytes]) -> None:
+    """Take each record's "attention" out (drawn, not printed) and, with a ``path`` (--show-attention), write
+    ``draw(attention)`` to it, or to its stem plus -1, -2, ... for several inputs."""
+    drawn = [result.pop("attention", None) for result in results]
+    if not path:
+        return
+    target = Path(path)
+    for number, attention in enumerate(drawn, start=1):
+        if attention is not None:
+            out = target if len(drawn) == 1 else target.with_name(f"{target.stem}-{number}{target.suffix}")
+            atomic_write_bytes(out, draw(attention))
+            print(f"attention: {out}", file=sys.stderr)
 
 
 def run_predict(session: Predictor, options: PredictOptions) -> None:

@@ -12,18 +12,14 @@ PATH, or PATH's stem plus ``-1``, ``-2``, ... for several images).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import torch
 
-from rnnkit.errors import UserError
 from rnnkit.figures import image_attention_png
 from rnnkit.tasks.base import CheckpointOptions, Command
-from rnnkit.tasks.predict import PredictOptions, Predictor, print_results, timed_predictions
-from rnnkit.train.files import atomic_write_bytes
+from rnnkit.tasks.predict import PredictOptions, Predictor, draw_attention, print_results, timed_predictions
 
 
 @dataclass
@@ -68,15 +64,8 @@ def run_evaluate(session: CaptionEvaluator, options: CaptionEvaluateOptions) -> 
 def run_caption(session: Predictor, options: CaptionOptions) -> None:
     """``rnnkit predict``, and the attention figures of --show-attention."""
     results, seconds = timed_predictions(session, options)
-    drawn = [result.pop("attention", None) for result in results]  # drawn, not printed
-    if options.show_attention:
-        target = Path(options.show_attention)
-        for number, attention in enumerate(drawn, start=1):
-            if attention is not None:
-                out = target if len(drawn) == 1 else target.with_name(f"{target.stem}-{number}{target.suffix}")
-                atomic_write_bytes(out, image_attention_png(torch.tensor(attention["pixels"], dtype=torch.uint8),
-                                                            attention["words"], torch.tensor(attention["weights"])))
-                print(f"attention: {out}", file=sys.stderr)
+    draw_attention(results, options.show_attention, lambda attention: image_attention_png(
+        torch.tensor(attention["pixels"], dtype=torch.uint8), attention["words"], torch.tensor(attention["weights"])))
     print_results(session, results, options, seconds)
 
 

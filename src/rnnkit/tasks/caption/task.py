@@ -38,7 +38,7 @@ from rnnkit.data.splits import hold_out_last_tenth
 from rnnkit.data.vocabulary import BEGIN, END, PADDING, TokenVocabulary
 from rnnkit.errors import UserError
 from rnnkit.layers import Recurrent
-from rnnkit.metrics import caption_metrics, perplexity
+from rnnkit.metrics import caption_metrics, exact_matches, perplexity
 from rnnkit.models.captioner import CaptionModelConfig, attention_of, build_captioner, image_encoder_of
 from rnnkit.models.search import DecodingConfig, Hypothesis, beam_search
 from rnnkit.tasks.base import RunConfig, Task
@@ -178,8 +178,9 @@ class CaptionSession(Session):
         for start in range(0, len(pixels), EVALUATION_IMAGES):
             chunk = pixels[start : start + EVALUATION_IMAGES].to(self.device)
             limits = decoding.max_lengths(torch.zeros(len(chunk), dtype=torch.long))  # an image has no length
-            found += beam_search(model, chunk.unsqueeze(0), beam_size=decoding.beam_size, max_lengths=limits.to(self.device),
-                                 begin=index[BEGIN], end=index[END], never=(index[PADDING], index[BEGIN]),
+            found += beam_search(model, chunk.unsqueeze(0), beam_size=decoding.beam_size,
+                                 max_lengths=limits.to(self.device), begin=index[BEGIN], end=index[END],
+                                 never=(index[PADDING], index[BEGIN]),
                                  penalty=decoding.penalised, n_best=n_best, attention=attention_of)
         return found
 
@@ -230,15 +231,15 @@ class CaptionSession(Session):
             metrics = {name: caption_metrics(written, examples.references) for name, written in found.items()}
             metrics["perplexity"] = self.perplexity(self.model, examples)
         metrics["decoding"] = f"beam {decoding.beam_size}"
-        by_group: dict[str, list[int]] = {}
-        for row, group in enumerate(examples.groups):
+        exact = exact_matches(found["beam"], examples.references)
+        by_group: dict[str, list[bool]] = {}
+        for group, matched in zip(examples.groups, exact):
             if group:
-                by_group.setdefault(group, []).append(row)
+                by_group.setdefault(group, []).append(matched)
         if by_group:
             metrics["exact_match_by_group"] = {
-                group: {"images": len(rows), "exact_match": caption_metrics(
-                    [found["beam"][row] for row in rows], [examples.references[row] for row in rows])["exact_match"]}
-                for group, rows in sorted(by_group.items())}
+                group: {"images": len(matched), "exact_match": 100 * sum(matched) / len(matched)}
+                for group, matched in sorted(by_group.items())}
         self.test_records = [{"image": path, "references": [caption_text(words) for words in references], "group": group,
                               **{name: caption_text(written[row]) for name, written in found.items()}}
                              for row, (path, references, group)

@@ -11,9 +11,7 @@ words down) to PATH, or to PATH's stem plus ``-1``, ``-2``, ... for several inpu
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -21,8 +19,7 @@ import torch
 from rnnkit.figures import attention_png
 from rnnkit.errors import UserError
 from rnnkit.tasks.base import CheckpointOptions, Command
-from rnnkit.tasks.predict import PredictOptions, Predictor, print_results, timed_predictions
-from rnnkit.train.files import atomic_write_bytes
+from rnnkit.tasks.predict import PredictOptions, Predictor, draw_attention, print_results, timed_predictions
 
 
 @dataclass
@@ -70,15 +67,8 @@ def run_evaluate(session: TranslationEvaluator, options: TranslateEvaluateOption
 def run_translate(session: Predictor, options: TranslateOptions) -> None:
     """``rnnkit predict``, and the attention figures of --show-attention."""
     results, seconds = timed_predictions(session, options)
-    matrices = [result.pop("attention", None) for result in results]  # drawn, not printed
-    if options.show_attention:
-        target = Path(options.show_attention)
-        for number, attention in enumerate(matrices, start=1):
-            if attention is not None:
-                out = target if len(matrices) == 1 else target.with_name(f"{target.stem}-{number}{target.suffix}")
-                atomic_write_bytes(out, attention_png(torch.tensor(attention["weights"]), attention["source"],
-                                                      attention["target"]))
-                print(f"attention: {out}", file=sys.stderr)
+    draw_attention(results, options.show_attention, lambda attention: attention_png(
+        torch.tensor(attention["weights"]), attention["source"], attention["target"]))
     print_results(session, results, options, seconds)
 
 
