@@ -7,6 +7,7 @@ The public API, re-exported here; implementation modules are not part of it.
     lstm = rnnkit.LSTM(32, 64)          # drop-in for torch.nn.LSTM
 """
 
+from rnnkit._checks import ArgumentError
 from rnnkit.cells import (
     CELLS,
     GRUCell,
@@ -28,6 +29,7 @@ from rnnkit.layers import (
     IndRNN,
     Recurrent,
     SequenceLayer,
+    TorchCompatibleRecurrent,
     apply_constraints,
     detach_state,
 )
@@ -51,6 +53,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")
 
 __all__ = [
+    "ArgumentError",
     "CELLS",
     "GRU",
     "GRUCell",
@@ -68,6 +71,7 @@ __all__ = [
     "RecurrentCell",
     "RecurrentNoise",
     "SequenceLayer",
+    "TorchCompatibleRecurrent",
     "apply_constraints",
     "detach_state",
     "explain",

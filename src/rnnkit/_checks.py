@@ -11,11 +11,19 @@ from typing import Sequence
 import torch
 
 
+class ArgumentError(ValueError, RuntimeError):
+    """A bad argument, shape or option of a cell or layer.
+
+    A ``ValueError``, as rnnkit has always raised, and a ``RuntimeError``, as torch.nn raises
+    for the same mistakes: code written for either catches it.
+    """
+
+
 def check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name}: expected a positive int, got {type(value).__name__} {value!r}")
     if value <= 0:
-        raise ValueError(f"{name}: expected a positive int, got {value}")
+        raise ArgumentError(f"{name}: expected a positive int, got {value}")
     return value
 
 
@@ -23,18 +31,18 @@ def check_probability(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name}: expected a float in [0, 1), got {type(value).__name__} {value!r}")
     if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name}: expected a float in [0, 1), got {value}")
+        raise ArgumentError(f"{name}: expected a float in [0, 1), got {value}")
     return float(value)
 
 
 def check_choice(name: str, value: object, choices: Sequence[object]) -> None:
     if value not in choices:
-        raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}")
+        raise ArgumentError(f"{name}: expected one of {list(choices)}, got {value!r}")
 
 
-def shape_error(name: str, expected: str, received: torch.Size | tuple[int, ...], hint: str = "") -> ValueError:
+def shape_error(name: str, expected: str, received: torch.Size | tuple[int, ...], hint: str = "") -> ArgumentError:
     message = f"{name}: expected shape {expected}, got {tuple(received)}"
-    return ValueError(f"{message}; {hint}" if hint else message)
+    return ArgumentError(f"{message}; {hint}" if hint else message)
 
 
 def check_tensor(name: str, value: object) -> torch.Tensor:

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from rnnkit._checks import shape_error
+from rnnkit._checks import ArgumentError, shape_error
 
 
 def check_lengths(
@@ -33,9 +33,11 @@ def check_lengths(
     if lengths.dim() != 1 or lengths.shape[0] != batch_size:
         raise shape_error("lengths", f"(B={batch_size},)", lengths.shape, "one length per sequence of the batch")
     lengths = lengths.to(device="cpu", dtype=torch.int64)
+    if batch_size == 0:
+        return None  # no sequence to mask
     shortest, longest = int(lengths.min()), int(lengths.max())
     if shortest < 1 or longest > max_time:
-        raise ValueError(
+        raise ArgumentError(
             f"lengths: every length must be in [1, T={max_time}], got values from {shortest} to {longest}"
         )
     return lengths

@@ -4,6 +4,7 @@ A cell type is named once, here; layers, models and the command line look it up
 through ``get_cell_class`` rather than branching on the name.
 """
 
+from rnnkit._checks import ArgumentError
 from rnnkit.cells.base import RecurrentCell, State
 from rnnkit.cells.elman import RNNCell
 from rnnkit.cells.gru import GRUCell
@@ -26,7 +27,7 @@ def get_cell_class(cell_type: str | type[RecurrentCell]) -> type[RecurrentCell]:
     if isinstance(cell_type, type) and issubclass(cell_type, RecurrentCell):
         return cell_type
     if cell_type not in CELLS:
-        raise ValueError(f"cell_type: expected one of {list(CELLS)} or a RecurrentCell subclass, got {cell_type!r}")
+        raise ArgumentError(f"cell_type: expected one of {list(CELLS)} or a RecurrentCell subclass, got {cell_type!r}")
     return CELLS[cell_type]
 
 

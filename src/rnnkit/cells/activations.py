@@ -11,6 +11,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from rnnkit._checks import ArgumentError
+
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
 ACTIVATIONS: dict[str, Activation] = {
@@ -26,5 +28,5 @@ def get_activation(name: str, argument: str = "activation", allowed: tuple[str, 
     """Look up an activation by name; ``argument`` names the option in the error message."""
     choices = allowed if allowed is not None else tuple(ACTIVATIONS)
     if name not in choices:
-        raise ValueError(f"{argument}: expected one of {list(choices)}, got {name!r}")
+        raise ArgumentError(f"{argument}: expected one of {list(choices)}, got {name!r}")
     return ACTIVATIONS[name]

@@ -20,7 +20,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
-from rnnkit._checks import check_positive_int, check_probability, check_tensor, shape_error
+from rnnkit._checks import ArgumentError, check_positive_int, check_probability, check_tensor, shape_error
 from rnnkit.cells.noise import NO_NOISE, RecurrentNoise, dropout_mask
 from rnnkit.cells.normalization import gate_layer_norm
 
@@ -68,10 +68,10 @@ class RecurrentCell(nn.Module, ABC):
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         if layer_norm and not self.supports_layer_norm:
-            raise ValueError(f"layer_norm: not supported by {type(self).__name__}; use lstm, gru or indrnn")
+            raise ArgumentError(f"layer_norm: not supported by {type(self).__name__}; use lstm, gru or indrnn")
         for name, value in (("recurrent_dropout", recurrent_dropout), ("weight_dropout", weight_dropout)):
             if value and not self.has_recurrent_weight:
-                raise ValueError(f"{name}: {type(self).__name__} has no recurrent weight W_hh for it to act on")
+                raise ArgumentError(f"{name}: {type(self).__name__} has no recurrent weight W_hh for it to act on")
         self.bias = bool(bias)
         self.layer_norm = bool(layer_norm)
         self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
@@ -111,13 +111,39 @@ class RecurrentCell(nn.Module, ABC):
     def reset_parameters(self) -> None:
         """Weights ~ U(-1/sqrt(H), 1/sqrt(H)) as in torch.nn; biases 0; layer-norm gains 1."""
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for name, parameter in self.named_parameters(recurse=False):
+        for name, parameter in self.weights().items():
             if name.startswith("weight_"):
                 nn.init.uniform_(parameter, -bound, bound)
             elif name.startswith("bias_") or name.endswith("_bias"):
                 nn.init.zeros_(parameter)
             elif name.startswith("ln_"):
                 nn.init.ones_(parameter)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The cell's weights by their names here (``weight_ih``, ...), wherever they are held."""
+        lent = self.__dict__.get("_lent_to")
+        names = self._parameters if lent is None else lent[1]
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+    def lend_weights(self, owner: nn.Module, names: dict[str, str]) -> None:
+        """Move the parameters ``names`` maps to ``owner``, registered there under the mapped names.
+
+        A drop-in layer (``rnnkit.LSTM``) holds its cells' weights as torch.nn does, under
+        ``weight_hh_l0`` and so on, on itself. The cell then reads each weight from the owner at
+        every access, so whatever the owner's hooks and parametrizations make of it (a pruning
+        mask, weight norm, a weight-drop wrapper's dropped copy, a reassigned tensor) is what
+        every kernel and the cell's own step compute with.
+        """
+        for name, owner_name in names.items():
+            owner.register_parameter(owner_name, self._parameters.pop(name))
+        # A plain attribute, not a submodule: the owner holds the cell, not the other way round.
+        object.__setattr__(self, "_lent_to", (owner, dict(names)))
+
+    def __getattr__(self, name: str):
+        lent = self.__dict__.get("_lent_to")
+        if lent is not None and name in lent[1]:
+            return getattr(lent[0], lent[1][name])
+        return super().__getattr__(name)
 
     # ----------------------------------------------------------------- sizes and state
     @property
@@ -138,7 +164,7 @@ class RecurrentCell(nn.Module, ABC):
         if isinstance(state, torch.Tensor):
             state = (state,)
         if not isinstance(state, (tuple, list)) or len(state) != len(self.state_names):
-            raise ValueError(
+            raise ArgumentError(
                 f"{name}: expected a tuple of {len(self.state_names)} tensors {self.state_names}, "
                 f"got {type(state).__name__}" + (f" of length {len(state)}" if isinstance(state, (tuple, list)) else "")
             )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from rnnkit._checks import ArgumentError
+
 
 def chrono_forget_bias(hidden_size: int, t_max: float) -> torch.Tensor:
     """Chrono initialisation (Tallec & Ollivier 2018, "Can recurrent neural networks warp time?").
@@ -12,7 +14,7 @@ def chrono_forget_bias(hidden_size: int, t_max: float) -> torch.Tensor:
     1 + e^b steps, so the units' memory spans are spread over 1..t_max.
     """
     if t_max <= 2:
-        raise ValueError(f"t_max: expected a number above 2 for chrono initialisation, got {t_max}")
+        raise ArgumentError(f"t_max: expected a number above 2 for chrono initialisation, got {t_max}")
     spans = torch.empty(hidden_size).uniform_(1.0, t_max - 1.0)
     return torch.log(spans)
 
@@ -25,5 +27,5 @@ def indrnn_recurrent_max(t_max: float | None) -> float | None:
     if t_max is None:
         return None
     if t_max < 1:
-        raise ValueError(f"t_max: expected a number of steps >= 1, got {t_max}")
+        raise ArgumentError(f"t_max: expected a number of steps >= 1, got {t_max}")
     return 2.0 ** (1.0 / t_max)

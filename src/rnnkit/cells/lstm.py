@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rnnkit._checks import check_positive_int
+from rnnkit._checks import ArgumentError, check_positive_int
 from rnnkit.cells.activations import ACTIVATIONS, get_activation
 from rnnkit.cells.base import RecurrentCell, State
 from rnnkit.cells.noise import RecurrentNoise
@@ -66,7 +66,7 @@ class LSTMCell(RecurrentCell):
         if proj_size != 0:
             check_positive_int("proj_size", proj_size)
             if proj_size >= hidden_size:
-                raise ValueError(f"proj_size: expected 0 or a value below hidden_size={hidden_size}, got {proj_size}")
+                raise ArgumentError(f"proj_size: expected 0 or a value below hidden_size={hidden_size}, got {proj_size}")
         self.proj_size = proj_size
         self.activation = activation
         self.recurrent_activation = recurrent_activation

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import torch
 
+from rnnkit._checks import ArgumentError
 from rnnkit.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
 from rnnkit.kernels.kernel import Kernel, KernelChoice, ReferenceKernel, exact_class
 from rnnkit.kernels.loop import LoopKernel
@@ -41,7 +42,9 @@ def plan_layers(
     plan = []
     for index, layer in enumerate(layers):
         cells = layer.direction_cells
-        if kernel != "auto":
+        if inputs is not None and inputs.shape[1] == 0:
+            choice = KernelChoice("reference", "an empty batch (B=0): nothing to compute, whatever the kernel")
+        elif kernel != "auto":
             choice = _forced(KERNELS[kernel], layer, cells, inputs, index)
         elif fast_path == "off":
             choice = KernelChoice("reference", "fast_path='off'")
@@ -51,7 +54,7 @@ def plan_layers(
             # under torch.compile, the compiler is the fast path.
             accepted = choice.for_speed or layer.observed or torch.compiler.is_compiling()
             if fast_path == "required" and choice.kernel == "reference" and not accepted:
-                raise ValueError(f"fast_path='required': layer {index} cannot run on a fast kernel: {choice.reason}")
+                raise ArgumentError(f"fast_path='required': layer {index} cannot run on a fast kernel: {choice.reason}")
         plan.append(choice)
     return plan
 
@@ -61,7 +64,7 @@ def _forced(kernel: Kernel, layer, cells, inputs, index: int) -> KernelChoice:
     if reason is None and layer.observed and kernel is not REFERENCE:
         reason = "rnnkit.inspect is recording this layer step by step, which only the reference loop does"
     if reason is not None:
-        raise ValueError(f"kernel={kernel.name!r}: layer {index} cannot run on it: {reason}")
+        raise ArgumentError(f"kernel={kernel.name!r}: layer {index} cannot run on it: {reason}")
     return KernelChoice(kernel.name, "forced by kernel=")
 
 
@@ -147,5 +150,5 @@ def compiled_around(layers: Sequence, fast_path: str = "auto", kernel: str = "au
 
 def check_kernel_name(kernel: str) -> str:
     if kernel not in KERNEL_NAMES:
-        raise ValueError(f"kernel: expected one of {list(KERNEL_NAMES)}, got {kernel!r}")
+        raise ArgumentError(f"kernel: expected one of {list(KERNEL_NAMES)}, got {kernel!r}")
     return kernel

@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from rnnkit._checks import ArgumentError
 from rnnkit.cells.base import State
 from rnnkit.layers.sequence_layer import SequenceLayer
 
@@ -42,9 +43,9 @@ class Bidirectional(nn.Module):
     def __init__(self, forward_layer: SequenceLayer, backward_layer: SequenceLayer, merge_mode: str | None = "concat"):
         super().__init__()
         if merge_mode not in MERGE_MODES:
-            raise ValueError(f"merge_mode: expected one of {list(MERGE_MODES)}, got {merge_mode!r}")
+            raise ArgumentError(f"merge_mode: expected one of {list(MERGE_MODES)}, got {merge_mode!r}")
         if forward_layer.reverse or not backward_layer.reverse:
-            raise ValueError("Bidirectional: expected forward_layer with reverse=False and backward_layer with reverse=True")
+            raise ArgumentError("Bidirectional: expected forward_layer with reverse=False and backward_layer with reverse=True")
         self.forward_layer = forward_layer
         self.backward_layer = backward_layer
         self.merge_mode = merge_mode

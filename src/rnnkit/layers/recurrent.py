@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit._checks import check_choice, check_positive_int, check_tensor, shape_error
+from rnnkit._checks import ArgumentError, check_choice, check_positive_int, check_tensor, shape_error
 from rnnkit.cells import RecurrentCell, State, get_cell_class
 from rnnkit.kernels import (
     FAST_PATH_POLICIES,
@@ -112,9 +112,9 @@ class Recurrent(nn.Module):
         check_positive_int("hidden_size", hidden_size)
         check_positive_int("num_layers", num_layers)
         if merge_mode not in MERGE_MODES:
-            raise ValueError(f"merge_mode: expected one of {list(MERGE_MODES)}, got {merge_mode!r}")
+            raise ArgumentError(f"merge_mode: expected one of {list(MERGE_MODES)}, got {merge_mode!r}")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"dropout: expected a float in [0, 1], got {dropout!r}")
+            raise ArgumentError(f"dropout: expected a float in [0, 1], got {dropout!r}")
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 "dropout is applied after every layer but the last, so dropout > 0 with num_layers=1 does nothing",
@@ -122,10 +122,10 @@ class Recurrent(nn.Module):
             )
         check_choice("fast_path", fast_path, FAST_PATH_POLICIES)
         if residual and dense:
-            raise ValueError("residual, dense: choose at most one way of connecting layers")
+            raise ArgumentError("residual, dense: choose at most one way of connecting layers")
         if proj_size:
             if not cell_class.supports_projection:
-                raise ValueError(f"proj_size: only LSTM cells have a projection, got cell_type={cell_type!r}")
+                raise ArgumentError(f"proj_size: only LSTM cells have a projection, got cell_type={cell_type!r}")
             cell_options["proj_size"] = proj_size
 
         self.cell_class = cell_class
@@ -165,7 +165,7 @@ class Recurrent(nn.Module):
         self._choices_logged: set[tuple[int, str]] = set()
         self.last_kernels: list[tuple[KernelChoice, torch.Tensor] | None] = [None] * num_layers  # as the last forward ran
         if residual and not any(self._residual_at):
-            raise ValueError(
+            raise ArgumentError(
                 f"residual: no layer has equal input and output widths (input_size={input_size}, "
                 f"layer outputs {output_widths}); use num_layers >= 2 or input_size equal to the output width"
             )
@@ -222,7 +222,7 @@ class Recurrent(nn.Module):
         packed = input if isinstance(input, PackedSequence) else None
         if packed is not None:
             if lengths is not None:
-                raise ValueError("lengths: must be None when input is a PackedSequence, which carries its own lengths")
+                raise ArgumentError("lengths: must be None when input is a PackedSequence, which carries its own lengths")
             inputs, lengths = pad_packed_sequence(packed)  # (T, B, I), original batch order
             unbatched = False
         else:
@@ -299,20 +299,20 @@ class Recurrent(nn.Module):
             raise TypeError(f"input: expected a floating-point tensor, got dtype {input.dtype}")
         if input.dim() == 2:
             return input.unsqueeze(1), True
-        if input.shape[0] == 0 or input.shape[1] == 0:
-            raise shape_error("input", layout, input.shape, "T and B must be at least 1")
+        if input.shape[1 if self.batch_first else 0] == 0:
+            raise shape_error("input", layout, input.shape, "T must be at least 1")
         return (input.transpose(0, 1) if self.batch_first else input), False
 
     def _check_against_weights(self, inputs: torch.Tensor) -> None:
         """One clear line where a kernel would fail deep inside (oneDNN: "unsupported data type")."""
-        weight = next(self.layers[0].direction_cells[0].parameters())  # a stored tensor, not a parametrization's result
+        weight = next(self.parameters())  # a stored tensor, not a parametrization's result
         if inputs.device != weight.device:
-            raise ValueError(
+            raise ArgumentError(
                 f"input: on {inputs.device}, but the weights are on {weight.device}; "
                 f"move the input with input.to({str(weight.device)!r}) or the model with model.to({str(inputs.device)!r})"
             )
         if inputs.dtype != weight.dtype and not torch.is_autocast_enabled(inputs.device.type):
-            raise ValueError(
+            raise ArgumentError(
                 f"input: dtype {inputs.dtype} differs from the weights' {weight.dtype}; "
                 f"convert the input with input.to({weight.dtype}) or the model with model.to({inputs.dtype})"
             )
@@ -339,7 +339,7 @@ class Recurrent(nn.Module):
             state = (state,)
         names = self.state_names
         if not isinstance(state, (tuple, list)) or len(state) != len(names):
-            raise ValueError(f"state: expected a tuple of {len(names)} tensors {names}, got {type(state).__name__}")
+            raise ArgumentError(f"state: expected a tuple of {len(names)} tensors {names}, got {type(state).__name__}")
         rows = self.num_layers * self.num_directions
         sizes = self.layers[0].direction_cells[0].state_sizes()
         parts = []

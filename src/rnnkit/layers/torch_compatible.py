@@ -6,83 +6,64 @@ Same constructor, forward signature, return types and ``state_dict`` keys
 state dicts load. Everything extra (``merge_mode``, ``residual``, ``layer_norm``,
 ``lengths=`` in forward, ...) is an addition; nothing torch.nn accepts changes meaning.
 
-Internally the weights live in the cells of ``Recurrent``; two state-dict hooks and
-``__getattr__`` translate between the cells' module paths and torch's flat names.
+The layer holds its parameters as torch.nn does, on itself under torch's names: what
+``named_parameters()``, ``torch.nn.utils.prune``, ``parametrize`` and weight-drop wrappers
+see and change is what the cells compute with (``RecurrentCell.lend_weights``).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Sequence
 
 import torch
-from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit._checks import check_choice
-from rnnkit.cells import RecurrentCell
 from rnnkit.layers.recurrent import Recurrent
-
-# torch's flat name: <parameter>_l<layer>[_reverse]
-_TORCH_NAME = re.compile(r"^(?P<parameter>.+)_l(?P<layer>\d+)(?P<reverse>_reverse)?$")
-# rnnkit's module path of the same parameter
-_MODULE_PATH = re.compile(
-    r"^layers\.(?P<layer>\d+)\.(?:(?P<direction>forward_layer|backward_layer)\.)?cell\.(?P<parameter>[^.]+)$"
-)
-
-
-def _module_path_to_torch_name(path: str) -> str | None:
-    match = _MODULE_PATH.match(path)
-    if match is None:
-        return None
-    suffix = "_reverse" if match["direction"] == "backward_layer" else ""
-    return f"{match['parameter']}_l{match['layer']}{suffix}"
 
 
 class TorchCompatibleRecurrent(Recurrent):
-    """``Recurrent`` with torch.nn's parameter names, forward signature and return types."""
+    """``Recurrent`` with torch.nn's parameters, forward signature and return types.
+
+    Not a subclass of ``torch.nn.RNNBase``: that class's forward, weight layout and cuDNN
+    flattening are torch's own kernels' business, and its ``__init__`` builds the
+    parameters itself. Code that checks ``isinstance(m, nn.RNNBase)`` should also accept
+    ``rnnkit.TorchCompatibleRecurrent`` (see the README).
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.register_state_dict_post_hook(_rename_to_torch)
-        self.register_load_state_dict_pre_hook(_rename_from_torch)
-
-    def _torch_path(self, layer: int, reverse: bool) -> str:
-        if not self.bidirectional:
-            return f"layers.{layer}.cell"
-        return f"layers.{layer}.{'backward_layer' if reverse else 'forward_layer'}.cell"
-
-    def _cell_at(self, layer: int, reverse: bool) -> RecurrentCell:
-        return self.get_submodule(self._torch_path(layer, reverse))
-
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            match = _TORCH_NAME.match(name)
-            if match is None or int(match["layer"]) >= self.num_layers or (match["reverse"] and not self.bidirectional):
-                raise
-            cell = self._cell_at(int(match["layer"]), bool(match["reverse"]))
-            parameter = cell._parameters.get(match["parameter"])  # None for bias_* with bias=False
-            if parameter is None:
-                raise
-            return parameter
+        # torch's order: per layer, per direction, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr
+        self._all_weights: list[list[str]] = []
+        for index, layer in enumerate(self.layers):
+            for direction, cell in enumerate(layer.direction_cells):
+                suffix = f"_l{index}" + ("_reverse" if direction else "")
+                names = {name: name + suffix for name, value in cell._parameters.items() if value is not None}
+                cell.lend_weights(self, names)
+                self._all_weights.append(list(names.values()))
 
     @property
     def _flat_weights_names(self) -> list[str]:
-        return [_module_path_to_torch_name(path) for path, _ in self.named_parameters()]
+        return [name for names in self._all_weights for name in names]
 
     @property
-    def _flat_weights(self) -> list[torch.Tensor]:
-        return [parameter for _, parameter in self.named_parameters()]
+    def _flat_weights(self) -> list[torch.Tensor | None]:
+        """The weights as the kernels see them now (a pruned or parametrized weight's current value)."""
+        return [getattr(self, name, None) for name in self._flat_weights_names]
 
     @property
-    def all_weights(self) -> list[list[nn.Parameter]]:
-        """Parameters grouped per layer and direction, as torch.nn's ``all_weights``."""
-        return [list(cell.parameters()) for cell in self.cells]
+    def all_weights(self) -> list[list[torch.Tensor]]:
+        """Weights grouped per layer and direction, as torch.nn's ``all_weights``."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
 
     def flatten_parameters(self) -> None:
         """No-op, kept so code written for torch.nn (which calls it for cuDNN) runs unchanged."""
+
+    def reset_parameters(self) -> None:
+        """Each cell's own initialisation (torch.nn's uniform, the LSTM's forget bias, chrono, ...)."""
+        for cell in self.cells:
+            cell.reset_parameters()
 
     def forward(
         self,
@@ -91,26 +72,12 @@ class TorchCompatibleRecurrent(Recurrent):
         lengths: torch.Tensor | Sequence[int] | None = None,
     ):
         """``output, h_n = rnn(input, h_0)``; for LSTM ``output, (h_n, c_n) = lstm(input, (h_0, c_0))``."""
-        output, state = super().forward(input, hx, lengths)
+        if parametrize.is_parametrized(self) and not torch.compiler.is_compiling():
+            with parametrize.cached():  # each parametrized weight computed once per call, not at every step
+                output, state = super().forward(input, hx, lengths)
+        else:
+            output, state = super().forward(input, hx, lengths)
         return output, (state if len(state) > 1 else state[0])
-
-
-def _rename_to_torch(module, state_dict, prefix, local_metadata) -> None:
-    for key in [key for key in state_dict if key.startswith(prefix)]:
-        name = _module_path_to_torch_name(key[len(prefix):])
-        if name is not None:
-            state_dict[prefix + name] = state_dict.pop(key)
-
-
-def _rename_from_torch(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs) -> None:
-    for key in [key for key in state_dict if key.startswith(prefix)]:
-        match = _TORCH_NAME.match(key[len(prefix):])
-        if match is None or "." in match["parameter"]:
-            continue
-        layer, reverse = int(match["layer"]), bool(match["reverse"])
-        if layer >= module.num_layers or (reverse and not module.bidirectional):
-            continue  # left as is, so strict loading reports it as unexpected
-        state_dict[f"{prefix}{module._torch_path(layer, reverse)}.{match['parameter']}"] = state_dict.pop(key)
 
 
 class RNN(TorchCompatibleRecurrent):
