@@ -1,22 +1,22 @@
-"""``torch.compile`` and ``torch.export`` of rnnkit layers: they compile, and compute what eager computes.
+"""``torch.compile`` and ``torch.export`` of rnnkit layers: one graph, and the same results as eager.
 
-Under ``torch.compile`` a layer with a fast kernel runs it eagerly between two compiled graphs
-(as Dynamo runs torch.nn's recurrent layers); with ``kernel="reference"``, and always under
-``torch.export``, the reference loop is traced into the graph (``rnnkit.kernels.plan.compiled_around``).
-Most cases compile with the "aot_eager" backend, which runs Dynamo's tracing and AOTAutograd's
-joint graph (where fake tensors fail on kernels that cannot be traced) without Inductor's code
-generation; two cases run Inductor, the default. A counting backend checks that a graph was
-really compiled: past Dynamo's recompile limit a model would silently run eagerly and compare
-equal to itself.
+Under ``torch.compile`` a layer on a fast kernel is one node of the graph, a registered custom
+operator (``rnnkit.kernels.graph_op``), so ``fullgraph=True`` holds for every cell, with lengths,
+in training and inference; with ``kernel="reference"`` the reference loop is traced instead.
+Under ``torch.export`` the scan kernel keeps T and B symbolic. Most cases compile with the
+"aot_eager" backend, which runs Dynamo's tracing and AOTAutograd's joint graph (where fake
+tensors fail on anything that cannot be traced) without Inductor's code generation; two cases
+run Inductor, the default. A counting backend checks that exactly one graph was compiled: past
+Dynamo's recompile limit a model would silently run eagerly and compare equal to itself.
 """
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import torch
 from torch._dynamo.testing import CompileCounterWithBackend
+from torch.export import Dim
+from torch.nn.utils import prune
 
 import rnnkit
 
@@ -35,6 +35,7 @@ def fresh_dynamo():
 def _results(model, x, lengths, training: bool):
     """Output, final state and (in training) the gradients of a loss that weighs every output differently."""
     output, state = model(x) if lengths is None else model(x, lengths=lengths)
+    state = state if isinstance(state, tuple) else (state,)
     results = [output, *state]
     if training:
         weights = torch.linspace(-1, 1, output.numel()).reshape(output.shape)
@@ -43,7 +44,7 @@ def _results(model, x, lengths, training: bool):
     return results
 
 
-def _compare(model, backend, lengths, training: bool, **compile_options):
+def _compare(model, backend, lengths, training: bool, graphs: int | None = None, **compile_options):
     torch.manual_seed(1)
     x = torch.randn(T, B, I, requires_grad=training)
     model.train(training)
@@ -53,61 +54,132 @@ def _compare(model, backend, lengths, training: bool, **compile_options):
         got = _results(compiled, x, lengths, training)
         expected = _results(model, x, lengths, training)
     assert counter.frame_count >= 1, "nothing was compiled"
+    if graphs is not None:
+        assert counter.frame_count == graphs
     for value, want in zip(got, expected, strict=True):
         torch.testing.assert_close(value, want, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "cell,bidirectional,with_lengths", list(itertools.product(CELLS, [False, True], [False, True]))
-)
-def test_a_traced_layer_trains_as_the_eager_one(cell, bidirectional, with_lengths):
+@pytest.mark.parametrize("cell,training", [(cell, training) for cell in CELLS for training in (True, False)])
+def test_a_full_graph_runs_the_fast_kernels_inside_it(cell, training):
     torch.manual_seed(0)
-    model = rnnkit.Recurrent(cell, I, H, bidirectional=bidirectional, kernel="reference")
-    # Without lengths the whole layer is one graph (as export needs); lengths break the graph where
-    # their values decide how many steps run, as packing does for torch.nn.
-    options = {} if with_lengths else {"fullgraph": True}
-    _compare(model, "aot_eager", LENGTHS if with_lengths else None, training=True, **options)
+    model = rnnkit.Recurrent(cell, I, H, num_layers=2, bidirectional=True)
+    _compare(model, "aot_eager", LENGTHS, training=training, graphs=1, fullgraph=True)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    kernels = {line.kernel for line in rnnkit.explain(compiled, torch.randn(T, B, I))}
+    assert kernels == ({"loop"} if cell in ("janet", "indrnn") else {"native"})
+
+
+def test_a_compiled_layer_s_gradient_repeats_its_forward_s_random_draws():
+    """The operator's gradient runs the layer again: with recurrent dropout and zoneout it must draw what the
+    forward drew. Checked against the compiled forward itself, by a finite difference along one direction."""
+    torch.manual_seed(0)
+    model = rnnkit.Recurrent("janet", I, H, recurrent_dropout=0.3, zoneout=0.2, dtype=torch.float64)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    direction = torch.randn_like(x)
+    weights = torch.randn(T, B, H, dtype=torch.float64)
+
+    def loss(inputs):
+        torch.manual_seed(7)  # the same draws at every call
+        output = compiled(inputs)[0]
+        torch.rand(100)  # the generator moves on before the gradient runs the layer again
+        return (output * weights).sum()
+
+    (gradient,) = torch.autograd.grad(loss(x), x)
+    with torch.no_grad():
+        slope = (loss(x + 1e-6 * direction) - loss(x - 1e-6 * direction)) / 2e-6
+    torch.testing.assert_close((gradient * direction).sum(), slope, atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_a_traced_layer_infers_as_the_eager_one(cell):
+def test_a_traced_reference_layer_trains_as_the_eager_one(cell):
     torch.manual_seed(0)
-    model = rnnkit.Recurrent(cell, I, H, num_layers=2, bidirectional=True, kernel="reference")
-    _compare(model, "aot_eager", LENGTHS, training=False)
+    model = rnnkit.Recurrent(cell, I, H, bidirectional=True, kernel="reference")
+    _compare(model, "aot_eager", None, training=True, graphs=1, fullgraph=True)
 
 
-@pytest.mark.parametrize("cell,training", [(cell, training) for cell in CELLS for training in (True, False)])
-def test_a_compiled_layer_runs_its_fast_kernel_between_graphs(cell, training):
+def test_a_traced_reference_layer_with_lengths_infers_as_the_eager_one():
+    # the reference loop stops at the longest length, a value: lengths break its graph, as packing does torch.nn's
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(I, I), rnnkit.Recurrent(cell, I, H, num_layers=2, bidirectional=True))
-    _compare(model, "aot_eager", None, training=training)
-    eager_kernels = [line.kernel for line in rnnkit.explain(model, torch.randn(T, B, I))]
-    compiled_kernels = [line.kernel for line in rnnkit.explain(torch.compile(model, backend="aot_eager"), torch.randn(T, B, I))]
-    assert compiled_kernels == eager_kernels and "reference" not in compiled_kernels
+    _compare(rnnkit.Recurrent("lstm", I, H, num_layers=2, kernel="reference"), "aot_eager", LENGTHS, training=False)
 
 
 @pytest.mark.parametrize("kernel", ["auto", "reference"])
 def test_the_drop_in_lstm_compiles_with_inductor(kernel):
     torch.manual_seed(0)
-    _compare(rnnkit.LSTM(I, H, num_layers=2, kernel=kernel), "inductor", None, training=True)
+    _compare(rnnkit.LSTM(I, H, num_layers=2, kernel=kernel), "inductor", None, training=True, graphs=1, fullgraph=True)
+
+
+def test_a_pruned_drop_in_compiles_to_one_graph_computing_with_the_pruned_weight():
+    torch.manual_seed(0)
+    model = rnnkit.GRU(I, H, num_layers=2)
+    prune.l1_unstructured(model, "weight_hh_l0", amount=0.5)
+    _compare(model, "aot_eager", None, training=True, graphs=1, fullgraph=True)
 
 
 def test_explain_says_what_a_compiled_model_ran():
     x = torch.randn(T, B, I)
     (line,) = rnnkit.explain(torch.compile(rnnkit.Recurrent("lstm", I, H), backend="aot_eager"), x)
-    assert line.kernel == "native"  # run eagerly, between graphs
+    assert line.kernel == "native"  # one node of the graph, run eagerly
     torch._dynamo.reset()
     (line,) = rnnkit.explain(torch.compile(rnnkit.Recurrent("lstm", I, H, kernel="reference"), backend="aot_eager"), x)
     assert line.kernel == "reference"
 
 
-@pytest.mark.parametrize("cell", ["lstm", "janet"])
-def test_an_exported_layer_equals_the_eager_one(cell):
-    torch.manual_seed(0)
-    model = rnnkit.Recurrent(cell, I, H, num_layers=2, bidirectional=True).eval()
+def _export(model, with_lengths: bool):
+    """Exported with T and B symbolic (and lengths, of size B)."""
     x = torch.randn(T, B, I)
-    exported = torch.export.export(model, (x,))
-    got_output, got_state = exported.module()(x)
-    want_output, want_state = model(x)
-    for value, want in zip([got_output, *got_state], [want_output, *want_state]):
-        torch.testing.assert_close(value, want, atol=1e-5, rtol=1e-5)
+    dims = {"input": {0: Dim("T", min=2, max=512), 1: Dim("B", min=2, max=512)}}
+    if not with_lengths:
+        return torch.export.export(model, (x,), dynamic_shapes=dims)
+    dims["lengths"] = {0: dims["input"][1]}
+    return torch.export.export(model, (x,), {"lengths": torch.tensor(LENGTHS)}, dynamic_shapes=dims)
+
+
+@pytest.mark.parametrize("cell,bidirectional,with_lengths", [
+    ("rnn", False, False), ("lstm", True, True), ("gru", True, False), ("janet", False, True), ("indrnn", False, False),
+])
+def test_an_exported_layer_runs_lengths_and_batch_sizes_it_never_saw(cell, bidirectional, with_lengths):
+    torch.manual_seed(0)
+    model = rnnkit.Recurrent(cell, I, H, bidirectional=bidirectional).eval()
+    exported = _export(model, with_lengths)
+    for max_time, lengths in ((9, [9, 1, 3, 7]), (2, [2, 1])):
+        x = torch.randn(max_time, len(lengths), I)
+        kwargs = {"lengths": torch.tensor(lengths)} if with_lengths else {}
+        got_output, got_state = exported.module()(x, **kwargs)
+        want_output, want_state = model(x, **kwargs)
+        for value, want in zip([got_output, *got_state], [want_output, *want_state]):
+            torch.testing.assert_close(value, want, atol=1e-5, rtol=1e-5)
+
+
+def test_onnx_runtime_runs_an_exported_layer_at_lengths_never_seen(tmp_path):
+    onnx = pytest.importorskip("onnx", reason="the 'export' extra (onnx, onnxruntime, onnxscript) is not installed")
+    onnxruntime = pytest.importorskip("onnxruntime", reason="the 'export' extra is not installed")
+    torch.manual_seed(0)
+    model = rnnkit.LSTM(I, H, bidirectional=True).eval()
+    program = torch.onnx.export(
+        model, (torch.randn(T, B, I),), dynamo=True,
+        dynamic_shapes={"input": {0: Dim("T", min=2, max=512), 1: Dim("B", min=2, max=512)}},
+    )
+    program.save(str(tmp_path / "lstm.onnx"))
+    onnx.checker.check_model(str(tmp_path / "lstm.onnx"))
+    session = onnxruntime.InferenceSession(str(tmp_path / "lstm.onnx"))
+    x = torch.randn(11, 2, I)
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    output, (h_n, c_n) = model(x)
+    for value, want in zip(got, [output, h_n, c_n], strict=True):
+        torch.testing.assert_close(torch.from_numpy(value), want.detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_exporting_a_packed_sequence_says_what_to_do_instead():
+    class Packs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = rnnkit.LSTM(I, H)
+
+        def forward(self, x, lengths):
+            return self.lstm(torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False))[0].data
+
+    with pytest.raises(ValueError, match="LSTM: a PackedSequence input cannot be exported .* lengths= instead"):
+        torch.export.export(Packs(), (torch.randn(T, B, I), torch.tensor(LENGTHS)))

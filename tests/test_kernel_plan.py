@@ -92,15 +92,18 @@ def test_a_kernel_can_be_forced_and_says_why_it_cannot_run():
     assert [choice.kernel for choice in model.kernel_plan(x)] == ["reference"]
     with pytest.raises(ValueError, match=r"kernel='native': layer 0 cannot run on it: JANETCell with these options has no torch.nn"):
         rnnkit.Recurrent("janet", I, H, kernel="native")
-    with pytest.raises(ValueError, match=r"kernel: expected one of \['auto', 'native', 'loop', 'reference'\], got 'scan'"):
-        rnnkit.Recurrent("janet", I, H, kernel="scan")
+    with pytest.raises(ValueError, match=r"kernel: expected one of \['auto', 'native', 'loop', 'scan', 'reference'\], got 'fast'"):
+        rnnkit.Recurrent("janet", I, H, kernel="fast")
+    expected = model(x, lengths=[T, 1, 2][:B] + [T] * (B - 3))[0]  # on the reference loop
+    model.kernel = "scan"  # torch.export's kernel runs eagerly too, and computes what the reference loop computes
+    torch.testing.assert_close(model(x, lengths=[T, 1, 2][:B] + [T] * (B - 3))[0], expected)
 
 
 def test_the_plan_of_the_cells_alone_and_of_a_call():
     layers = rnnkit.Recurrent("janet", I, H, num_layers=2).layers
     assert [choice.kernel for choice in plan_layers(layers, None)] == ["loop", "loop"]
     assert "JANETCell with these options has no torch.nn kernel" in plan_layers(layers, None)[0].reason
-    assert list(KERNELS) == ["native", "loop", "reference"]  # fastest first
+    assert list(KERNELS) == ["native", "loop", "scan", "reference"]  # fastest first; scan only for torch.export
 
 
 def test_an_input_of_another_dtype_than_the_weights_gets_one_clear_error():

@@ -35,6 +35,7 @@ from rnnkit.layers import (
 )
 
 from rnnkit.explain import explain
+from rnnkit.quantization import quantize_dynamic
 
 __version__ = "0.1.0"
 
@@ -76,4 +77,5 @@ __all__ = [
     "detach_state",
     "explain",
     "get_cell_class",
+    "quantize_dynamic",
 ]

@@ -35,6 +35,8 @@ def check_lengths(
     lengths = lengths.to(device="cpu", dtype=torch.int64)
     if batch_size == 0:
         return None  # no sequence to mask
+    if torch.compiler.is_compiling():
+        return lengths  # their values are not known while tracing; the same call run eagerly checks them
     shortest, longest = int(lengths.min()), int(lengths.max())
     if shortest < 1 or longest > max_time:
         raise ArgumentError(

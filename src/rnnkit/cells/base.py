@@ -13,6 +13,7 @@ zoneout. What does not: any cell's equations, which live in the cell's own file.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from abc import ABC, abstractmethod
 from typing import Callable, ClassVar
@@ -139,7 +140,20 @@ class RecurrentCell(nn.Module, ABC):
         # A plain attribute, not a submodule: the owner holds the cell, not the other way round.
         object.__setattr__(self, "_lent_to", (owner, dict(names)))
 
+    @contextlib.contextmanager
+    def weights_replaced(self, weights: dict[str, torch.Tensor]):
+        """Compute with ``weights`` (by the names of ``weights()``) instead of the cell's own, inside the block:
+        how a kernel called from a compiled graph uses the weights that graph computed."""
+        object.__setattr__(self, "_replaced", weights)
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "_replaced", None)
+
     def __getattr__(self, name: str):
+        replaced = self.__dict__.get("_replaced")
+        if replaced and name in replaced:
+            return replaced[name]
         lent = self.__dict__.get("_lent_to")
         if lent is not None and name in lent[1]:
             return getattr(lent[0], lent[1][name])

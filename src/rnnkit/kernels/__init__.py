@@ -20,9 +20,9 @@ from rnnkit.kernels.plan import (
     KERNEL_NAMES,
     KERNELS,
     check_kernel_name,
-    compiled_around,
     plan_layers,
 )
+from rnnkit.kernels.graph_op import run_kernel
 
 __all__ = [
     "FAST_PATH_POLICIES",
@@ -31,7 +31,7 @@ __all__ = [
     "Kernel",
     "KernelChoice",
     "check_kernel_name",
-    "compiled_around",
     "plan_layers",
+    "run_kernel",
     "run_native_stack_of",
 ]

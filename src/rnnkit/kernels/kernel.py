@@ -39,6 +39,8 @@ class Kernel:
     """One fast path (or the reference loop). Subclasses set ``name`` and implement the three methods."""
 
     name: ClassVar[str]
+    # Whether tracing cannot see inside it: torch.compile then calls it through a custom operator.
+    opaque: ClassVar[bool] = False
 
     def why_not(self, cells: Sequence[RecurrentCell]) -> str | None:
         """Why this kernel cannot compute these cells exactly (their class or options), or None."""

@@ -57,17 +57,18 @@ class NativeKernel(Kernel):
     """PyTorch's fused RNN/LSTM/GRU kernels: torch.nn's own speed for the cells torch.nn has."""
 
     name = "native"
+    opaque = True
 
     def why_not(self, cells):
         return first_reason(_cell_reason, cells)
 
     def why_not_for(self, cells, inputs):
         """oneDNN's fused CPU kernels have no bf16 implementation without bf16 instructions ("could not
-        create a primitive descriptor"), and torch.compile cannot trace torch's fused RNN ops: their
-        oneDNN op (aten.mkldnn_rnn_layer) fails on fake tensors. torch.nn's own layers are not traced
-        either: Dynamo leaves them out of the graph (``torch._dynamo.config.allow_rnn``)."""
-        if torch.compiler.is_compiling():
-            return "torch.compile cannot trace PyTorch's fused RNN kernels"
+        create a primitive descriptor"). Nothing traces torch's fused RNN ops (their oneDNN op,
+        aten.mkldnn_rnn_layer, fails on fake tensors): under torch.compile they run inside a custom
+        operator (``graph_op.py``), which an exported graph, standing alone, cannot hold."""
+        if torch.compiler.is_exporting():
+            return "torch.export cannot trace PyTorch's fused RNN kernels"
         if inputs.device.type != "cpu":
             return None
         bf16 = inputs.dtype == torch.bfloat16 or (

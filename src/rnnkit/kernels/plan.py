@@ -19,12 +19,15 @@ import torch
 
 from rnnkit._checks import ArgumentError
 from rnnkit.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
+from rnnkit.kernels import graph_op
 from rnnkit.kernels.kernel import Kernel, KernelChoice, ReferenceKernel, exact_class
 from rnnkit.kernels.loop import LoopKernel
 from rnnkit.kernels.native import NativeKernel
+from rnnkit.kernels.scan import ScanKernel
 
-NATIVE, LOOP, REFERENCE = NativeKernel(), LoopKernel(), ReferenceKernel()
-KERNELS: dict[str, Kernel] = {kernel.name: kernel for kernel in (NATIVE, LOOP, REFERENCE)}  # fastest first
+NATIVE, LOOP, SCAN, REFERENCE = NativeKernel(), LoopKernel(), ScanKernel(), ReferenceKernel()
+KERNELS: dict[str, Kernel] = {kernel.name: kernel for kernel in (NATIVE, LOOP, SCAN, REFERENCE)}  # fastest first
+graph_op._KERNELS.update(KERNELS)
 FAST_PATH_POLICIES = ("auto", "required", "off")
 KERNEL_NAMES = ("auto", *KERNELS)
 
@@ -89,6 +92,7 @@ def _fastest(layer, cells: Sequence[RecurrentCell], inputs: torch.Tensor | None)
 _WHY_FIRST = {
     "native": "PyTorch's fused kernel computes exactly this cell",
     "loop": "rnnkit's loop kernel computes exactly this cell",
+    "scan": "torch.export traces the cell's step once, inside scan, keeping T symbolic",
     "reference": "the reference loop",
 }
 
@@ -112,10 +116,12 @@ def _fastest_first(
       a step in backward: measured 0.4-1.0x torch.nn's time in inference and 0.1-1.0x in
       training over the benchmark shapes.
     """
+    if torch.compiler.is_exporting():
+        return [SCAN, REFERENCE], None  # what an exported graph can hold: nothing opaque, T symbolic
     general = [NATIVE, LOOP, REFERENCE]
     if inputs is None or inputs.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
         return general, None
-    if torch.compiler.is_compiling() or not native_computes:
+    if not native_computes:
         return general, None
     kinds = {exact_class(cell) for cell in cells}
     if inputs.shape[0] == 1:
@@ -125,27 +131,11 @@ def _fastest_first(
                 "which lays out the weights anew at every call"
             )
         return general, None
+    if torch.compiler.is_compiling():
+        return general, None  # asking whether the C++ loops would run builds them, which tracing cannot
     if kinds <= {RNNCell, GRUCell} and LOOP.runs_compiled(cells, inputs):
         return [LOOP, NATIVE, REFERENCE], "on CPU the loop kernel's compiled loops run RNN and GRU faster than torch.nn"
     return general, None
-
-
-def compiled_around(layers: Sequence, fast_path: str = "auto", kernel: str = "auto") -> bool:
-    """Whether torch.compile, tracing this call now, should leave the layers out of its graph.
-
-    PyTorch's fused RNN ops and the loop kernel cannot be traced (their ``why_not_for``), and
-    tracing the reference loop instead was measured 1.3-2.9x slower than running the fast kernel
-    eagerly, after 20-40 s of compiling (docs/benchmarks.md). So under ``torch.compile`` a layer
-    stack with a fast kernel runs it eagerly, between two compiled graphs, which is what Dynamo
-    does with torch.nn's own recurrent layers. Under ``torch.export`` (which needs one graph) and
-    with ``kernel="reference"`` or ``fast_path="off"`` the reference loop is traced, unrolled;
-    ``torch.compile(..., fullgraph=True)`` needs that too.
-    """
-    if not torch.compiler.is_compiling() or torch.compiler.is_exporting():
-        return False
-    if kernel != "auto":
-        return kernel != "reference"
-    return fast_path != "off" and any(choice.kernel != "reference" for choice in plan_layers(layers, None, fast_path))
 
 
 def check_kernel_name(kernel: str) -> str:

@@ -23,8 +23,8 @@ from rnnkit.kernels import (
     KERNELS,
     KernelChoice,
     check_kernel_name,
-    compiled_around,
     plan_layers,
+    run_kernel,
     run_native_stack_of,
 )
 from rnnkit.layers.bidirectional import MERGE_MODES, Bidirectional, merged_width
@@ -223,6 +223,9 @@ class Recurrent(nn.Module):
         if packed is not None:
             if lengths is not None:
                 raise ArgumentError("lengths: must be None when input is a PackedSequence, which carries its own lengths")
+            if torch.compiler.is_exporting():
+                raise ArgumentError(f"{type(self).__name__}: a PackedSequence input cannot be exported (its batch sizes "
+                                    "are data, not shapes); export with the padded batch and lengths= instead")
             inputs, lengths = pad_packed_sequence(packed)  # (T, B, I), original batch order
             unbatched = False
         else:
@@ -233,10 +236,7 @@ class Recurrent(nn.Module):
         self._run_cell_pre_hooks()
         layer_states = self._split_state(state, batch_size, unbatched)
 
-        if compiled_around(self.layers, self.fast_path, self.kernel):
-            output, final_states = _run_layers_eagerly(self, inputs, layer_states, lengths)
-        else:
-            output, final_states = self._run_layers(inputs, layer_states, lengths)
+        output, final_states = self._run_layers(inputs, layer_states, lengths)
         if lengths is not None:
             mask = step_mask(lengths, max_time, output.device)  # padding past each length is zero
             output = output * mask.reshape(mask.shape + (1,) * (output.dim() - 2)).to(output.dtype)
@@ -269,7 +269,7 @@ class Recurrent(nn.Module):
             layer_state = None if states is None else (states[0] if layer.num_directions == 1 else tuple(states))
             choice = plan[index]
             self.last_kernels[index] = (choice, x.new_empty(0))  # for rnnkit.explain: the kernel, the input's dtype and device
-            y, new_state = KERNELS[choice.kernel].run(layer, x, layer_state, lengths)
+            y, new_state = run_kernel(KERNELS[choice.kernel], layer, x, layer_state, lengths)
             if self._residual_at[index]:
                 y = y + skip
             outputs.append(y)
@@ -281,7 +281,8 @@ class Recurrent(nn.Module):
         connected as torch.nn connects them (no residual or dense links, no dropout drawn between them,
         both directions concatenated)."""
         return (
-            all(choice.kernel == "native" for choice in plan)
+            not torch.compiler.is_compiling()  # traced, each layer is one node of the graph (graph_op.py)
+            and all(choice.kernel == "native" for choice in plan)
             and not self.dense
             and not any(self._residual_at)
             and not (self.dropout and self.training)
@@ -372,15 +373,6 @@ class Recurrent(nn.Module):
         if self.bidirectional:
             options.append(f"merge_mode={self.merge_mode!r}")
         return ", ".join(options)
-
-
-# torch._disable_dynamo is torch.compiler.disable that imports Dynamo at the first call rather than here:
-# the decorator at module level pulled torch._dynamo (2.3 s) into every 'import rnnkit', and this
-# function only runs while Dynamo is already tracing.
-@torch._disable_dynamo
-def _run_layers_eagerly(stack: Recurrent, inputs: torch.Tensor, layer_states, lengths):
-    """``stack._run_layers`` outside torch.compile's graph (a graph break), on its fast kernels."""
-    return stack._run_layers(inputs, layer_states, lengths)
 
 
 def _repack(output: torch.Tensor, lengths: torch.Tensor, like: PackedSequence) -> PackedSequence:

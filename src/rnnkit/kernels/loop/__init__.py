@@ -65,15 +65,17 @@ class LoopKernel(Kernel):
     """rnnkit's own loop over time with a hand-written backward, for every cell torch.nn lacks."""
 
     name = "loop"
+    opaque = True
 
     def why_not(self, cells):
         return first_reason(_cell_reason, cells)
 
     def why_not_for(self, cells, inputs):
         """Its autograd function takes Python objects (the step, its options) and, on CPU, C++ ops
-        without fake implementations: neither is something torch.compile can trace."""
-        if torch.compiler.is_compiling():
-            return "torch.compile cannot trace the loop kernel's hand-written backward"
+        without fake implementations: nothing traces them. Under torch.compile it runs inside a
+        custom operator (``graph_op.py``), which an exported graph, standing alone, cannot hold."""
+        if torch.compiler.is_exporting():
+            return "torch.export cannot trace the loop kernel's hand-written backward"
         return None
 
     def run_directions(self, cells, inputs, states, lengths) -> DirectionResults:
