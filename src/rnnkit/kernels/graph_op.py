@@ -5,10 +5,10 @@ kernel's hand-written backward, and skipping them breaks the graph, which
 ``fullgraph=True`` forbids. So, while ``torch.compile`` traces, a layer on one of those
 kernels is called through ``rnnkit::run_layer``, a ``torch.library.custom_op``: the graph
 sees one node with a fake implementation (output shapes from the input's, T and B kept
-symbolic), and the node runs the kernel eagerly at full speed. Its gradient
-(``register_autograd``) is a second operator that runs the layer again under autograd and
-differentiates it, with the forward's random draws repeated (the same seed), so training
-costs one extra forward per layer and step.
+symbolic), and the node runs the kernel eagerly at full speed. In training the node records
+the kernel's autograd graph and returns a tape naming it; its gradient (``register_autograd``)
+is a second operator that differentiates the recorded graph, so a compiled layer trains at
+its eager cost, random draws included.
 
 The operator takes the layer as a key to a registry of live layers (a compiled graph runs
 in the process that compiled it) and the weights as tensors: the weights the graph computed
@@ -41,9 +41,9 @@ def run_kernel(kernel: Kernel, layer, inputs: torch.Tensor, state, lengths: torc
     cells = layer.direction_cells
     states = [] if state is None else [part for cell_state in _per_direction(layer, state) for part in cell_state]
     weights = [weight for cell in cells for weight in cell.weights().values()]
-    seed = torch.randint(0, 2**62, (), dtype=torch.int64) if _draws_noise(cells) else torch.zeros((), dtype=torch.int64)
-    results = torch.ops.rnnkit.run_layer(_key_of(layer), kernel.name, inputs, states, weights, lengths, seed)
-    output, parts = results[0], results[1:]
+    record = torch.is_grad_enabled() and any(tensor.requires_grad for tensor in (inputs, *states, *weights))
+    results = torch.ops.rnnkit.run_layer(_key_of(layer), kernel.name, inputs, states, weights, lengths, record)
+    output, parts = results[0], results[1:-1]  # the last is the tape
     width = len(cells[0].state_names)
     final = [tuple(parts[i * width:(i + 1) * width]) for i in range(len(cells))]
     return output, (final[0] if layer.num_directions == 1 else tuple(final))
@@ -67,29 +67,8 @@ def _per_direction(layer, state) -> list:
     return [state] if layer.num_directions == 1 else list(state)
 
 
-def _draws_noise(cells) -> bool:
-    return any(cell.training and (cell.recurrent_dropout or cell.zoneout or cell.weight_dropout) for cell in cells)
-
-
-@contextlib.contextmanager
-def _as_called(layer, weights: list[torch.Tensor], seed: torch.Tensor):
-    """The layer's cells computing with ``weights``, and the RNG where the traced call left it."""
-    cells = layer.direction_cells
-    replacements, start = [], 0
-    for cell in cells:
-        names = list(cell.weights())
-        replacements.append(dict(zip(names, weights[start:start + len(names)])))
-        start += len(names)
-    with contextlib.ExitStack() as stack:
-        for cell, replacement in zip(cells, replacements):
-            stack.enter_context(cell.weights_replaced(replacement))
-        if _draws_noise(cells):
-            stack.enter_context(torch.random.fork_rng(devices=[]))
-            torch.manual_seed(int(seed))
-        yield
-
-
-def _call(key: int, kernel: str, inputs, states, weights, lengths, seed) -> list[torch.Tensor]:
+def _call(key: int, kernel: str, inputs, states, weights, lengths) -> list[torch.Tensor]:
+    """The layer's kernel on these tensors: its cells compute with ``weights``, not their own."""
     layer = _LAYERS[key]
     cells = layer.direction_cells
     width = len(cells[0].state_names)
@@ -97,75 +76,102 @@ def _call(key: int, kernel: str, inputs, states, weights, lengths, seed) -> list
     if states:
         per_direction = [tuple(states[i * width:(i + 1) * width]) for i in range(len(cells))]
         state = per_direction[0] if layer.num_directions == 1 else tuple(per_direction)
-    with _as_called(layer, weights, seed):
+    with contextlib.ExitStack() as stack:
+        start = 0
+        for cell in cells:
+            names = list(cell.weights())
+            stack.enter_context(cell.weights_replaced(dict(zip(names, weights[start:start + len(names)]))))
+            start += len(names)
         output, final = _KERNELS[kernel].run(layer, inputs, state, lengths)
     return [output, *(part for cell_state in _per_direction(layer, final) for part in cell_state)]
+
+
+# A recorded forward's autograd graph, by tape number, until its gradient has been taken or the tape is freed.
+_TAPES: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+_TAPE_NUMBERS = itertools.count(1)
 
 
 @torch.library.custom_op("rnnkit::run_layer", mutates_args=())
 def _run_layer(
     key: int, kernel: str, inputs: torch.Tensor, states: list[torch.Tensor], weights: list[torch.Tensor],
-    lengths: torch.Tensor | None, seed: torch.Tensor,
+    lengths: torch.Tensor | None, record: bool,
 ) -> list[torch.Tensor]:
-    with torch.no_grad():
-        return [result.clone() for result in _call(key, kernel, inputs, states, weights, lengths, seed)]
+    """The layer's outputs and final state, and a tape: a number naming the recorded autograd graph (0: none).
+
+    With ``record`` the kernel runs under autograd, on a thread of its own (an operator's implementation
+    runs below autograd's dispatch key, where nothing is recorded whatever the grad mode says; a new
+    thread starts with autograd on), and its graph is kept for the gradient, so backward costs what it
+    costs eagerly. The graph is dropped when its gradient is taken or when the tape tensor is freed
+    (a forward whose backward never runs).
+    """
+    if not record:
+        results = _call(key, kernel, inputs, states, weights, lengths)
+        return [results[0], *(part.clone() for part in results[1:]), torch.zeros((), dtype=torch.int64)]
+
+    def forward():
+        leaves = [tensor.detach().requires_grad_() for tensor in (inputs, *states, *weights)]
+        return leaves, _call(key, kernel, leaves[0], leaves[1:1 + len(states)], leaves[1 + len(states):], lengths)
+
+    leaves, results = _autograd_thread().submit(forward).result()
+    number = next(_TAPE_NUMBERS)
+    _TAPES[number] = (leaves, results)
+    tape = torch.tensor(number, dtype=torch.int64)
+    weakref.finalize(tape, _TAPES.pop, number, None)
+    # clones of the state: a final state may be the initial one passed through (an operator may not return its inputs)
+    return [results[0].detach(), *(part.detach().clone() for part in results[1:]), tape]
 
 
 @_run_layer.register_fake
-def _(key, kernel, inputs, states, weights, lengths, seed):
+def _(key, kernel, inputs, states, weights, lengths, record):
     layer = _LAYERS[key]
     max_time, batch_size = inputs.shape[:2]
     top = layer.direction_cells[0].output_size
     width = top * 2 if layer.num_directions == 2 and layer.merge_mode == "concat" else top
     shape = (max_time, batch_size, 2, top) if layer.num_directions == 2 and layer.merge_mode is None else (max_time, batch_size, width)
     parts = [inputs.new_empty(batch_size, size) for cell in layer.direction_cells for size in cell.state_sizes()]
-    return [inputs.new_empty(shape), *parts]
+    return [inputs.new_empty(shape), *parts, inputs.new_empty((), dtype=torch.int64)]
 
 
 @torch.library.custom_op("rnnkit::run_layer_backward", mutates_args=())
 def _run_layer_backward(
-    key: int, kernel: str, inputs: torch.Tensor, states: list[torch.Tensor], weights: list[torch.Tensor],
-    lengths: torch.Tensor | None, seed: torch.Tensor, grads: list[torch.Tensor],
+    tape: torch.Tensor, grads: list[torch.Tensor | None], like: list[torch.Tensor]
 ) -> list[torch.Tensor]:
-    """Gradients for inputs, states and weights: the layer run again under autograd, and differentiated.
-
-    On a thread of its own: an operator's implementation runs below autograd's dispatch key, where
-    nothing is recorded whatever the grad mode says; a new thread starts with autograd on.
-    """
+    """Gradients for the inputs, states and weights (shaped as ``like``) from the recorded graph of ``tape``."""
+    number = int(tape)
+    if number not in _TAPES:
+        raise RuntimeError("rnnkit::run_layer: its gradient was taken already (backward through the graph a "
+                           "second time), or the forward ran without recording (under no_grad)")
+    leaves, results = _TAPES.pop(number)
 
     def differentiate() -> list[torch.Tensor]:
-        leaves = [tensor.detach().requires_grad_() for tensor in (inputs, *states, *weights)]
-        results = _call(key, kernel, leaves[0], leaves[1:1 + len(states)], leaves[1 + len(states):], lengths, seed)
-        found = torch.autograd.grad(results, leaves, grads, allow_unused=True)
+        pairs = [(result, grad) for result, grad in zip(results, grads) if grad is not None]  # None: no gradient flows in
+        found = torch.autograd.grad([result for result, _ in pairs], leaves, [grad for _, grad in pairs], allow_unused=True)
         # clones: a gradient may be one of ``grads`` passed through, and an operator's outputs may not alias its inputs
         return [torch.zeros_like(leaf) if grad is None else grad.clone() for leaf, grad in zip(leaves, found)]
 
     return _autograd_thread().submit(differentiate).result()
 
 
+@_run_layer_backward.register_fake
+def _(tape, grads, like):
+    return [torch.empty_like(tensor) for tensor in like]
+
+
 @functools.cache
 def _autograd_thread() -> concurrent.futures.ThreadPoolExecutor:
-    return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-graph-op-backward")
-
-
-@_run_layer_backward.register_fake
-def _(key, kernel, inputs, states, weights, lengths, seed, grads):
-    return [torch.empty_like(tensor) for tensor in (inputs, *states, *weights)]
+    return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-graph-op")
 
 
 def _setup_context(ctx, inputs, output):
-    key, kernel, x, states, weights, lengths, seed = inputs
-    ctx.key, ctx.kernel, ctx.num_states = key, kernel, len(states)
-    ctx.save_for_backward(x, *states, *weights, seed)
-    ctx.lengths = lengths
+    _, _, x, states, weights, _, _ = inputs
+    ctx.num_states = len(states)
+    ctx.save_for_backward(output[-1], x, *states, *weights)
 
 
 def _backward(ctx, grads):
-    x, *rest, seed = ctx.saved_tensors
-    states, weights = rest[:ctx.num_states], rest[ctx.num_states:]
-    grads = [torch.zeros_like(g) if g is None else g for g in grads]
-    found = torch.ops.rnnkit.run_layer_backward(ctx.key, ctx.kernel, x, states, weights, ctx.lengths, seed, grads)
-    return None, None, found[0], found[1:1 + len(states)], found[1 + len(states):], None, None
+    tape, *like = ctx.saved_tensors  # like: the inputs, states and weights, whose shapes the gradients take
+    found = torch.ops.rnnkit.run_layer_backward(tape, list(grads[:-1]), like)  # [:-1]: none for the tape
+    return None, None, found[0], found[1:1 + ctx.num_states], found[1 + ctx.num_states:], None, None
 
 
 _run_layer.register_autograd(_backward, setup_context=_setup_context)

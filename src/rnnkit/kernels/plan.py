@@ -131,8 +131,6 @@ def _fastest_first(
                 "which lays out the weights anew at every call"
             )
         return general, None
-    if torch.compiler.is_compiling():
-        return general, None  # asking whether the C++ loops would run builds them, which tracing cannot
     if kinds <= {RNNCell, GRUCell} and LOOP.runs_compiled(cells, inputs):
         return [LOOP, NATIVE, REFERENCE], "on CPU the loop kernel's compiled loops run RNN and GRU faster than torch.nn"
     return general, None

@@ -81,6 +81,20 @@ def compiled_loops_for(inputs: torch.Tensor, zoneout: float):
     return (loops, None) if loops is not None else (None, "the compiled loops could not be built (see the warning)")
 
 
+def compiled_loops_run(inputs: torch.Tensor, zoneout: float) -> bool:
+    """Whether the compiled loops run this call; unlike ``compiled_loops_for``, callable while Dynamo traces."""
+    return _unsupported_reason(inputs, zoneout) is None and _built()
+
+
+def _built() -> bool:
+    return _build() is not None
+
+
+# torch.compiler.assume_constant_result, set by hand (the decorator imports Dynamo): Dynamo calls it, building
+# the loops if need be, instead of tracing into the C++ build.
+_built._dynamo_marked_constant = True
+
+
 def _unsupported_reason(inputs: torch.Tensor, zoneout: float) -> str | None:
     if compiled_loops_disabled():
         return f"{SWITCH}=0"
@@ -93,4 +107,4 @@ def _unsupported_reason(inputs: torch.Tensor, zoneout: float) -> str | None:
     return None
 
 
-__all__ = ["SWITCH", "compiled_loops_for", "load_compiled_loops"]
+__all__ = ["SWITCH", "compiled_loops_for", "compiled_loops_run", "load_compiled_loops"]

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from rnnkit.cells import GRUCell, IndRNNCell, JANETCell, LSTMCell, RecurrentCell, RNNCell, State
 from rnnkit.cells.normalization import gate_layer_norm
-from rnnkit.kernels.compiled import compiled_loops_for
+from rnnkit.kernels.compiled import compiled_loops_for, compiled_loops_run
 from rnnkit.kernels.loop.fused import CHUNK, fused_runner_for
 from rnnkit.kernels.kernel import DirectionResults, Kernel, exact_class, first_reason
 from rnnkit.kernels.loop.compiled_loop import CompiledLoopFunction
@@ -94,7 +94,7 @@ class LoopKernel(Kernel):
     @staticmethod
     def runs_compiled(cells, inputs) -> bool:
         """Whether the compiled C++ loops would run this call."""
-        return compiled_loops_for(inputs, max(cell.zoneout for cell in cells))[0] is not None
+        return compiled_loops_run(inputs, max(cell.zoneout for cell in cells))
 
 
 @dataclass(frozen=True)
