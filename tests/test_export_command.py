@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit, rnnkit_here, tree_digest
-from rnnkit.export import GenerationStep
+from rnnkit.export import GenerationStep, WholeSequences
 from rnnkit.tasks import load_run
+from test_every_task import RUN, batch_options, task_data
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,25 @@ def test_the_pt2_file_loads_with_torch_export_alone(run, tmp_path):
         got = _prime_then_step(loaded, model, prompt)
     for value, expected in zip(got, want):
         torch.testing.assert_close(value, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_classifier_is_exported_whole_and_runs_on_batches_it_never_saw(tmp_path):
+    """Any task's model other than a language model: its forward over a batch (inputs, lengths, extras)."""
+    onnxruntime = pytest.importorskip("onnxruntime", reason="the 'export' extra (onnx, onnxruntime) is not installed")
+    trained = rnnkit_here("train", "sst", *task_data("sst", tmp_path / "data"), *RUN, *batch_options("sst", 1),
+                          "--out", tmp_path / "sst")
+    assert trained.returncode == 0, trained.stderr
+    result = rnnkit_here("export", "--checkpoint", tmp_path / "sst", "--out", tmp_path / "sst.onnx")
+    assert result.returncode == 0, result.stderr
+    session = load_run(str(tmp_path / "sst")).session
+    batch = session.inspection_batch(2)  # a third batch size
+    whole = WholeSequences(session.model, batch, batch)
+    with torch.no_grad():
+        want = whole(*whole.traced_inputs())
+    onnx = onnxruntime.InferenceSession(str(tmp_path / "sst.onnx"))
+    feeds = {argument.name: value.numpy() for argument, value in zip(onnx.get_inputs(), whole.traced_inputs())}
+    got = onnx.run(None, feeds)
+    torch.testing.assert_close(torch.from_numpy(got[0]), want, atol=1e-5, rtol=1e-5)
 
 
 def test_bad_input_gets_one_line_and_writes_nothing(run, tmp_path):

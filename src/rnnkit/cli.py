@@ -33,7 +33,7 @@ commands:
 {task_commands}
   inspect        figures of gradient flow and gates: rnnkit inspect grad-flow|gates ... (see 'rnnkit inspect --help')
   bench          time every cell's kernels against torch.nn, the naive loop and the GEMM floor (see 'rnnkit bench --help')
-  export         a trained language model's generation step as an ONNX or torch.export file (see 'rnnkit export --help')
+  export         a trained model as an ONNX or torch.export file that runs without rnnkit (see 'rnnkit export --help')
 
 'rnnkit COMMAND --help' shows a command's options. Multi-process: torchrun --nproc_per_node=N -m rnnkit train ..."""
 

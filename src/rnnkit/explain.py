@@ -23,7 +23,7 @@ class LayerKernel:
     module: str
     layer: int
     cell: str
-    kernel: str  # a name of rnnkit.kernels.KERNELS: "native", "loop" or "reference"
+    kernel: str  # a name of rnnkit.kernels.KERNELS: "native", "loop", "scan" or "reference"
     reason: str
     detail: str = ""  # for the loop kernel: fused, compiled C++ or PyTorch loops, and why
 
@@ -48,9 +48,9 @@ def explain(model: nn.Module, example_input, *args, **kwargs) -> Explanation:
     runs as a training step's forward (gradients on; dropout and zoneout, and whether a
     backward follows, affect the kernel), in eval mode as inference (no gradients).
 
-    ``model`` may be compiled (``torch.compile``): a layer with a fast kernel then runs it
-    eagerly, outside the compiled graph, and is reported as such; one traced into the graph
-    (``kernel="reference"``) is reported as the reference loop.
+    ``model`` may be compiled (``torch.compile``): a layer with a fast kernel then runs it as
+    one custom operator of the graph, and is reported as that kernel; one traced into the
+    graph (``kernel="reference"``) is reported as the reference loop.
     """
     stacks = [(name, module) for name, module in model.named_modules() if isinstance(module, Recurrent)]
     for _, stack in stacks:

@@ -51,7 +51,7 @@ def run_kernel(kernel: Kernel, layer, inputs: torch.Tensor, state, lengths: torc
 
 def _key_of(layer) -> int:
     key = layer.__dict__.get("_graph_op_key")
-    if key is None:
+    if key is None or _LAYERS.get(key) is not layer:  # a copy (deepcopy, pickle) carries its original's key
         key = next(_KEYS)
         object.__setattr__(layer, "_graph_op_key", key)
         _LAYERS[key] = layer

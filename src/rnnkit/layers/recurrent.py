@@ -60,11 +60,12 @@ class Recurrent(nn.Module):
             reference loop; "off" always uses the reference loop. The choice is made at every
             call, from the cells as they are then. ``rnnkit.explain(layer, input)`` tells which
             kernel each layer runs on and why.
-        kernel: "auto" (fast_path decides), or "native", "loop" or "reference" to run every
-            layer on that kernel (ValueError, saying why, where it cannot). Also settable later:
-            ``layer.kernel = "reference"``. Under ``torch.compile`` a layer with a fast kernel
-            runs it eagerly, outside the compiled graph (as torch.nn's recurrent layers do);
-            with kernel="reference", and under ``torch.export``, the reference loop is traced.
+        kernel: "auto" (fast_path decides), or "native", "loop", "scan" or "reference" to run
+            every layer on that kernel (ValueError, saying why, where it cannot). Also settable
+            later: ``layer.kernel = "reference"``. Under ``torch.compile`` a layer with a fast
+            kernel is one custom operator of the graph (``kernels/graph_op.py``); with
+            kernel="reference" the reference loop is traced; under ``torch.export`` every layer
+            runs on the scan kernel, which keeps T symbolic.
         **cell_options: passed to every cell (activation, layer_norm, recurrent_dropout,
             zoneout, weight_dropout, reset_after, t_max, ...; see each cell).
 
