@@ -124,7 +124,8 @@ class RecurrentCell(nn.Module, ABC):
         """The cell's weights by their names here (``weight_ih``, ...), wherever they are held."""
         lent = self.__dict__.get("_lent_to")
         names = self._parameters if lent is None else lent[1]
-        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        values = {name: getattr(self, name) for name in names}  # once each: a parametrized weight is computed
+        return {name: value for name, value in values.items() if value is not None}
 
     def lend_weights(self, owner: nn.Module, names: dict[str, str]) -> None:
         """Move the parameters ``names`` maps to ``owner``, registered there under the mapped names.
