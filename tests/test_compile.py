@@ -170,22 +170,26 @@ def test_an_exported_layer_runs_lengths_and_batch_sizes_it_never_saw(cell, bidir
             torch.testing.assert_close(value, want, atol=1e-5, rtol=1e-5)
 
 
-def test_onnx_runtime_runs_an_exported_layer_at_lengths_never_seen(tmp_path):
+@pytest.mark.parametrize("cell,bidirectional,with_lengths", [("lstm", False, False), ("janet", True, True)])
+def test_onnx_runtime_runs_an_exported_layer_at_lengths_never_seen(cell, bidirectional, with_lengths, tmp_path):
     onnx = pytest.importorskip("onnx", reason="the 'export' extra (onnx, onnxruntime, onnxscript) is not installed")
     onnxruntime = pytest.importorskip("onnxruntime", reason="the 'export' extra is not installed")
     torch.manual_seed(0)
-    model = rnnkit.LSTM(I, H, bidirectional=True).eval()
-    program = torch.onnx.export(
-        model, (torch.randn(T, B, I),), dynamo=True,
-        dynamic_shapes={"input": {0: Dim("T", min=2, max=512), 1: Dim("B", min=2, max=512)}},
-    )
-    program.save(str(tmp_path / "lstm.onnx"))
-    onnx.checker.check_model(str(tmp_path / "lstm.onnx"))
-    session = onnxruntime.InferenceSession(str(tmp_path / "lstm.onnx"))
-    x = torch.randn(11, 2, I)
-    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    output, (h_n, c_n) = model(x)
-    for value, want in zip(got, [output, h_n, c_n], strict=True):
+    model = rnnkit.Recurrent(cell, I, H, bidirectional=bidirectional).eval()
+    dims = {"input": {0: Dim("T", min=2, max=512), 1: Dim("B", min=2, max=512)}}
+    kwargs = {}
+    if with_lengths:
+        dims["lengths"] = {0: dims["input"][1]}
+        kwargs["lengths"] = torch.tensor(LENGTHS)
+    program = torch.onnx.export(model, (torch.randn(T, B, I),), kwargs=kwargs, dynamo=True, dynamic_shapes=dims)
+    program.save(str(tmp_path / "layer.onnx"))
+    onnx.checker.check_model(str(tmp_path / "layer.onnx"))
+    session = onnxruntime.InferenceSession(str(tmp_path / "layer.onnx"))
+    x, lengths = torch.randn(11, 4, I), torch.tensor([11, 2, 7, 1])
+    feeds = [x, lengths] if with_lengths else [x]
+    got = session.run(None, {argument.name: value.numpy() for argument, value in zip(session.get_inputs(), feeds)})
+    output, state = model(x, lengths=lengths if with_lengths else None)
+    for value, want in zip(got, [output, *state], strict=True):
         torch.testing.assert_close(torch.from_numpy(value), want.detach(), atol=1e-5, rtol=1e-5)
 
 
