@@ -44,3 +44,12 @@ def test_a_layer_int8_kernels_cannot_compute_stays_in_float_and_the_report_says_
     assert report.quantized == ["head"]
     layer_norm, report = quantize_dynamic(_language_model("lstm", layer_norm=True))
     assert "layer_norm=True" in report.left_in_float["rnn"] and "float: rnn" in str(report)
+
+
+def test_torch_s_quantize_dynamic_says_it_leaves_rnnkit_layers_in_float():
+    model = _language_model("lstm")
+    with pytest.warns(UserWarning, match="Recurrent: torch.ao.quantization cannot quantize rnnkit layers .* "
+                                         "use rnnkit.quantize_dynamic"):
+        quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
+    assert isinstance(quantized.rnn, rnnkit.Recurrent)  # what it warned of
+    assert quantized.rnn.qconfig is None  # torch.ao removed what it set

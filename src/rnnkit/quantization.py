@@ -1,8 +1,9 @@
 """``rnnkit.quantize_dynamic``: a trained model's LSTM, GRU and linear weights in int8, for CPU inference.
 
 PyTorch's dynamic quantization (``torch.ao.quantization.quantize_dynamic``) swaps modules by
-their exact class (``nn.LSTM``, ``nn.Linear``): it cannot see rnnkit's layers, and leaves
-them in float without a word. This function does the swap for them: a ``Recurrent`` stack
+their exact class (``nn.LSTM``, ``nn.Linear``): it cannot see rnnkit's layers and leaves them
+in float (each layer warns when that happens, ``Recurrent.qconfig``). This function does the
+swap for them: a ``Recurrent`` stack
 whose every layer torch.nn could compute (plain LSTM or reset-after GRU, layers connected as
 torch.nn connects them) becomes PyTorch's int8 LSTM/GRU (fbgemm's int8 GEMMs, weights
 quantized per tensor, activations per call), behind ``Recurrent``'s forward contract; linear
@@ -58,7 +59,8 @@ def quantize_dynamic(model: nn.Module, dtype: torch.dtype = torch.qint8) -> tupl
             else:
                 report.left_in_float[name or "(the model)"] = reason
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao's notice of its move to torchao
+        # torch.ao's notice of its move to torchao, and the layers' own that torch.ao leaves them in float (the report says so)
+        warnings.simplefilter("ignore")
         quantized = torch.ao.quantization.quantize_dynamic(quantized, {nn.Linear}, dtype=dtype)
     report.quantized += [name for name, module in quantized.named_modules()
                          if isinstance(module, torch.ao.nn.quantized.dynamic.Linear)]

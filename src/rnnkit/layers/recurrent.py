@@ -364,6 +364,27 @@ class Recurrent(nn.Module):
         stacked = tuple(torch.stack(parts) for parts in zip(*per_cell))  # each (L*D, B, size)
         return tuple(part.squeeze(1) for part in stacked) if unbatched else stacked
 
+    # ----------------------------------------------------------------- torch.ao.quantization
+    @property
+    def qconfig(self):
+        return self.__dict__.get("_qconfig")
+
+    @qconfig.setter
+    def qconfig(self, value) -> None:
+        """torch.ao.quantization sets ``qconfig`` on every module it walks, then swaps modules by their exact
+        class (nn.LSTM, nn.GRU), which an rnnkit layer is not: without this it would stay in float silently."""
+        warnings.warn(
+            f"{type(self).__name__}: torch.ao.quantization cannot quantize rnnkit layers (it swaps modules by their "
+            "exact class, nn.LSTM or nn.GRU), so this layer stays in float; use rnnkit.quantize_dynamic(model), "
+            "which quantizes LSTM and GRU layers and reports what it leaves in float",
+            stacklevel=3,
+        )
+        self.__dict__["_qconfig"] = value
+
+    @qconfig.deleter
+    def qconfig(self) -> None:
+        self.__dict__.pop("_qconfig", None)
+
     def extra_repr(self) -> str:
         options = [f"{self.cell_class.__name__}", f"{self.input_size}, {self.hidden_size}"]
         for name, default in (("num_layers", 1), ("bidirectional", False), ("dropout", 0.0), ("residual", False),
