@@ -53,3 +53,18 @@ def test_torch_s_quantize_dynamic_says_it_leaves_rnnkit_layers_in_float():
         quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
     assert isinstance(quantized.rnn, rnnkit.Recurrent)  # what it warned of
     assert quantized.rnn.qconfig is None  # torch.ao removed what it set
+
+
+@pytest.mark.parametrize("cls", [rnnkit.GRU, rnnkit.LSTM])
+def test_a_drop_in_layer_keeps_torch_nn_s_forward_when_quantized(cls):
+    torch.manual_seed(0)
+    layer = cls(8, 16, num_layers=2, batch_first=True).eval()
+    quantized, report = quantize_dynamic(layer)
+    assert report.quantized == ["(the model)"]
+    x = torch.randn(3, 7, 8)
+    with torch.no_grad():
+        want_output, want_state = layer(x)
+        got_output, got_state = quantized(x, want_state)  # the state goes back in as torch.nn's does
+        got_output, got_state = quantized(x)
+    assert type(got_state) is type(want_state)  # GRU: a tensor; LSTM: (h, c)
+    assert float((got_output - want_output).norm() / want_output.norm()) < 0.05

@@ -28,7 +28,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnnkit.cells import GRUCell, LSTMCell
 from rnnkit.kernels import KERNELS
 from rnnkit.kernels.kernel import exact_class
-from rnnkit.layers import Recurrent
+from rnnkit.layers import Recurrent, TorchCompatibleRecurrent
 
 
 @dataclass
@@ -53,9 +53,12 @@ def quantize_dynamic(model: nn.Module, dtype: torch.dtype = torch.qint8) -> tupl
     for name, module in list(quantized.named_modules()):
         if isinstance(module, Recurrent):
             reason = _why_not(module)
-            if reason is None:
+            if reason is None and not name:
+                quantized = QuantizedRecurrent(module)  # the model is the layer
+                report.quantized.append("(the model)")
+            elif reason is None:
                 _replace(quantized, name, QuantizedRecurrent(module))
-                report.quantized.append(name or "(the model)")
+                report.quantized.append(name)
             else:
                 report.left_in_float[name or "(the model)"] = reason
     with warnings.catch_warnings():
@@ -89,7 +92,8 @@ def _replace(root: nn.Module, name: str, replacement: nn.Module) -> None:
 
 
 class QuantizedRecurrent(nn.Module):
-    """PyTorch's int8 LSTM or GRU behind ``Recurrent``'s forward: ``output, state = layer(input, state, lengths)``."""
+    """PyTorch's int8 LSTM or GRU behind the forward of the layer it replaces: ``output, state = layer(input, state,
+    lengths)``, the state a tuple as ``Recurrent`` returns it, or as torch.nn does for a drop-in (``rnnkit.GRU``: h)."""
 
     def __init__(self, stack: Recurrent) -> None:
         super().__init__()
@@ -110,9 +114,12 @@ class QuantizedRecurrent(nn.Module):
         self.state_names = stack.state_names
         self.output_size = stack.output_size
         self.num_layers, self.num_directions = stack.num_layers, stack.num_directions
+        self.returns_bare_state = isinstance(stack, TorchCompatibleRecurrent) and len(stack.state_names) == 1
 
     def forward(self, input: torch.Tensor, state=None, lengths=None):
         inputs = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
+        if isinstance(state, torch.Tensor):
+            state = (state,)
         hx = None if state is None else (tuple(state) if len(self.state_names) > 1 else state[0])
         if lengths is None:
             output, final = self.layer(inputs, hx)
@@ -121,4 +128,5 @@ class QuantizedRecurrent(nn.Module):
             output, final = self.layer(packed, hx)
             output, _ = pad_packed_sequence(output, total_length=inputs.shape[0])
         final = tuple(final) if isinstance(final, tuple) else (final,)
-        return (output.transpose(0, 1) if self.batch_first else output), final
+        output = output.transpose(0, 1) if self.batch_first else output
+        return output, (final[0] if self.returns_bare_state else final)
