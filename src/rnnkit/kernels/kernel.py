@@ -92,3 +92,14 @@ def exact_class(cell: RecurrentCell) -> type[RecurrentCell]:
 def first_reason(check, cells: Sequence[RecurrentCell]) -> str | None:
     """The first cell's reason from ``check(cell)``, or None if no cell has one."""
     return next((reason for reason in map(check, cells) if reason is not None), None)
+
+
+def each_direction(run_one, cells: Sequence[RecurrentCell], inputs: torch.Tensor, states, lengths) -> DirectionResults:
+    """``run_one(cell, inputs, state, lengths, reverse)`` for each direction's cell, as ``run_directions`` returns it."""
+    outputs, final_states = [], []
+    for direction, cell in enumerate(cells):
+        state = None if states is None else states[direction]
+        output, final = run_one(cell, inputs, state, lengths, reverse=direction == 1)
+        outputs.append(output)
+        final_states.append(final)
+    return outputs[0], (outputs[1] if len(cells) == 2 else None), final_states

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from rnnkit.cells import RecurrentCell, State
-from rnnkit.kernels.kernel import DirectionResults, Kernel
+from rnnkit.kernels.kernel import DirectionResults, Kernel, each_direction
 from rnnkit.sequences import reverse_padded, step_mask
 
 
@@ -31,13 +31,7 @@ class ScanKernel(Kernel):
         return None
 
     def run_directions(self, cells, inputs, states, lengths) -> DirectionResults:
-        outputs, final_states = [], []
-        for direction, cell in enumerate(cells):
-            state = None if states is None else states[direction]
-            output, final = _scan_direction(cell, inputs, state, lengths, reverse=direction == 1)
-            outputs.append(output)
-            final_states.append(final)
-        return outputs[0], (outputs[1] if len(cells) == 2 else None), final_states
+        return each_direction(_scan_direction, cells, inputs, states, lengths)
 
 
 def _scan_direction(

@@ -23,7 +23,7 @@ from rnnkit.cells import GRUCell, IndRNNCell, JANETCell, LSTMCell, RecurrentCell
 from rnnkit.cells.normalization import gate_layer_norm
 from rnnkit.kernels.compiled import compiled_loops_for, compiled_loops_run
 from rnnkit.kernels.loop.fused import CHUNK, fused_runner_for
-from rnnkit.kernels.kernel import DirectionResults, Kernel, exact_class, first_reason
+from rnnkit.kernels.kernel import DirectionResults, Kernel, each_direction, exact_class, first_reason
 from rnnkit.kernels.loop.compiled_loop import CompiledLoopFunction
 from rnnkit.kernels.loop.elman import ElmanStep
 from rnnkit.kernels.loop.gru import GRUResetBeforeStep, GRUStep, LayerNormGRUResetBeforeStep, LayerNormGRUStep
@@ -79,13 +79,7 @@ class LoopKernel(Kernel):
         return None
 
     def run_directions(self, cells, inputs, states, lengths) -> DirectionResults:
-        outputs, final_states = [], []
-        for direction, cell in enumerate(cells):
-            state = None if states is None else states[direction]
-            output, final = _run_direction(cell, inputs, state, lengths, reverse=direction == 1)
-            outputs.append(output)
-            final_states.append(final)
-        return outputs[0], (outputs[1] if len(cells) == 2 else None), final_states
+        return each_direction(_run_direction, cells, inputs, states, lengths)
 
     def detail(self, cells, inputs):
         """Which loops run this call (fused, compiled C++ or PyTorch), and why."""
