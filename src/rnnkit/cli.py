@@ -34,6 +34,7 @@ commands:
   inspect        figures of gradient flow and gates: rnnkit inspect grad-flow|gates ... (see 'rnnkit inspect --help')
   bench          time every cell's kernels against torch.nn, the naive loop and the GEMM floor (see 'rnnkit bench --help')
   export         a trained model as an ONNX or torch.export file that runs without rnnkit (see 'rnnkit export --help')
+  serve          trained models behind an HTTP API, with a page to try them: rnnkit serve --checkpoint RUN [...]
 
 'rnnkit COMMAND --help' shows a command's options. Multi-process: torchrun --nproc_per_node=N -m rnnkit train ..."""
 
@@ -132,8 +133,14 @@ def parse_command_options(task: Task, command: str, arguments: list[str]):
     return options
 
 
+def serve_command(arguments: list[str]) -> int:
+    from rnnkit.serve.command import serve_command as serve  # the serve extra, imported only when serving
+
+    return serve(arguments)
+
+
 COMMANDS = {"train": train_command, "tasks": tasks_command, "inspect": inspect_command, "bench": bench_command,
-            "export": export_command}
+            "export": export_command, "serve": serve_command}
 
 
 def _command(name: str):

@@ -20,6 +20,7 @@ steps (``lengths`` masks the padding), the metric the music papers report, in na
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -111,14 +112,21 @@ class NextFrameModel(nn.Module):
         probabilities = torch.sigmoid(logits / temperature)
         return torch.bernoulli(probabilities.cpu(), generator=generator).to(logits.device)
 
-    @torch.no_grad()
     def sample(self, prime: torch.Tensor, steps: int, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """``steps`` frames (steps, K) following ``prime`` (P >= 1, K), each drawn by ``draw`` and fed back."""
-        logits, _, state = self(prime.unsqueeze(1))
-        frames = []
-        for _ in range(steps):
-            frame = self.draw(logits[-1, 0], temperature, generator)
-            frames.append(frame)
-            logits, _, state = self(frame.view(1, 1, -1), state)
+        frames = list(self.sampled_frames(prime, steps, temperature, generator))
         return torch.stack(frames) if frames else prime.new_zeros(0, self.keys)
+
+    def sampled_frames(self, prime: torch.Tensor, steps: int, temperature: float = 1.0,
+                       generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+        """``sample``'s frames (K,) one at a time, each as soon as it is drawn (for streaming)."""
+        with torch.no_grad():  # held per step: a generator's caller runs between its steps
+            logits, _, state = self(prime.unsqueeze(1))
+            frame = None
+        for _ in range(steps):
+            with torch.no_grad():
+                if frame is not None:
+                    logits, _, state = self(frame.view(1, 1, -1), state)
+                frame = self.draw(logits[-1, 0], temperature, generator)
+            yield frame

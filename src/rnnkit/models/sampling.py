@@ -12,7 +12,7 @@ log-probability (before temperature and truncation), as the beam search scores i
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -35,7 +35,6 @@ def restrict(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top
     return scaled
 
 
-@torch.no_grad()
 def sample(
     model,
     prime: torch.Tensor,
@@ -48,19 +47,25 @@ def sample(
 
     ``top_k > 0`` draws only among the k most likely tokens; temperature 0 is greedy decoding.
     """
-    logits, _, state = model(prime.view(-1, 1))
+    return list(sampled_tokens(model, prime, length, temperature, top_k, generator))
+
+
+def sampled_tokens(model, prime: torch.Tensor, length: int, temperature: float = 1.0, top_k: int = 0,
+                   generator: torch.Generator | None = None) -> Iterator[int]:
+    """``sample``'s tokens one at a time, each as soon as it is drawn (for streaming)."""
+    with torch.no_grad():
+        logits, _, state = model(prime.view(-1, 1))
     next_logits = logits[-1, 0]
-    generated: list[int] = []
     for _ in range(length):
         if temperature == 0:
             token = int(next_logits.argmax())
         else:
             scaled = restrict(next_logits, temperature, top_k)
             token = int(torch.multinomial(torch.softmax(scaled, dim=-1), 1, generator=generator))
-        generated.append(token)
-        logits, _, state = model(torch.tensor([[token]], device=prime.device), state)
+        yield token
+        with torch.no_grad():  # a generator runs between its caller's steps: no_grad is held per step
+            logits, _, state = model(torch.tensor([[token]], device=prime.device), state)
         next_logits = logits[-1, 0]
-    return generated
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 
@@ -63,7 +63,12 @@ class RunConfig:
 
 @dataclass
 class CheckpointOptions:
-    """The options every command on a trained model takes; a command's own options extend these."""
+    """The options every command on a trained model takes; a command's own options extend these.
+
+    ``machine_only`` names the options that only the machine running the command may set: files there (read or
+    written) and its devices. ``rnnkit serve`` never takes them from a request; a subclass extends the tuple."""
+
+    machine_only: ClassVar[tuple[str, ...]] = ("checkpoint", "device")
 
     checkpoint: str
     """Run folder (or checkpoint directory) written by 'rnnkit train'."""
@@ -79,6 +84,15 @@ class Command:
     options: type[CheckpointOptions]  # a dataclass; tyro turns its fields into flags
     run: Callable[[Any, Any], None]  # (the restored session, the parsed options); prints what it finds
     needs: type  # a Protocol: the session methods ``run`` calls, checked against every task that lists the command
+    # What 'rnnkit serve' answers, and 'predict --format jsonl' prints: (session, inputs, options, where) -> one JSON
+    # record per input, in order, {"error": "WHERE: why"} in place of one that cannot be read (``where``: how to name
+    # each input; None: "input 1", ...). None: not served (it reads or writes files of the machine it runs on).
+    records: Callable[[Any, list, Any, list[str] | None], list[dict]] | None = None
+    # (session, one input, options) -> events as they are produced ({"token": ...}, {"frame": ...}), the last one
+    # {"output": RECORD}: served as server-sent events. None: the command answers only when done.
+    stream: Callable[[Any, Any, Any], Iterator[dict]] | None = None
+    inputs: str = "text"  # "text", or "file": each input names a file on the machine (over HTTP: uploaded)
+    generated_length: str | None = None  # the option that says how much is generated (rnnkit serve caps it)
 
 
 class Task(ABC):

@@ -10,10 +10,11 @@ and is detached between them.
 
 from __future__ import annotations
 
+import json
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar, Iterator, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +22,10 @@ import torch.nn.functional as F
 from rnnkit.data import Batch, TokenStreams, read_text_file
 from rnnkit.errors import UserError
 from rnnkit.layers import Recurrent, detach_state
-from rnnkit.models import LanguageModel, beam_search, sample
+from rnnkit.models import LanguageModel, beam_search
+from rnnkit.models.sampling import sampled_tokens
 from rnnkit.tasks.base import CheckpointOptions, Command
+from rnnkit.tasks.predict import answered_in_place
 from rnnkit.train.distributed import SINGLE_PROCESS, Distributed
 from rnnkit.train.session import Session
 
@@ -149,19 +152,33 @@ class LanguageModelSession(Session):
     # ----------------------------------------------------------------- generation
     def generate(self, prime: str, length: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
                  beam_size: int = 0) -> str:
+        """The prime and its continuation by ``length`` tokens, sampled (or the beam search's best)."""
+        return "".join(self.generated_pieces(prime, length, temperature, top_k, seed, beam_size))
+
+    def generated_pieces(self, prime: str, length: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
+                         beam_size: int = 0) -> Iterator[str]:
+        """``generate``'s text as it is produced: the prime, then the text each sampled token adds (a beam search's
+        continuation comes whole, when the search ends)."""
         prime_ids = self.vocabulary.encode(prime or self.default_prime(), "--prime").to(self.device)
         if prime_ids.numel() == 0:
             raise UserError("--prime: the text holds no token of the model's vocabulary; give some text to start from")
         self.model.eval()
+        written = self.vocabulary.decode(prime_ids.tolist())
+        yield written
         if beam_size > 0 and length > 0:  # the continuation of the highest log-probability the beam finds
             limit = torch.tensor([length], device=self.device)
-            ids = beam_search(self.model, prime_ids.view(-1, 1), beam_size=beam_size, max_lengths=limit)[0][0].tokens
+            tokens = beam_search(self.model, prime_ids.view(-1, 1), beam_size=beam_size, max_lengths=limit)[0][0].tokens
         elif beam_size > 0:
-            ids = []
+            tokens = []
         else:
             generator = torch.Generator(device=self.device).manual_seed(seed)
-            ids = sample(self.model, prime_ids, length, temperature, top_k, generator)
-        return self.vocabulary.decode(prime_ids.tolist() + ids)
+            tokens = sampled_tokens(self.model, prime_ids, length, temperature, top_k, generator)
+        ids = prime_ids.tolist()
+        for token in tokens:  # decoded with what precedes it: a word vocabulary puts the spaces between words
+            ids.append(token)
+            text = self.vocabulary.decode(ids)
+            yield text[len(written):]
+            written = text
 
     def default_prime(self) -> str:
         """A line break, the natural start of a text, if the vocabulary has one; else its first token."""
@@ -209,19 +226,46 @@ class GenerateOptions(CheckpointOptions):
     """Random seed of the sampling."""
     beam_size: int = 0
     """Beam search with this many beams instead of sampling (0: sample)."""
+    format: str = "text"
+    """text (the generated text) or jsonl (its record: {"prime", "text"}, as 'rnnkit serve' answers)."""
+
+    machine_only = (*CheckpointOptions.machine_only, "prime", "format")  # over HTTP, the primes are the inputs
+
+    def validate(self) -> None:
+        if self.length < 0 or self.temperature < 0 or self.top_k < 0 or self.beam_size < 0:
+            raise UserError("--length, --temperature, --top-k and --beam-size must be >= 0")
+        if self.format not in ("text", "jsonl"):
+            raise UserError(f"--format: expected text or jsonl, got {self.format!r}")
 
 
 class Generator(Protocol):
     """What ``rnnkit generate`` needs from a language model's session."""
 
-    def generate(self, prime: str, length: int, temperature: float, top_k: int, seed: int, beam_size: int) -> str: ...
+    def generated_pieces(self, prime: str, length: int, temperature: float, top_k: int, seed: int,
+                         beam_size: int) -> Iterator[str]: ...
+
+
+def generation_events(session: Generator, prime: str, options: GenerateOptions) -> Iterator[dict]:
+    """{"token": TEXT} as each piece of the text is produced (the prime first), then {"output": RECORD}."""
+    options.validate()
+    pieces = []
+    for piece in session.generated_pieces(prime, options.length, options.temperature, options.top_k, options.seed,
+                                          options.beam_size):
+        pieces.append(piece)
+        yield {"token": piece}
+    yield {"output": {"prime": prime, "text": "".join(pieces)}}
+
+
+def generation_records(session: Generator, primes: list[str], options: GenerateOptions,
+                       where: list[str] | None = None) -> list[dict]:
+    """{"prime", "text"} for each prime: the prime and its continuation; {"error": "WHERE: why"} in place of a prime
+    the model cannot read."""
+    return answered_in_place(primes, where, lambda prime: list(generation_events(session, prime, options))[-1]["output"])
 
 
 def generate(session: Generator, options: GenerateOptions) -> None:
-    if options.length < 0 or options.temperature < 0 or options.top_k < 0 or options.beam_size < 0:
-        raise UserError("--length, --temperature, --top-k and --beam-size must be >= 0")
-    print(session.generate(options.prime, options.length, options.temperature, options.top_k, options.seed,
-                           options.beam_size))
+    record = generation_records(session, [options.prime], options)[0]
+    print(json.dumps(record) if options.format == "jsonl" else record["text"])
 
 
 @dataclass
@@ -249,7 +293,8 @@ def evaluate(session: TextEvaluator, options: EvaluateOptions) -> None:
 
 
 COMMANDS = {
-    "generate": Command("text sampled (or beam-searched) from the trained model", GenerateOptions, generate, Generator),
+    "generate": Command("text sampled (or beam-searched) from the trained model", GenerateOptions, generate, Generator,
+                        records=generation_records, stream=generation_events, generated_length="length"),
     "evaluate": Command("loss on a text file, or on the held-out part of the training text", EvaluateOptions, evaluate,
                         TextEvaluator),
 }

@@ -48,6 +48,8 @@ class PredictOptions(CheckpointOptions):
     batch_size: int = 256
     """Inputs per forward pass."""
 
+    machine_only = (*CheckpointOptions.machine_only, "inputs", "file", "format", "batch_size")
+
     def validate(self) -> None:
         if self.format not in FORMATS:
             raise UserError(f"--format: expected one of {', '.join(FORMATS)}, got {self.format!r}")
@@ -106,6 +108,18 @@ def predict_inputs(session: Predictor, texts: list[str], options: PredictOptions
     return [results[index] for index in range(len(texts))]
 
 
+def answered_in_place(inputs: list, where: list[str] | None, record: Callable[[object], dict]) -> list[dict]:
+    """``record(input)`` for each input, one at a time; ``{"error": "WHERE: why"}`` in place of one it cannot read."""
+    where = where or [f"input {number}" for number in range(1, len(inputs) + 1)]
+    results = []
+    for one, place in zip(inputs, where):
+        try:
+            results.append(record(one))
+        except (ValueError, UserError) as error:
+            results.append({"error": f"{place}: {error}"})
+    return results
+
+
 def print_results(session: Predictor, results: list[dict], options: PredictOptions, seconds: float) -> None:
     """Print every record as ``--format`` says; a UserError naming the first that could not be read, if any."""
     for result in results:
@@ -129,10 +143,10 @@ def timed_predictions(session: Predictor, options: PredictOptions) -> tuple[list
     return results, time.perf_counter() - started
 
 
-def draw_attention(results: list[dict], path: str | None, draw: Callable[[dict], bytes]) -> None:
-    """Take each record's "attention" out (drawn, not printed) and, with a ``path`` (--show-attention), write
-    ``draw(attention)`` to it, or to its stem plus -1, -2, ... for several inputs."""
-    drawn = [result.pop("attention", None) for result in results]
+def draw_attention(results: list[dict], path: str | None, keep: bool, draw: Callable[[dict], bytes]) -> None:
+    """With a ``path`` (--show-attention), write ``draw(attention)`` of each record's "attention" to it, or to its stem
+    plus -1, -2, ... for several inputs; the records keep their attention only if ``keep`` (--attention)."""
+    drawn = [result.get("attention") if keep else result.pop("attention", None) for result in results]
     if not path:
         return
     target = Path(path)
@@ -149,4 +163,4 @@ def run_predict(session: Predictor, options: PredictOptions) -> None:
 
 
 PREDICT = Command("predictions of the trained model for inputs given as arguments or in a file", PredictOptions,
-                  run_predict, Predictor)
+                  run_predict, Predictor, records=predict_inputs)

@@ -19,7 +19,8 @@ import torch
 
 from rnnkit.figures import image_attention_png
 from rnnkit.tasks.base import CheckpointOptions, Command
-from rnnkit.tasks.predict import PredictOptions, Predictor, draw_attention, print_results, timed_predictions
+from rnnkit.tasks.predict import (PredictOptions, Predictor, draw_attention, predict_inputs, print_results,
+                                  timed_predictions)
 
 
 @dataclass
@@ -31,6 +32,14 @@ class CaptionOptions(PredictOptions):
     show_attention: str | None = None
     """Draw where each word of each caption looked to this PNG file (attention decoder); from Python
     (load_run(...).predict), each result holds the weights instead."""
+    attention: bool = False
+    """Keep each input's attention weights in its record (--format jsonl; attention models)."""
+
+    machine_only = (*PredictOptions.machine_only, "show_attention")
+
+    @property
+    def wants_attention(self) -> bool:
+        return bool(self.attention or self.show_attention)
 
 
 @dataclass
@@ -64,7 +73,7 @@ def run_evaluate(session: CaptionEvaluator, options: CaptionEvaluateOptions) -> 
 def run_caption(session: Predictor, options: CaptionOptions) -> None:
     """``rnnkit predict``, and the attention figures of --show-attention."""
     results, seconds = timed_predictions(session, options)
-    draw_attention(results, options.show_attention, lambda attention: image_attention_png(
+    draw_attention(results, options.show_attention, options.attention, lambda attention: image_attention_png(
         torch.tensor(attention["pixels"], dtype=torch.uint8), attention["words"], torch.tensor(attention["weights"])))
     print_results(session, results, options, seconds)
 
@@ -72,4 +81,4 @@ def run_caption(session: Predictor, options: CaptionOptions) -> None:
 CAPTION_EVALUATE = Command("BLEU-1..4, CIDEr-D and exact match on a captions file or on the run's test split",
                            CaptionEvaluateOptions, run_evaluate, CaptionEvaluator)
 CAPTION_PREDICT = Command("captions of images named as arguments or in a file (beam search)", CaptionOptions,
-                          run_caption, Predictor)
+                          run_caption, Predictor, records=predict_inputs, inputs="file")

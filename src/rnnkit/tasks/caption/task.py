@@ -304,7 +304,7 @@ class CaptionSession(Session):
         decoding = self.decoding_with(options.beam_size)
         if not 1 <= options.n_best <= decoding.beam_size:
             raise UserError(f"--n-best: expected 1 to the beam size ({decoding.beam_size}), got {options.n_best}")
-        if options.show_attention and self.config.model.decoder != "attention":
+        if options.wants_attention and self.config.model.decoder != "attention":
             raise UserError("--show-attention: this run's decoder (transformer) draws no attention over the image; "
                             "use a run of --decoder attention")
         self.model.eval()
@@ -319,7 +319,7 @@ class CaptionSession(Session):
             if options.n_best > 1:
                 result["hypotheses"] = [{"caption": caption, "score": hypothesis.score}
                                         for caption, hypothesis in zip(captions, hypotheses)]
-            if options.show_attention and hypotheses[0].attention is not None:
+            if options.wants_attention and hypotheses[0].attention is not None:
                 words = [*self.vocabulary.decode(hypotheses[0].tokens), END]
                 result["attention"] = {"pixels": pixels.tolist(), "words": words,
                                        "weights": hypotheses[0].attention.cpu().tolist()}

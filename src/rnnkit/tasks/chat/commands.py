@@ -25,7 +25,7 @@ from typing import Protocol
 
 from rnnkit.errors import UserError
 from rnnkit.tasks.base import CheckpointOptions, Command
-from rnnkit.tasks.predict import PredictOptions, Predictor, run_predict
+from rnnkit.tasks.predict import PredictOptions, Predictor, predict_inputs, run_predict
 
 
 @dataclass
@@ -186,6 +186,6 @@ def converse(session: ChatPartner, options: ChatOptions) -> None:
 CHAT = Command("a conversation with the model in the terminal (or from a pipe): one message a line", ChatOptions,
                run_chat, ChatPartner)
 CHAT_PREDICT = Command("replies to contexts given as arguments or in a file (turns separated by ' __eou__ ')",
-                       ChatPredictOptions, run_predict, Predictor)
+                       ChatPredictOptions, run_predict, Predictor, records=predict_inputs)
 CHAT_EVALUATE = Command("perplexity, BLEU and distinct-n on --dialogues or on the run's test set", ChatEvaluateOptions,
                         run_evaluate, ChatEvaluator)

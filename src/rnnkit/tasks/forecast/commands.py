@@ -43,6 +43,8 @@ class ForecastOptions(PredictOptions):
     out: str = "forecast"
     """Prefix of the files written: PREFIX.csv and PREFIX.png."""
 
+    machine_only = (*PredictOptions.machine_only, "data", "out")
+
 
 def _time(value):
     return value if isinstance(value, float) else str(value)  # timestamps as text; plain step numbers as numbers
@@ -170,7 +172,7 @@ def evaluate(session: TestEvaluator, options: CheckpointOptions) -> None:
 
 COMMANDS = {
     "predict": Command("forecast the steps after the end of a CSV file (or backtest its test windows): CSV and PNG",
-                       ForecastOptions, run_forecast, ForecastPredictor),
+                       ForecastOptions, run_forecast, ForecastPredictor, records=predict_inputs, inputs="file"),
     "evaluate": Command("MSE and MAE on the run's test windows, with the baselines", CheckpointOptions, evaluate,
                         TestEvaluator),
 }

@@ -18,6 +18,7 @@ probability > 1/2. The baseline is the training set's frequency of each key, ign
 from __future__ import annotations
 
 import random
+from typing import Iterator
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,11 +170,20 @@ class MusicSession(Session):
     def generate(self, prime: str | None, steps: int, temperature: float, seed: int) -> tuple[torch.Tensor, int]:
         """A piece of ``steps`` sampled frames after the frames of the MIDI file ``prime`` (default: after a silent
         frame, which is not kept), and how many of its frames are the prime's."""
+        kept, frames = self.sampled_frames(prime, steps, temperature, seed)
+        sampled = torch.stack(list(frames)) if steps else torch.zeros(0, KEYS)
+        return torch.cat([kept, sampled]), kept.shape[0]
+
+    def sampled_frames(self, prime: str | None, steps: int, temperature: float,
+                       seed: int) -> tuple[torch.Tensor, Iterator[torch.Tensor]]:
+        """``generate``'s piece as it is produced: the prime's frames (P, K) (none without a prime), and the sampled
+        frames (K,) one at a time."""
         primed = read_midi(Path(prime), self.config.dataset.frame_seconds) if prime else torch.zeros(1, KEYS)
         self.model.eval()
         generator = torch.Generator().manual_seed(seed)
-        sampled = self.model.sample(primed.to(self.device), steps, temperature, generator).cpu()
-        return (torch.cat([primed, sampled]), primed.shape[0]) if prime else (sampled, 0)
+        frames = (frame.cpu() for frame in self.model.sampled_frames(primed.to(self.device), steps, temperature,
+                                                                     generator))
+        return (primed if prime else primed[:0]), frames
 
     # ----------------------------------------------------------------- rnnkit inspect (rnnkit.inspect.source.Inspectable)
     def recurrent_layers(self) -> Recurrent:

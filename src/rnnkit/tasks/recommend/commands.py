@@ -22,7 +22,7 @@ import torch
 
 from rnnkit.errors import UserError
 from rnnkit.tasks.base import CheckpointOptions, Command
-from rnnkit.tasks.predict import PredictOptions, Predictor, print_results, timed_predictions
+from rnnkit.tasks.predict import PredictOptions, Predictor, predict_inputs, print_results, timed_predictions
 
 
 @dataclass
@@ -84,6 +84,6 @@ def run_evaluate(session: RankingEvaluator, options: RecommendEvaluateOptions) -
 
 
 PREDICT = Command("the next items for histories given as arguments or one per line of a file", RecommendPredictOptions,
-                  run_recommend, Predictor)
+                  run_recommend, Predictor, records=predict_inputs)
 EVALUATE = Command("HR@K, NDCG@K and MRR on the run's test (or validation) items, sampled and full ranking",
                    RecommendEvaluateOptions, run_evaluate, RankingEvaluator)

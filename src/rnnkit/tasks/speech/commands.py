@@ -26,7 +26,7 @@ import torch
 from rnnkit.errors import UserError
 from rnnkit.metrics import utterance_errors
 from rnnkit.tasks.base import CheckpointOptions, Command
-from rnnkit.tasks.predict import PredictOptions, Predictor, print_results, timed_predictions
+from rnnkit.tasks.predict import PredictOptions, Predictor, predict_inputs, print_results, timed_predictions
 from rnnkit.train.files import atomic_write_text
 
 
@@ -60,7 +60,7 @@ class DecodingOptions:
 
 @dataclass
 class SpeechPredictOptions(DecodingOptions, PredictOptions):
-    pass
+    machine_only = (*PredictOptions.machine_only, "lm")  # an ARPA file, or the run's own (named when it was trained)
 
 
 @dataclass
@@ -122,6 +122,6 @@ def write_utterance_errors(path: Path, errors: list[dict]) -> None:
 
 
 PREDICT = Command("transcripts of recordings given as arguments or listed in a file", SpeechPredictOptions,
-                  run_transcribe, Predictor)
+                  run_transcribe, Predictor, records=predict_inputs, inputs="file")
 EVALUATE = Command("word and character error rates on a manifest (--manifest) or on the run's test split",
                    SpeechEvaluateOptions, run_evaluate, SpeechEvaluator)

@@ -19,7 +19,8 @@ import torch
 from rnnkit.figures import attention_png
 from rnnkit.errors import UserError
 from rnnkit.tasks.base import CheckpointOptions, Command
-from rnnkit.tasks.predict import PredictOptions, Predictor, draw_attention, print_results, timed_predictions
+from rnnkit.tasks.predict import (PredictOptions, Predictor, draw_attention, predict_inputs, print_results,
+                                  timed_predictions)
 
 
 @dataclass
@@ -31,6 +32,14 @@ class TranslateOptions(PredictOptions):
     show_attention: str | None = None
     """Draw each input's attention matrix to this PNG file (attention models); from Python (load_run(...).predict),
     each result holds the weights instead."""
+    attention: bool = False
+    """Keep each input's attention weights in its record (--format jsonl; attention models)."""
+
+    machine_only = (*PredictOptions.machine_only, "show_attention")
+
+    @property
+    def wants_attention(self) -> bool:
+        return bool(self.attention or self.show_attention)
 
 
 @dataclass
@@ -67,7 +76,7 @@ def run_evaluate(session: TranslationEvaluator, options: TranslateEvaluateOption
 def run_translate(session: Predictor, options: TranslateOptions) -> None:
     """``rnnkit predict``, and the attention figures of --show-attention."""
     results, seconds = timed_predictions(session, options)
-    draw_attention(results, options.show_attention, lambda attention: attention_png(
+    draw_attention(results, options.show_attention, options.attention, lambda attention: attention_png(
         torch.tensor(attention["weights"]), attention["source"], attention["target"]))
     print_results(session, results, options, seconds)
 
@@ -75,4 +84,4 @@ def run_translate(session: Predictor, options: TranslateOptions) -> None:
 TRANSLATE_EVALUATE = Command("BLEU, chrF and perplexity on --source/--target files or on the run's test split",
                              TranslateEvaluateOptions, run_evaluate, TranslationEvaluator)
 TRANSLATE_PREDICT = Command("translations of sentences given as arguments or in a file (beam search)", TranslateOptions,
-                            run_translate, Predictor)
+                            run_translate, Predictor, records=predict_inputs)

@@ -279,7 +279,7 @@ class TranslationSession(Session):
             raise UserError(f"--n-best: expected a positive number of hypotheses, got {options.n_best}")
         if options.n_best > decoding.beam_size:
             raise UserError(f"--n-best: at most the beam size ({decoding.beam_size}) hypotheses are kept; raise --beam-size")
-        if options.show_attention and self.config.model.architecture != "attention":
+        if options.wants_attention and self.config.model.architecture != "attention":
             raise UserError(f"--show-attention: this run's model ({self.config.model.architecture}) has no attention")
         self.model.eval()
         with torch.no_grad():
@@ -295,7 +295,7 @@ class TranslationSession(Session):
             if options.n_best > 1:
                 result["hypotheses"] = [{"translation": translation, "score": hypothesis.score}
                                         for translation, hypothesis in zip(translations, hypotheses)]
-            if options.show_attention and hypotheses[0].attention is not None:
+            if options.wants_attention and hypotheses[0].attention is not None:
                 result["attention"] = {"source": pieces, "target": [*written[0], END],
                                        "weights": hypotheses[0].attention.cpu().tolist()}
             results.append(result)
