@@ -7,6 +7,7 @@ The data are the small samples the task tests write (CoNLL-2003 and the other da
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import re
@@ -291,6 +292,54 @@ def test_predict_from_python_equals_the_commands_json_lines(task, trained):
         if task == "forecast" else rnnkit_here("predict", "--checkpoint", run, example, "--format", "jsonl")
     assert command.returncode == 0, command.stderr
     assert [json.loads(line) for line in command.stdout.splitlines()] == load_run(str(run)).predict([example])
+
+
+SERVED = [(name, command) for name, task in TASKS.items() for command, entry in task.commands.items()
+          if entry.records is not None]
+
+
+def test_every_command_that_reads_or_writes_no_files_of_the_machine_is_served():
+    assert {task for task, _ in SERVED} == set(TASKS) - {"adding", "copy"}  # those two have only evaluate
+    assert all(command in ("predict", "generate") for _, command in SERVED)
+
+
+@pytest.mark.parametrize("task, command", SERVED)
+def test_serve_answers_what_the_command_prints_in_json_lines(task, command, trained, tmp_path):
+    """The same records over HTTP as from the command line, files sent as uploads (the records name the upload)."""
+    from fastapi.testclient import TestClient
+
+    from rnnkit.serve.app import build_app
+    from rnnkit.serve.endpoints import Limits, ServedModel
+
+    run = trained[task]
+    restored = load_run(str(run))
+    app = build_app([ServedModel(task, restored.task, restored.session, Limits())], Limits())
+    if command == "generate" and task == "music":  # no JSON lines there: its MIDI file, byte for byte
+        printed = rnnkit_here("generate", "--checkpoint", run, "--steps", "12", "--seed", "4", "--out", tmp_path / "a.mid")
+        assert printed.returncode == 0, printed.stderr
+        with TestClient(app) as client:
+            record = client.post(f"/v1/models/{task}/generate", json={"inputs": [""], "options": {"steps": 12, "seed": 4}}
+                                 ).json()["outputs"][0]
+        assert base64.b64decode(record["midi"]) == (tmp_path / "a.mid").read_bytes() and len(record["frames"]) == 12
+        return
+    if command == "generate":
+        arguments, body = ["--prime", "the", "--length", "12", "--seed", "2"], {"length": 12, "seed": 2}
+        sent, expected = "the", rnnkit_here("generate", "--checkpoint", run, *arguments, "--format", "jsonl")
+    elif task in FILE_INPUTS:
+        path = run.parent / "data" / task / FILE_INPUTS[task]
+        sent, body = {"name": path.name, "data": base64.b64encode(path.read_bytes()).decode()}, {}
+        extra = ["--out", tmp_path / "f"] if task == "forecast" else []
+        expected = rnnkit_here("predict", "--checkpoint", run, path, "--format", "jsonl", *extra)
+    else:
+        sent, body = EXAMPLE_INPUTS[task], {}
+        expected = rnnkit_here("predict", "--checkpoint", run, sent, "--format", "jsonl")
+    assert expected.returncode == 0, expected.stderr
+    printed = expected.stdout.splitlines()[0]
+    if task in FILE_INPUTS:
+        printed = printed.replace(json.dumps(str(path))[1:-1], path.name)
+    with TestClient(app) as client:
+        answer = client.post(f"/v1/models/{task}/{command}", json={"inputs": [sent], "options": body})
+    assert answer.status_code == 200 and answer.json() == {"outputs": [json.loads(printed)]}
 
 
 def test_a_task_summary_never_replaces_the_trainers_entries(trained):

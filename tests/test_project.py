@@ -32,7 +32,10 @@ def test_task_libraries_are_extras_that_the_test_command_installs():
     for library in ("seqeval", "scikit-learn", "nltk", "matplotlib", "sacrebleu", "sacremoses", "sentencepiece", "pandas",
                     "scipy", "pretty_midi"):
         assert library not in core and library in tasks, library
-    assert "rnnkit[tasks,export]" in project["optional-dependencies"]["dev"]  # the README's test command installs [dev]
+    assert "rnnkit[tasks,export,serve]" in project["optional-dependencies"]["dev"]  # the README's test command installs [dev]
+    serve = " ".join(project["optional-dependencies"]["serve"])
+    for library in ("fastapi", "uvicorn", "prometheus_client"):
+        assert library not in core and library in serve, library
     export = " ".join(project["optional-dependencies"]["export"])
     for library in ("onnx", "onnxruntime", "onnxscript"):
         assert library not in core and library in export, library

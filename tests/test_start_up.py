@@ -10,7 +10,8 @@ import subprocess
 import sys
 
 HEAVY = ("torch._dynamo", "torch._inductor", "pandas", "sklearn", "scipy", "matplotlib", "seqeval", "sacrebleu",
-         "sacremoses", "nltk", "sentencepiece", "pretty_midi", "mido")
+         "sacremoses", "nltk", "sentencepiece", "pretty_midi", "mido", "fastapi", "starlette", "uvicorn",
+         "prometheus_client")
 COMMAND_LINE = {"tyro", "docstring_parser", "yaml", "safetensors"}  # what parsing options and reading runs need
 
 

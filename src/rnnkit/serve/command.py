@@ -9,6 +9,7 @@ then the application's batchers answer what they hold and stop.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -112,6 +113,9 @@ def serve_command(arguments: list[str]) -> int:
     shown = f"[{host}]" if ":" in host else host
     print(f"rnnkit serve: {len(models)} model(s) ({', '.join(model.id for model in models)}) at http://{shown}:{port}/ "
           f"(ready in {time.perf_counter() - started:.1f} s; API documentation at /docs)", file=sys.stderr, flush=True)
+    # uvicorn answers SIGTERM by a graceful shutdown, then raises the signal again under the handler it found: this
+    # one, so that a stop asked for is a clean exit (status 0), as a service manager expects.
+    signal.signal(signal.SIGTERM, lambda number, frame: None)
     server.run(sockets=[listener])
-    print("rnnkit serve: stopped", file=sys.stderr, flush=True)
+    print("rnnkit serve: stopped, every request answered", file=sys.stderr, flush=True)
     return 0

@@ -144,6 +144,8 @@ class ServedModel:
         command = self.commands[command_name]
         values = given.model_dump()
         length = command.generated_length
+        if length is not None and length not in given.model_fields_set:  # a default over the limit becomes the limit
+            values[length] = min(values[length], self.limits.max_generated)
         if length is not None and values[length] > self.limits.max_generated:
             raise RequestError(422, f"options.{length}: {values[length]} is over the server's limit of "
                                     f"{self.limits.max_generated} (--max-generated)")
