@@ -4,28 +4,50 @@
         --checkpoint runs/translate-... --inputs multi30k.txt [--requests 2000] [--concurrency 1 8 32 128]
 
 For each model: a fresh ``rnnkit serve`` process per concurrency level, REQUESTS requests of one
-input each (the inputs' lines in turn) sent by CONCURRENCY clients at once; throughput,
-p50/p95/p99 latency, errors, and the server's resident memory before and after. At concurrency
-32 the same server with batching off (--max-batch 1) too, and 'rnnkit predict --file' on the same
-inputs (the ceiling: one process, batches of 256, no HTTP). Also the time from starting 'rnnkit
-serve' to the first answered request. Prints a Markdown table.
-
-The clients run in this process (asyncio, httpx) on the same cores as the server: the numbers are
-what one machine does with both, as the ratio between batching on and off is measured in one run.
+input each (the inputs' lines in turn) kept CONCURRENCY at a time by wrk (Debian's package: a
+load generator in C, so that the client takes little of the cores the server needs; a Python
+client was the bottleneck here); throughput, p50/p95/p99 latency, errors (non-2xx answers and
+socket errors), and the server's resident memory before and after. At concurrency 32 the same
+server with batching off (--max-batch 1) too, and 'rnnkit predict --file' on the same inputs (the
+ceiling: one process, batches of 256, no HTTP). Also the time from starting 'rnnkit serve' to the
+first answered request. Prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import re
-import statistics
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
+
+# wrk's script: one request per input line in turn; stop after REQUESTS answers; print the numbers as JSON.
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local bodies, sent, answered = {}, 0, 0
+for line in io.lines("%(inputs)s") do table.insert(bodies, line) end
+request = function()
+  sent = sent + 1
+  return wrk.format(nil, nil, nil, bodies[(sent - 1) %% #bodies + 1])
+end
+response = function(status, headers, body)
+  answered = answered + 1
+  if answered >= %(requests)d then wrk.thread:stop() end
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format('{"requests": %%d, "seconds": %%f, "p50": %%f, "p95": %%f, "p99": %%f, "errors": %%d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(95) / 1e3,
+    latency:percentile(99) / 1e3, errors.connect + errors.read + errors.write + errors.status + errors.timeout))
+end
+"""
 
 
 def start_server(checkpoint: str, *extra: str) -> tuple[subprocess.Popen, str, float]:
@@ -44,25 +66,14 @@ def resident_mib(process: subprocess.Popen) -> float:
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
 
 
-async def load(url: str, model: str, inputs: list[str], requests: int, concurrency: int) -> dict:
-    latencies, errors, next_request = [], 0, iter(range(requests))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
-        async def worker():
-            nonlocal errors
-            for number in next_request:
-                sent = time.perf_counter()
-                answer = await client.post(f"v1/models/{model}/predict", json={"inputs": [inputs[number % len(inputs)]]})
-                latencies.append(time.perf_counter() - sent)
-                if answer.status_code != 200 or "error" in answer.json()["outputs"][0]:
-                    errors += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-    cut = statistics.quantiles(latencies, n=100)
-    return {"throughput": requests / wall, "p50": cut[49] * 1000, "p95": cut[94] * 1000, "p99": cut[98] * 1000,
-            "errors": errors, "wall": wall}
+def load(url: str, model: str, bodies: Path, requests: int, concurrency: int) -> dict:
+    """wrk keeping ``concurrency`` requests in flight until ``requests`` are answered (at most 10 minutes)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % {"inputs": bodies, "requests": requests})
+    result = subprocess.run(["wrk", "-t1", f"-c{concurrency}", "-d600s", "--timeout", "120s", "-s", script.name,
+                             url + f"v1/models/{model}/predict"], capture_output=True, text=True, check=True)
+    numbers = json.loads(result.stdout.strip().splitlines()[-1])
+    return {**numbers, "throughput": numbers["requests"] / numbers["seconds"]}
 
 
 def first_answer(checkpoint: str, model: str, text: str) -> float:
@@ -88,31 +99,36 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
     options = parser.parse_args()
-    print("| model | server | concurrency | requests/s | p50 ms | p95 ms | p99 ms | errors | RSS before → after MiB |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    if shutil.which("wrk") is None:
+        raise SystemExit("needs wrk: apt-get install wrk")
+    print("| model | server | concurrency | requests | requests/s | p50 ms | p95 ms | p99 ms | errors | RSS before → after MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for checkpoint, inputs_path in zip(options.checkpoint, options.inputs):
         model = Path(checkpoint).resolve().name
         inputs = [line for line in Path(inputs_path).read_text(encoding="utf-8").splitlines() if line.strip()]
-        used = Path(f"/tmp/serve-load-{model}.txt")
+        used = Path(tempfile.gettempdir()) / f"serve-load-{model}.txt"  # the same inputs, for predict --file
         used.write_text("\n".join(inputs[number % len(inputs)] for number in range(options.requests)) + "\n")
+        bodies = Path(tempfile.gettempdir()) / f"serve-load-{model}.jsonl"
+        bodies.write_text("".join(json.dumps({"inputs": [text]}) + "\n" for text in inputs))
         runs = [("batching", concurrency, ()) for concurrency in options.concurrency]
         if 32 in options.concurrency:
             runs.append(("batching off (--max-batch 1)", 32, ("--max-batch", "1")))
         for server, concurrency, extra in runs:
             process, url, _ = start_server(checkpoint, *extra)
             try:
-                asyncio.run(load(url, model, inputs, min(100, options.requests), concurrency))  # warm-up
+                load(url, model, bodies, min(200, options.requests), concurrency)  # warm-up
                 before = resident_mib(process)
-                result = asyncio.run(load(url, model, inputs, options.requests, concurrency))
+                result = load(url, model, bodies, options.requests, concurrency)
                 after = resident_mib(process)
             finally:
                 process.terminate()
                 process.wait()
-            print(f"| {model} | {server} | {concurrency} | {result['throughput']:.1f} | {result['p50']:.1f} | "
-                  f"{result['p95']:.1f} | {result['p99']:.1f} | {result['errors']} | {before:.0f} → {after:.0f} |",
-                  flush=True)
-        print(f"| {model} | rnnkit predict --file (ceiling) | — | {ceiling(checkpoint, used):.1f} | | | | | |")
-        print(f"| {model} | start to first answer: {first_answer(checkpoint, model, inputs[0]):.2f} s | | | | | | | |",
+            print(f"| {model} | {server} | {concurrency} | {result['requests']} | {result['throughput']:.1f} | "
+                  f"{result['p50']:.1f} | {result['p95']:.1f} | {result['p99']:.1f} | {result['errors']} | "
+                  f"{before:.0f} → {after:.0f} |", flush=True)
+        print(f"| {model} | rnnkit predict --file (ceiling) | — | {options.requests} | {ceiling(checkpoint, used):.1f} "
+              "| | | | | |")
+        print(f"| {model} | start to first answer: {first_answer(checkpoint, model, inputs[0]):.2f} s | | | | | | | | |",
               flush=True)
 
 

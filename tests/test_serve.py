@@ -157,7 +157,7 @@ def test_metrics_count_requests_by_status_and_batch_sizes(client):
     text = client.get("/metrics").text
     count = re.search(r'rnnkit_requests_total\{command="predict",model="sst",status="200"\} (\S+)', text)
     assert count is not None and float(count.group(1)) >= 1
-    assert 'rnnkit_requests_total{command="predict",model="nope",status="404"}' in text
+    assert 'rnnkit_requests_total{command="unknown",model="unknown",status="404"}' in text  # no series per made-up id
     assert re.search(r'rnnkit_batch_inputs_bucket\{command="predict",le="2.0",model="sst"\} [1-9]', text)
     assert 'rnnkit_request_seconds_bucket' in text
 

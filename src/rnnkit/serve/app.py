@@ -38,6 +38,7 @@ from rnnkit.serve.endpoints import Limits, Outputs, RequestError, ServedModel, r
 log = logging.getLogger("rnnkit.serve")
 PAGE = resources.files("rnnkit.serve") / "page"
 DONE = object()  # the end of a stream's events
+FIXED_PATHS = ("/", "/healthz", "/metrics", "/v1/models", "/docs", "/openapi.json")
 
 
 class Metrics:
@@ -59,15 +60,24 @@ class Guard:
     """ASGI middleware: refuses a body over the limit (413) before anything reads it, and records every request's
     status and latency."""
 
-    def __init__(self, app, max_body_bytes: int, metrics: Metrics) -> None:
-        self.app, self.max_body_bytes, self.metrics = app, max_body_bytes, metrics
+    def __init__(self, app, max_body_bytes: int, metrics: Metrics, routes: dict[str, set[str]]) -> None:
+        self.app, self.max_body_bytes, self.metrics, self.routes = app, max_body_bytes, metrics, routes
+
+    def labels(self, path: str) -> tuple[str, str]:
+        """(model, command) of a request for the metrics: what is not served is "unknown" (or "other"), so that
+        requests for made-up paths add no series."""
+        parts = path.strip("/").split("/")
+        if len(parts) == 4 and parts[:2] == ["v1", "models"]:
+            model, command = parts[2], parts[3]
+            return (model, command if command in self.routes[model] else "unknown") if model in self.routes \
+                else ("unknown", "unknown")
+        return "", path if path in FIXED_PATHS else "other"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started, status = time.perf_counter(), [500]
-        parts = scope["path"].strip("/").split("/")
-        model, command = (parts[2], parts[3]) if len(parts) == 4 and parts[:2] == ["v1", "models"] else ("", scope["path"])
+        model, command = self.labels(scope["path"])
 
         async def recorded(message):
             if message["type"] == "http.response.start":
@@ -130,7 +140,7 @@ def validation_message(error: RequestValidationError) -> tuple[int, str]:
     return 422, f"{where}: {first['msg']}" + (f" (got {shown})" if shown is not None else "")
 
 
-def build_app(models: list[ServedModel], limits: Limits, max_batch: int = 64, max_wait: float = 0.005) -> FastAPI:
+def build_app(models: list[ServedModel], limits: Limits, max_batch: int = 64, max_wait: float = 0.0) -> FastAPI:
     metrics = Metrics()
     batchers = {model.id: Batcher(model, max_batch, max_wait,
                                   lambda command, size, model=model: metrics.batches.labels(model.id, command).observe(size))
@@ -216,7 +226,7 @@ def build_app(models: list[ServedModel], limits: Limits, max_batch: int = 64, ma
                 response, folder = streamed(model, command, inputs, options, key, names, folder), None
                 return response
             records = await asyncio.wrap_future(batchers[model.id].submit(Job(command, inputs, options, key)))
-            return {"outputs": [renamed(record, names) for record in records]}
+            return JSONResponse({"outputs": [renamed(record, names) for record in records]})  # records: JSON-able
         except Exception as error:
             return failure(error)
         finally:
@@ -245,5 +255,6 @@ def build_app(models: list[ServedModel], limits: Limits, max_batch: int = 64, ma
 
         return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
-    app.add_middleware(Guard, max_body_bytes=limits.max_body_bytes, metrics=metrics)
+    app.add_middleware(Guard, max_body_bytes=limits.max_body_bytes, metrics=metrics,
+                       routes={model.id: set(model.commands) for model in models})
     return app

@@ -1,7 +1,8 @@
 """Batching across requests: one worker thread per served model gathers concurrent requests into one forward pass.
 
-    requests ──► queue ──► worker: take the first job; for up to --max-wait-ms, add the jobs of the same command
-                                   and options, while the inputs stay within --max-batch
+    requests ──► queue ──► worker: take the first job; add the queued jobs of the same command and options (those
+                                   that arrived during the last pass; and for up to --max-wait-ms, those arriving
+                                   now), while the inputs stay within --max-batch
                            ──► command.records(session, all their inputs, options)   (grouped by length inside,
                                                                                      as 'rnnkit predict' does)
                            ──► each job gets its own slice of the records
@@ -86,10 +87,16 @@ class Batcher:
                 group.append(job)
                 size += len(job.inputs)
         deadline = time.monotonic() + self.max_wait
-        while size < self.max_batch and (left := deadline - time.monotonic()) > 0:
+        while size < self.max_batch:
             try:
-                job = self.queue.get(timeout=left)
+                job = self.queue.get_nowait()  # what arrived during the last pass joins at once
             except queue.Empty:
+                left = deadline - time.monotonic()
+                try:
+                    job = self.queue.get(timeout=left) if left > 0 else None
+                except queue.Empty:
+                    job = None
+            if job is None:
                 break
             if fits(job):
                 group.append(job)

@@ -39,8 +39,9 @@ class ServeOptions:
     """PyTorch's threads for the models' arithmetic (0: the cores this process may use)."""
     max_batch: int = 64
     """Inputs gathered from concurrent requests into one forward pass, at most (1: no batching across requests)."""
-    max_wait_ms: float = 5.0
-    """How long the first request of a batch waits for others to join it."""
+    max_wait_ms: float = 0.0
+    """How long the first request of a batch waits for others to join it (0: a batch is what is queued when the model
+    is free: under load, what arrived during the last pass; alone, a request does not wait)."""
     limits: Limits = field(default_factory=Limits)
 
     def validate(self) -> None:

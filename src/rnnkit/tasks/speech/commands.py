@@ -76,7 +76,7 @@ class SpeechEvaluateOptions(DecodingOptions, CheckpointOptions):
 def run_transcribe(session: Predictor, options: SpeechPredictOptions) -> None:
     """``rnnkit predict``: transcripts, and the real-time factor on standard error."""
     results, seconds = timed_predictions(session, options)
-    mixed = sum(bool(result.pop("mixed_down", False)) for result in results)
+    mixed = sum(bool(result.get("mixed_down", False)) for result in results)
     if mixed:
         print(f"speech: {mixed} recording(s) had several channels, mixed down to one", file=sys.stderr)
     audio = sum(result.get("duration", 0.0) for result in results)
