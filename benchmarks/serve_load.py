@@ -3,14 +3,15 @@
     python benchmarks/serve_load.py --checkpoint runs/sst-... --inputs sst.txt \
         --checkpoint runs/translate-... --inputs multi30k.txt [--requests 2000] [--concurrency 1 8 32 128]
 
-For each model: a fresh ``rnnkit serve`` process per concurrency level, REQUESTS requests of one
-input each (the inputs' lines in turn) kept CONCURRENCY at a time by wrk (Debian's package: a
-load generator in C, so that the client takes little of the cores the server needs; a Python
-client was the bottleneck here); throughput, p50/p95/p99 latency, errors (non-2xx answers and
-socket errors), and the server's resident memory before and after. At concurrency 32 the same
-server with batching off (--max-batch 1) too, and 'rnnkit predict --file' on the same inputs (the
-ceiling: one process, batches of 256, no HTTP). Also the time from starting 'rnnkit serve' to the
-first answered request. Prints a Markdown table.
+For each model: a fresh ``rnnkit serve`` process per concurrency level, requests of one input each
+(the inputs' lines in turn) kept CONCURRENCY at a time by wrk (Debian's package: a load generator
+in C, so that the client takes little of the cores the server needs; a Python client was the
+bottleneck here) for as long as about REQUESTS of them take at the rate of a 5-second warm-up (at
+most --max-seconds); throughput, p50/p95/p99 latency, errors (non-2xx answers and socket errors),
+and the server's resident memory before and after. At concurrency 32 the same server with
+batching off (--max-batch 1) too, and 'rnnkit predict --file' on the same inputs (the ceiling: one
+process, batches of 256, no HTTP). Also the time from starting 'rnnkit serve' to the first
+answered request. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -27,19 +28,15 @@ from pathlib import Path
 
 import httpx
 
-# wrk's script: one request per input line in turn; stop after REQUESTS answers; print the numbers as JSON.
+# wrk's script: one request per input line in turn; print the numbers as JSON at the end.
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local bodies, sent, answered = {}, 0, 0
+local bodies, sent = {}, 0
 for line in io.lines("%(inputs)s") do table.insert(bodies, line) end
 request = function()
   sent = sent + 1
   return wrk.format(nil, nil, nil, bodies[(sent - 1) %% #bodies + 1])
-end
-response = function(status, headers, body)
-  answered = answered + 1
-  if answered >= %(requests)d then wrk.thread:stop() end
 end
 done = function(summary, latency, requests)
   local errors = summary.errors
@@ -66,12 +63,13 @@ def resident_mib(process: subprocess.Popen) -> float:
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
 
 
-def load(url: str, model: str, bodies: Path, requests: int, concurrency: int) -> dict:
-    """wrk keeping ``concurrency`` requests in flight until ``requests`` are answered (at most 10 minutes)."""
+def load(url: str, model: str, bodies: Path, seconds: float, concurrency: int) -> dict:
+    """wrk keeping ``concurrency`` requests in flight for ``seconds``. (wrk runs for a duration: its threads can stop
+    sending after a count, but it reports only when the duration ends.)"""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % {"inputs": bodies, "requests": requests})
-    result = subprocess.run(["wrk", "-t1", f"-c{concurrency}", "-d600s", "--timeout", "120s", "-s", script.name,
-                             url + f"v1/models/{model}/predict"], capture_output=True, text=True, check=True)
+        script.write(WRK_SCRIPT % {"inputs": bodies})
+    result = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:.0f}s", "--timeout", "60s", "-s",
+                             script.name, url + f"v1/models/{model}/predict"], capture_output=True, text=True, check=True)
     numbers = json.loads(result.stdout.strip().splitlines()[-1])
     return {**numbers, "throughput": numbers["requests"] / numbers["seconds"]}
 
@@ -97,6 +95,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", action="append", required=True)
     parser.add_argument("--inputs", action="append", required=True, help="one input per line, for each --checkpoint")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--max-seconds", type=float, default=240, help="longest measured run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
     options = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -116,9 +115,10 @@ def main() -> None:
         for server, concurrency, extra in runs:
             process, url, _ = start_server(checkpoint, *extra)
             try:
-                load(url, model, bodies, min(200, options.requests), concurrency)  # warm-up
+                warm = load(url, model, bodies, 5, concurrency)  # warm-up, and the rate that sizes the run
                 before = resident_mib(process)
-                result = load(url, model, bodies, options.requests, concurrency)
+                seconds = min(max(options.requests / max(warm["throughput"], 1e-3), 5), options.max_seconds)
+                result = load(url, model, bodies, seconds, concurrency)
                 after = resident_mib(process)
             finally:
                 process.terminate()
