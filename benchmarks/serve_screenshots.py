@@ -21,9 +21,10 @@ from playwright.sync_api import sync_playwright
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
-DRAWN = {"translate": "svg.attention", "charlm": "pre.generated.done", "wordlm": "pre.generated.done",
-         "forecast": "svg.forecast", "music": "a.midi", "caption": ".attention-grid canvas", "ner": ".result",
-         "chat": ".turn.bot", "recommend": "ol.items"}  # what shows a view's result is drawn (default: .result)
+DRAWN = {"translate": ".output svg.attention", "charlm": ".output pre.generated.done",
+         "wordlm": ".output pre.generated.done", "forecast": ".output svg.forecast", "music": ".output a.midi",
+         "caption": ".output .attention-grid canvas", "chat": ".chat-log .turn.bot",
+         "recommend": ".output ol.items"}  # what shows a view's result is drawn (default: .output .result)
 
 
 def main() -> None:
@@ -53,7 +54,7 @@ def main() -> None:
                 if name == model["id"]:
                     page.fill(f"[name={option}]", value)
             page.click("button.run")
-            page.wait_for_selector(f".output {DRAWN.get(model['task'], '.result')}, .output .error", timeout=120_000)
+            page.wait_for_selector(f"{DRAWN.get(model['task'], '.output .result')}, .output .error", timeout=120_000)
             path = arguments.out / f"serve-{model['task']}.png"
             page.screenshot(path=str(path), full_page=True)
             print(f"wrote {path}")
