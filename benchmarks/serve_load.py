@@ -11,7 +11,8 @@ most --max-seconds); throughput, p50/p95/p99 latency, errors (non-2xx answers an
 and the server's resident memory before and after. At concurrency 32 the same server with
 batching off (--max-batch 1) too, and 'rnnkit predict --file' on the same inputs (the ceiling: one
 process, batches of 256, no HTTP). Also the time from starting 'rnnkit serve' to the first
-answered request. Prints a Markdown table.
+answered request. Prints a Markdown table. With --soak ROUNDS: instead, one server per model under
+the highest concurrency for ROUNDS rounds of --max-seconds, and its memory after each.
 """
 
 from __future__ import annotations
@@ -90,6 +91,32 @@ def ceiling(checkpoint: str, inputs_file: Path) -> float:
     return float(re.search(r"\(([\d,.]+) inputs/s\)", result.stderr).group(1).replace(",", ""))
 
 
+def request_bodies(model: str, inputs_path: str) -> Path:
+    """wrk's request bodies: one input per request, the inputs' lines in turn."""
+    inputs = [line for line in Path(inputs_path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    bodies = Path(tempfile.gettempdir()) / f"serve-load-{model}.jsonl"
+    bodies.write_text("".join(json.dumps({"inputs": [text]}) + "\n" for text in inputs))
+    return bodies
+
+
+def soak(options: argparse.Namespace) -> None:
+    concurrency = max(options.concurrency)
+    for checkpoint, inputs_path in zip(options.checkpoint, options.inputs):
+        model = Path(checkpoint).resolve().name
+        bodies = request_bodies(model, inputs_path)
+        process, url, _ = start_server(checkpoint)
+        try:
+            load(url, model, bodies, 5, concurrency)
+            print(f"{model}: after a 5 s warm-up at concurrency {concurrency}: {resident_mib(process):.0f} MiB", flush=True)
+            for number in range(options.soak):
+                result = load(url, model, bodies, options.max_seconds, concurrency)
+                print(f"{model}: round {number + 1}: {result['requests']} requests, {result['throughput']:.1f}/s, "
+                      f"{result['errors']} errors, {resident_mib(process):.0f} MiB", flush=True)
+        finally:
+            process.terminate()
+            process.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", action="append", required=True)
@@ -97,9 +124,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--max-seconds", type=float, default=240, help="longest measured run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--soak", type=int, default=0, metavar="ROUNDS",
+                        help="instead: one server per model, ROUNDS rounds of --max-seconds at the highest "
+                             "--concurrency, its memory after each (does it grow with requests?)")
     options = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install wrk")
+    if options.soak:
+        return soak(options)
     print("| model | server | concurrency | requests | requests/s | p50 ms | p95 ms | p99 ms | errors | RSS before → after MiB |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for checkpoint, inputs_path in zip(options.checkpoint, options.inputs):
@@ -107,8 +139,7 @@ def main() -> None:
         inputs = [line for line in Path(inputs_path).read_text(encoding="utf-8").splitlines() if line.strip()]
         used = Path(tempfile.gettempdir()) / f"serve-load-{model}.txt"  # the same inputs, for predict --file
         used.write_text("\n".join(inputs[number % len(inputs)] for number in range(options.requests)) + "\n")
-        bodies = Path(tempfile.gettempdir()) / f"serve-load-{model}.jsonl"
-        bodies.write_text("".join(json.dumps({"inputs": [text]}) + "\n" for text in inputs))
+        bodies = request_bodies(model, inputs_path)
         runs = [("batching", concurrency, ()) for concurrency in options.concurrency]
         if 32 in options.concurrency:
             runs.append(("batching off (--max-batch 1)", 32, ("--max-batch", "1")))
