@@ -91,9 +91,12 @@ def ceiling(checkpoint: str, inputs_file: Path) -> float:
     return float(re.search(r"\(([\d,.]+) inputs/s\)", result.stderr).group(1).replace(",", ""))
 
 
-def request_bodies(model: str, inputs_path: str) -> Path:
-    """wrk's request bodies: one input per request, the inputs' lines in turn."""
-    inputs = [line for line in Path(inputs_path).read_text(encoding="utf-8").splitlines() if line.strip()]
+def read_inputs(path: str) -> list[str]:
+    return [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def request_bodies(model: str, inputs: list[str]) -> Path:
+    """wrk's request bodies: one input per request, the inputs in turn."""
     bodies = Path(tempfile.gettempdir()) / f"serve-load-{model}.jsonl"
     bodies.write_text("".join(json.dumps({"inputs": [text]}) + "\n" for text in inputs))
     return bodies
@@ -103,7 +106,7 @@ def soak(options: argparse.Namespace) -> None:
     concurrency = max(options.concurrency)
     for checkpoint, inputs_path in zip(options.checkpoint, options.inputs):
         model = Path(checkpoint).resolve().name
-        bodies = request_bodies(model, inputs_path)
+        bodies = request_bodies(model, read_inputs(inputs_path))
         process, url, _ = start_server(checkpoint)
         try:
             load(url, model, bodies, 5, concurrency)
@@ -136,10 +139,10 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for checkpoint, inputs_path in zip(options.checkpoint, options.inputs):
         model = Path(checkpoint).resolve().name
-        inputs = [line for line in Path(inputs_path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        inputs = read_inputs(inputs_path)
         used = Path(tempfile.gettempdir()) / f"serve-load-{model}.txt"  # the same inputs, for predict --file
         used.write_text("\n".join(inputs[number % len(inputs)] for number in range(options.requests)) + "\n")
-        bodies = request_bodies(model, inputs_path)
+        bodies = request_bodies(model, inputs)
         runs = [("batching", concurrency, ()) for concurrency in options.concurrency]
         if 32 in options.concurrency:
             runs.append(("batching off (--max-batch 1)", 32, ("--max-batch", "1")))

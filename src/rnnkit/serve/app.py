@@ -226,7 +226,8 @@ def build_app(models: list[ServedModel], limits: Limits, max_batch: int = 64, ma
                 response, folder = streamed(model, command, inputs, options, key, names, folder), None
                 return response
             records = await asyncio.wrap_future(batchers[model.id].submit(Job(command, inputs, options, key)))
-            return JSONResponse({"outputs": [renamed(record, names) for record in records]})  # records: JSON-able
+            # the records are JSON values already: a JSONResponse skips FastAPI's encoder, which walks every value
+            return JSONResponse({"outputs": [renamed(record, names) for record in records]})
         except Exception as error:
             return failure(error)
         finally:

@@ -81,22 +81,17 @@ class Batcher:
             return (job is not STOP and job.events is None and job.command == first.command and job.key == first.key
                     and size + len(job.inputs) <= self.max_batch)
 
-        for job in [job for job in self.waiting if fits(job)]:
-            if fits(job):  # the size grows as jobs join
+        for job in list(self.waiting):
+            if fits(job):  # checked as the size grows
                 self.waiting.remove(job)
                 group.append(job)
                 size += len(job.inputs)
         deadline = time.monotonic() + self.max_wait
         while size < self.max_batch:
-            try:
-                job = self.queue.get_nowait()  # what arrived during the last pass joins at once
+            left = deadline - time.monotonic()
+            try:  # what arrived during the last pass joins at once; what arrives now, until the deadline
+                job = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
             except queue.Empty:
-                left = deadline - time.monotonic()
-                try:
-                    job = self.queue.get(timeout=left) if left > 0 else None
-                except queue.Empty:
-                    job = None
-            if job is None:
                 break
             if fits(job):
                 group.append(job)
