@@ -27,6 +27,13 @@ def check_positive_int(name: str, value: object) -> int:
     return value
 
 
+def check_bool(name: str, value: object) -> bool:
+    """A flag must be a bool, as torch.nn's layers require: ``bias=0`` or ``batch_first="False"`` is a mistake."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
 def check_probability(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name}: expected a float in [0, 1), got {type(value).__name__} {value!r}")

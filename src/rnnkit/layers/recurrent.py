@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit._checks import ArgumentError, check_choice, check_positive_int, check_tensor, shape_error
+from rnnkit._checks import ArgumentError, check_bool, check_choice, check_positive_int, check_tensor, shape_error
 from rnnkit.cells import RecurrentCell, State, get_cell_class
 from rnnkit.kernels import (
     FAST_PATH_POLICIES,
@@ -139,8 +139,8 @@ class Recurrent(nn.Module):
         self.dropout = float(dropout)
         self.residual = bool(residual)
         self.dense = bool(dense)
-        self.batch_first = bool(batch_first)
-        self.bias = bool(bias)
+        self.batch_first = check_bool("batch_first", batch_first)
+        self.bias = check_bool("bias", bias)
         self.proj_size = proj_size
         self.fast_path = fast_path
         self.kernel = check_kernel_name(kernel)
