@@ -1,15 +1,21 @@
-"""``rnnkit.quantize_dynamic``: a trained model's LSTM, GRU and linear weights in int8, for CPU inference.
+"""``rnnkit.quantize_dynamic``: a trained model's recurrent and linear weights in int8, for CPU inference.
 
 PyTorch's dynamic quantization (``torch.ao.quantization.quantize_dynamic``) swaps modules by
 their exact class (``nn.LSTM``, ``nn.Linear``): it cannot see rnnkit's layers and leaves them
 in float (each layer warns when that happens, ``Recurrent.qconfig``). This function does the
-swap for them: a ``Recurrent`` stack
-whose every layer torch.nn could compute (plain LSTM or reset-after GRU, layers connected as
-torch.nn connects them) becomes PyTorch's int8 LSTM/GRU (fbgemm's int8 GEMMs, weights
-quantized per tensor, activations per call), behind ``Recurrent``'s forward contract; linear
-layers go to PyTorch's int8 ``Linear``. A stack that torch's int8 kernels cannot compute
-(JANET, IndRNN, Elman, layer norm, recurrent dropout, residual links, ...) stays in float and
-the returned report says which and why: nothing is left unchanged silently.
+swap for them, two ways:
+
+* a ``Recurrent`` stack torch.nn could compute (plain LSTM or reset-after GRU, layers connected
+  as torch.nn connects them) becomes PyTorch's int8 LSTM/GRU (fbgemm's int8 GEMMs, weights
+  quantized per tensor, activations per call), behind ``Recurrent``'s forward contract;
+* any other stack of rnnkit's cells (JANET, IndRNN, Elman, the reset-before GRU, layer norm,
+  projections, residual links, ...) keeps its layers and its cells' equations, and each cell's
+  weight matrices become ``Int8Matrix``es (``cells/int8.py``: one scale per row) that the
+  cell's own step multiplies by (``RecurrentCell.project``).
+
+Linear layers go to PyTorch's int8 ``Linear``. What stays in float (an IndRNN's recurrent
+weight, a vector; a cell class of the user's own) is in the returned report with the reason:
+nothing is left unchanged silently.
 
 ``torch.ao.quantization`` is deprecated in favour of torchao, whose int8 path covers linear
 layers only; this uses the former while it exists (torch 2.13 still ships it).
@@ -23,9 +29,12 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.cells import GRUCell, LSTMCell
+from rnnkit._checks import ArgumentError
+from rnnkit.cells import CELLS, GRUCell, IndRNNCell, LSTMCell
+from rnnkit.cells.int8 import Int8Matrix
 from rnnkit.kernels import KERNELS
 from rnnkit.kernels.kernel import exact_class
 from rnnkit.layers import Recurrent, TorchCompatibleRecurrent
@@ -33,44 +42,63 @@ from rnnkit.layers import Recurrent, TorchCompatibleRecurrent
 
 @dataclass
 class QuantizationReport:
-    """What ``quantize_dynamic`` did: the modules now in int8, and those left in float with the reason."""
+    """What ``quantize_dynamic`` did: the modules now in int8 (and how), and those left in float with the reason."""
 
-    quantized: list[str] = field(default_factory=list)
+    quantized: dict[str, str] = field(default_factory=dict)
     left_in_float: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        lines = [f"int8: {name}" for name in self.quantized]
+        lines = [f"int8: {name} — {how}" for name, how in self.quantized.items()]
         lines += [f"float: {name} — {reason}" for name, reason in self.left_in_float.items()]
         return "\n".join(lines) or "no recurrent or linear layers"
 
 
 def quantize_dynamic(model: nn.Module, dtype: torch.dtype = torch.qint8) -> tuple[nn.Module, QuantizationReport]:
-    """A copy of ``model`` (in eval mode) with its LSTM/GRU stacks and linear layers in int8, and the report."""
+    """A copy of ``model`` (in eval mode) with its recurrent stacks and linear layers in int8, and the report."""
     if dtype != torch.qint8:
         raise ValueError(f"dtype: rnnkit quantizes to torch.qint8, got {dtype}")
-    quantized = copy.deepcopy(model).eval()
+    try:
+        quantized = copy.deepcopy(model).eval()
+    except RuntimeError as error:  # what torch.ao's quantize_dynamic fails with too, without saying what to do
+        raise ArgumentError(
+            f"quantize_dynamic works on a copy of the model, and this one cannot be copied ({str(error).split('.')[0]}): "
+            "torch.nn.utils.prune holds a pruned weight as a computed tensor; make the pruning permanent first with "
+            "torch.nn.utils.prune.remove(module, name)"
+        ) from error
     report = QuantizationReport()
     for name, module in list(quantized.named_modules()):
-        if isinstance(module, Recurrent):
-            reason = _why_not(module)
-            if reason is None and not name:
-                quantized = QuantizedRecurrent(module)  # the model is the layer
-                report.quantized.append("(the model)")
-            elif reason is None:
-                _replace(quantized, name, QuantizedRecurrent(module))
-                report.quantized.append(name)
+        if not isinstance(module, Recurrent):
+            continue
+        label = name or "(the model)"
+        if _why_not_torch_s(module) is None:
+            replacement = QuantizedRecurrent(module)
+            if name:
+                _replace(quantized, name, replacement)
             else:
-                report.left_in_float[name or "(the model)"] = reason
+                quantized = replacement  # the model is the layer
+            report.quantized[label] = f"PyTorch's int8 {'LSTM' if exact_class(module.cells[0]) is LSTMCell else 'GRU'}"
+            continue
+        custom = {type(cell).__name__ for cell in module.cells if exact_class(cell) not in CELLS.values()}
+        if custom:
+            report.left_in_float[label] = (f"{', '.join(sorted(custom))}: a cell class of your own, whose step may not "
+                                           "multiply through RecurrentCell.project")
+            continue
+        held = _hold_matrices_in_int8(module)
+        report.quantized[label] = f"{', '.join(held)} as int8 matrices in the cells' own steps (the reference loop)"
+        if any(exact_class(cell) is IndRNNCell for cell in module.cells):
+            report.left_in_float[f"{label} weight_hh"] = ("IndRNN's recurrent weight is a vector (an element-wise "
+                                                          "product): nothing to multiply in int8")
     with warnings.catch_warnings():
         # torch.ao's notice of its move to torchao, and the layers' own that torch.ao leaves them in float (the report says so)
         warnings.simplefilter("ignore")
         quantized = torch.ao.quantization.quantize_dynamic(quantized, {nn.Linear}, dtype=dtype)
-    report.quantized += [name for name, module in quantized.named_modules()
-                         if isinstance(module, torch.ao.nn.quantized.dynamic.Linear)]
+    inside_matrices = {id(module.linear) for module in quantized.modules() if isinstance(module, Int8Matrix)}
+    report.quantized |= {name: "PyTorch's int8 Linear" for name, module in quantized.named_modules()
+                         if isinstance(module, torch.ao.nn.quantized.dynamic.Linear) and id(module) not in inside_matrices}
     return quantized, report
 
 
-def _why_not(stack: Recurrent) -> str | None:
+def _why_not_torch_s(stack: Recurrent) -> str | None:
     """Why PyTorch's int8 LSTM/GRU cannot compute ``stack``, or None."""
     cells = stack.cells
     kinds = {exact_class(cell) for cell in cells}
@@ -84,6 +112,39 @@ def _why_not(stack: Recurrent) -> str | None:
     if stack.residual or stack.dense or stack.merge_mode != "concat":
         return "residual, dense or merge_mode other than concat: torch.nn's layers are not connected so"
     return None
+
+
+def _hold_matrices_in_int8(stack: Recurrent) -> list[str]:
+    """Replace every cell's weight matrices by ``Int8Matrix``es of the weights it computes with now; their names."""
+    held: dict[str, None] = {}
+    for cell in stack.cells:
+        names = []
+        for name in _MATRICES:
+            weight = getattr(cell, name, None)  # as computed now: a pruning mask, a parametrization applied
+            if weight is None or weight.dim() != 2:  # absent (no projection), or a vector (IndRNN's recurrence)
+                continue
+            home, attribute = cell.weight_home(name)
+            if parametrize.is_parametrized(home, attribute):
+                _give_its_own_class(home)
+                parametrize.remove_parametrizations(home, attribute, leave_parametrized=True)
+            delattr(home, attribute)
+            home.add_module(attribute, Int8Matrix(weight))
+            names.append(name)
+            held[name] = None
+        cell.int8_weights = tuple(names)
+    return list(held)
+
+
+_MATRICES = ("weight_ih", "weight_hh", "weight_hr")
+
+
+def _give_its_own_class(module: nn.Module) -> None:
+    """Give a deep copy of a parametrized module a class of its own. ``copy.deepcopy`` keeps the class, which
+    ``parametrize`` made for the original alone and which holds the weights' properties; removing a
+    parametrization from the copy deletes the property from that class, and the original then loses its weight."""
+    shared = type(module)
+    members = {name: value for name, value in vars(shared).items() if name not in ("__dict__", "__weakref__")}
+    module.__class__ = type(shared.__name__, shared.__bases__, members)
 
 
 def _replace(root: nn.Module, name: str, replacement: nn.Module) -> None:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from rnnkit._checks import ArgumentError, check_positive_int, check_probability, check_tensor, shape_error
+from rnnkit.cells.int8 import Int8Matrix
 from rnnkit.cells.noise import NO_NOISE, RecurrentNoise, dropout_mask
 from rnnkit.cells.normalization import gate_layer_norm
 
@@ -53,6 +54,7 @@ class RecurrentCell(nn.Module, ABC):
     supports_t_max: ClassVar[bool] = False  # t_max, the longest span to remember (chrono init, |u| bound)
     activations: ClassVar[tuple[str, ...]] = ()  # what activation= accepts, its default first; () if none
     has_recurrent_weight: ClassVar[bool] = True  # a W_hh, on which recurrent_dropout and weight_dropout act
+    int8_weights: tuple[str, ...] = ()  # the weights rnnkit.quantize_dynamic holds as Int8Matrix: no fast kernel reads them
 
     def __init__(
         self,
@@ -141,6 +143,13 @@ class RecurrentCell(nn.Module, ABC):
         # A plain attribute, not a submodule: the owner holds the cell, not the other way round.
         object.__setattr__(self, "_lent_to", (owner, dict(names)))
 
+    def weight_home(self, name: str) -> tuple[nn.Module, str]:
+        """Where the weight ``name`` is held: (this cell, name), or (the drop-in layer it was lent to, its name there)."""
+        lent = self.__dict__.get("_lent_to")
+        if lent is not None and name in lent[1]:
+            return lent[0], lent[1][name]
+        return self, name
+
     @contextlib.contextmanager
     def weights_replaced(self, weights: dict[str, torch.Tensor]):
         """Compute with ``weights`` (by the names of ``weights()``) instead of the cell's own, inside the block:
@@ -155,9 +164,9 @@ class RecurrentCell(nn.Module, ABC):
         replaced = self.__dict__.get("_replaced")
         if replaced and name in replaced:
             return replaced[name]
-        lent = self.__dict__.get("_lent_to")
-        if lent is not None and name in lent[1]:
-            return getattr(lent[0], lent[1][name])
+        home, attribute = self.weight_home(name)
+        if home is not self:
+            return getattr(home, attribute)
         return super().__getattr__(name)
 
     # ----------------------------------------------------------------- sizes and state
@@ -224,8 +233,10 @@ class RecurrentCell(nn.Module, ABC):
         gain: torch.Tensor | None,
         num_gates: int | None = None,
     ) -> torch.Tensor:
-        """W v (+ per-gate layer norm with ``gain``) (+ b): one pre-activation block."""
-        out = vector @ weight.t()
+        """W v (+ per-gate layer norm with ``gain``) (+ b): one pre-activation block.
+
+        ``weight`` is a tensor, or an ``Int8Matrix`` (``rnnkit.quantize_dynamic``) that computes W v itself."""
+        out = weight(vector) if isinstance(weight, Int8Matrix) else vector @ weight.t()
         if gain is not None:
             out = gate_layer_norm(out, num_gates or self.num_gates, gain)
         return out if bias is None else out + bias

@@ -109,7 +109,7 @@ class LSTMCell(RecurrentCell):
         c = f * c_prev + i * g
         h = o * self.phi(self._normalise_cell(c))
         if self.weight_hr is not None:
-            h = h @ self.weight_hr.t()
+            h = self.project(h, self.weight_hr, None, None)
         return h, c
 
     def _normalise_cell(self, c: torch.Tensor) -> torch.Tensor:

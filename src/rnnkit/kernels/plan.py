@@ -45,6 +45,11 @@ def plan_layers(
     plan = []
     for index, layer in enumerate(layers):
         cells = layer.direction_cells
+        if torch.compiler.is_compiling() and any(cell.int8_weights for cell in cells):
+            raise ArgumentError(
+                f"layer {index}: its weights are in int8 (rnnkit.quantize_dynamic), and torch.compile and torch.export "
+                "cannot trace PyTorch's packed int8 matrices; compile or export the float model"
+            )
         if inputs is not None and inputs.shape[1] == 0:
             choice = KernelChoice("reference", "an empty batch (B=0): nothing to compute, whatever the kernel")
         elif kernel != "auto":
@@ -64,16 +69,28 @@ def plan_layers(
 
 def _forced(kernel: Kernel, layer, cells, inputs, index: int) -> KernelChoice:
     reason = kernel.why_not(cells) or (None if inputs is None else kernel.why_not_for(cells, inputs))
-    if reason is None and layer.observed and kernel is not REFERENCE:
-        reason = "rnnkit.inspect is recording this layer step by step, which only the reference loop does"
+    if reason is None and kernel is not REFERENCE:
+        reason = _only_the_reference_loop(layer, cells)
     if reason is not None:
         raise ArgumentError(f"kernel={kernel.name!r}: layer {index} cannot run on it: {reason}")
     return KernelChoice(kernel.name, "forced by kernel=")
 
 
-def _fastest(layer, cells: Sequence[RecurrentCell], inputs: torch.Tensor | None) -> KernelChoice:
+def _only_the_reference_loop(layer, cells: Sequence[RecurrentCell]) -> str | None:
+    """Why only the cells' own steps can run this layer, whatever the cells are: None if any kernel may."""
     if layer.observed:
-        return KernelChoice("reference", "rnnkit.inspect is recording this layer step by step")
+        return "rnnkit.inspect is recording this layer step by step, which only the reference loop does"
+    int8 = [name for cell in cells for name in cell.int8_weights]
+    if int8:
+        return (f"{', '.join(dict.fromkeys(int8))} in int8 (rnnkit.quantize_dynamic): only the cells' own steps "
+                "compute with int8 matrices")
+    return None
+
+
+def _fastest(layer, cells: Sequence[RecurrentCell], inputs: torch.Tensor | None) -> KernelChoice:
+    reason = _only_the_reference_loop(layer, cells)
+    if reason is not None:
+        return KernelChoice("reference", reason)
     no_native = NATIVE.why_not(cells)
     order, measured = _fastest_first(cells, inputs, no_native is None)
     reasons = []
