@@ -100,17 +100,23 @@ class WholeSequences(nn.Module):
         return self._inputs_of(self.checked_batch)
 
     def _inputs_of(self, batch) -> tuple[torch.Tensor, ...]:
-        return (batch.inputs, *([batch.lengths] if self.with_lengths else []), *batch.extras.values())
+        tensors = (batch.inputs, *([batch.lengths] if self.with_lengths else []), *batch.extras.values())
+        # Copies, not views: torch.export guards on a view's base (``inputs._base.size()``), which an input of
+        # the exported program does not have.
+        return tuple(tensor.clone() for tensor in tensors)
 
     def dynamic_shapes(self) -> tuple:
         # AUTO, not named dimensions: a task's model may tie T or B to something of its own (a fixed sequence
         # length, a guard on one batch size), which a named dimension would refuse; the program then says
         # which sizes it accepts.
-        steps = batch = torch.export.Dim.AUTO
-        batch_only = [{0: batch}] if self.with_lengths else []
+        auto = torch.export.Dim.AUTO
+        # every dimension of the inputs may vary (T, B, and NER's longest word in characters); AUTO keeps those
+        # that cannot (a feature width) as they are
+        inputs = {dimension: auto for dimension in range(self.traced_batch.inputs.dim())}
+        batch_only = [{0: auto}] if self.with_lengths else []
         # a batch's extras have their batch on dim 1 (rnnkit.data.Batch)
-        rest = tuple([*batch_only, *({1: batch} for _ in self.extra_names)])
-        return ({0: steps, 1: batch}, rest) if rest else ({0: steps, 1: batch},)
+        rest = tuple([*batch_only, *({1: auto} for _ in self.extra_names)])
+        return (inputs, rest) if rest else (inputs,)
 
 
 def export_command(arguments: list[str]) -> int:

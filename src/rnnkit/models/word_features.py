@@ -90,11 +90,11 @@ class WordFeatures(nn.Module):
         steps, batch, width = characters.shape
         flat = characters.reshape(steps * batch, width)  # one row per token
         lengths = (flat > 0).sum(dim=1)
-        real = lengths > 0  # padded tokens have no characters
-        encoded = flat.new_zeros(steps * batch, 2 * self.char_rnn.hidden_size, dtype=self.embedding.weight.dtype)
-        if real.any():
-            embedded = self.char_embedding(flat[real].t())  # (C, N, E): time-major, one word per column
-            _, state = self.char_rnn(embedded, lengths=lengths[real].cpu())
-            final = state[0]  # (2, N, H): forward, backward
-            encoded[real] = torch.cat([final[0], final[1]], dim=-1)
+        real = (lengths > 0).unsqueeze(1)  # padded tokens have no characters
+        # Every row runs, a padded token's as one padding character, and is zeroed after: no shape depends on the
+        # data, so the model exports with T and B symbolic (selecting the real rows first would not).
+        embedded = self.char_embedding(flat.t())  # (C, N, E): time-major, one word per column
+        _, state = self.char_rnn(embedded, lengths=lengths.clamp(min=1).cpu())
+        final = state[0]  # (2, N, H): forward, backward
+        encoded = torch.cat([final[0], final[1]], dim=-1).masked_fill(~real, 0.0)
         return encoded.view(steps, batch, -1)
