@@ -25,8 +25,8 @@ from rnnkit.data.dialogues import (BOT, USER, Dialogue, context_words, dialogue_
                                    read_dailydialog, read_dialogues, unseen_contexts)
 from rnnkit.errors import UserError
 from rnnkit.metrics import dialogue_metrics, distinct, sentence_bleu_mean
-from rnnkit.models.dialogue import (ChatDecodingConfig, ChatModelConfig, build_chat_model, reply_log_probs,
-                                   rerank_anti_lm)
+from rnnkit.models.dialogue import (ChatDecodingConfig, ChatModelConfig, build_chat_model, find_replies,
+                                   reply_log_probs, rerank_anti_lm, streamed_reply)
 from rnnkit.models.hred import HierarchicalEncoder
 from rnnkit.models.sampling import restrict, sample_outputs
 from rnnkit.models.search import beam_search, block_repeats
@@ -210,6 +210,42 @@ def test_anti_lm_reranks_the_n_best_by_the_formula(structure):
     assert [(h.score, h.tokens) for h in reranked] == pytest.approx(expected[::-1])
 
 
+STREAMED = {"greedy": ChatDecodingConfig(beam_size=1), "sample": ChatDecodingConfig(strategy="sample", top_p=0.9,
+                                                                                      temperature=1.5, sample_seed=3)}
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("structure", ["flat", "hred", "transformer"])
+@pytest.mark.parametrize("decoding", list(STREAMED))
+def test_a_streamed_reply_is_the_reply_the_search_finds_word_by_word(structure, decoding):
+    model, decoding = chat_model(structure), STREAMED[decoding]
+    output = model.output if structure == "transformer" else model.decoder.output
+    output.bias.data[3] -= 2.0  # <eos> less likely: replies of several words
+    markers = dict(begin=2, end=3, never=(0, 2, 4, 5))
+    for context in ([4, 6, 7, 5, 8, 4, 9], [4, 7, 6]):
+        source = torch.tensor(context)
+        found = find_replies(model, [source], decoding, **markers, empty=torch.tensor([4]))[0][0]
+        words = streamed_reply(model, source, decoding, **markers)
+        streamed = []
+        while True:
+            try:
+                streamed.append(next(words))
+            except StopIteration as finished:
+                hypothesis = finished.value
+                break
+        assert streamed == hypothesis.tokens == found.tokens and len(streamed) > 1
+        assert hypothesis.score == pytest.approx(found.score, abs=1e-5)
+
+
+def test_a_decoding_that_knows_its_reply_only_at_the_end_is_not_streamed():
+    model = chat_model("flat")
+    for decoding, fragment in ((ChatDecodingConfig(beam_size=5), "beam search"),
+                               (ChatDecodingConfig(strategy="sample", samples=4), "several samples"),
+                               (ChatDecodingConfig(beam_size=1, anti_lm=0.5), "anti-LM")):
+        with pytest.raises(UserError, match=f"stream: .*{fragment}"):
+            next(streamed_reply(model, torch.tensor([4, 6]), decoding, begin=2, end=3, never=(0,)))
+
+
 def test_block_ngram_blocks_exactly_the_tokens_that_would_repeat_one():
     history = torch.tensor([[1, 2, 3, 1, 2], [1, 2, 3, 4, 5]])
     blocked = block_repeats(torch.zeros(2, 6), history, 3)
@@ -304,7 +340,7 @@ def test_learns_to_reverse_the_last_message(reversal_run):
     assert test["calibration"]["random_training_replies"]["corpus_bleu"] < test["beam"]["corpus_bleu"] / 2
     assert 0 < summary["test_unseen"]["examples"] < test["examples"]
     messages = [" ".join(random.Random(9 + i).choices(WORDS, k=3)) for i in range(10)]
-    result = rnnkit("predict", "--checkpoint", reversal_run, *messages, "--format", "jsonl", "--n-best", "2")
+    result = rnnkit_here("predict", "--checkpoint", reversal_run, *messages, "--format", "jsonl", "--n-best", "2")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [record["context"] for record in records] == messages
@@ -312,6 +348,40 @@ def test_learns_to_reverse_the_last_message(reversal_run):
     assert right >= 8, records
     assert all(len(record["hypotheses"]) == 2 and record["hypotheses"][0]["score"] >= record["hypotheses"][1]["score"]
                for record in records)
+
+
+def test_a_reply_served_over_http_streams_word_by_word_when_its_decoding_allows(reversal_run):
+    """``rnnkit serve``: greedy decoding and one sample stream, each word as it is chosen, then predict's record."""
+    pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'rnnkit[serve]'")
+    from fastapi.testclient import TestClient
+
+    from rnnkit.serve.app import build_app
+    from rnnkit.serve.endpoints import Limits, ServedModel
+    from rnnkit.tasks import read_trained_run
+
+    limits = Limits(max_body_bytes=4096, max_inputs=4, max_input_chars=200, max_generated=300)
+    run = read_trained_run(str(reversal_run))
+    message = " ".join(WORDS[:3])
+
+    def events(client, options: dict) -> tuple[list[dict], bool]:
+        """The events' data, and whether the stream ended with an error event."""
+        body = {"inputs": [message], "options": options, "stream": True}
+        with client.stream("POST", "/v1/models/run/predict", json=body) as response:
+            lines = list(response.iter_lines())
+        return [json.loads(line[len("data: "):]) for line in lines if line.startswith("data: ")], "event: error" in lines
+
+    with TestClient(build_app([ServedModel("run", run.task, run.session("cpu"), limits)], limits)) as client:
+        for options, flags in (({"beam_size": 1}, ["--beam-size", "1"]),
+                               ({"strategy": "sample", "top_k": 3, "sample_seed": 5},
+                                ["--strategy", "sample", "--top-k", "3", "--sample-seed", "5"])):
+            data, failed = events(client, options)
+            expected = json.loads(rnnkit_here("predict", "--checkpoint", reversal_run, message, *flags,
+                                              "--format", "jsonl").stdout)
+            assert data[-1] == {"output": expected} and not failed
+            words = [event["token"] for event in data[:-1]]
+            assert len(words) >= 3 and " ".join(words) == expected["response"]  # no punctuation to detokenize
+        data, failed = events(client, {"beam_size": 2})
+        assert failed and len(data) == 1 and "beam search knows its best reply only at its end" in data[0]["error"]
 
 
 def test_chat_through_a_pipe_keeps_the_conversation_and_its_commands(reversal_run):

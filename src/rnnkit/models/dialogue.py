@@ -20,13 +20,14 @@ model p(T) of Li et al.: the same network, no second model to train. lambda is `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generator
 
 import torch
 from torch import nn
 
 from rnnkit.errors import UserError
 from rnnkit.models.hred import HierarchicalEncoder
-from rnnkit.models.sampling import sample_outputs
+from rnnkit.models.sampling import sample_outputs, sampling_steps
 from rnnkit.models.search import DecodingConfig, Hypothesis, search_in_batches
 from rnnkit.models.seq2seq import PAD, EncoderDecoder, Seq2SeqConfig
 from rnnkit.models.transformer_seq2seq import TransformerEncoderDecoder
@@ -132,6 +133,43 @@ def find_replies(model, sources: list[torch.Tensor], decoding: ChatDecodingConfi
     if decoding.anti_lm > 0:
         found = rerank_anti_lm(model, found, decoding, begin, end, empty)
     return [hypotheses[:n_best] for hypotheses in found]
+
+
+def why_not_streamed(decoding: ChatDecodingConfig) -> str | None:
+    """Why a reply found as ``decoding`` says cannot be sent word by word as it is written, or None."""
+    if decoding.strategy == "beam" and decoding.beam_size > 1:
+        return "beam search knows its best reply only at its end; stream with --beam-size 1 (greedy) or strategy sample"
+    if decoding.strategy == "sample" and decoding.samples > 1:
+        return "of several samples the best is known only when all are drawn; stream with samples 1"
+    if decoding.anti_lm > 0:
+        return "the anti-LM reranks whole replies; stream with anti_lm 0"
+    return None
+
+
+def streamed_reply(model, source: torch.Tensor, decoding: ChatDecodingConfig, *, begin: int, end: int,
+                   never: tuple[int, ...]) -> Generator[int, None, Hypothesis]:
+    """The reply ``find_replies`` finds to one context (S,), word id by word id as each is chosen, then its
+    hypothesis; for the decodings that choose one word at a time (``why_not_streamed``). Greedy decoding is the
+    draw from the single most likely word, so one loop, ``sampling_steps``, writes both, as the searches would."""
+    reason = why_not_streamed(decoding)
+    if reason is not None:
+        raise UserError(f"stream: {reason}")
+    device = next(model.parameters()).device
+    lengths = torch.tensor([source.numel()])
+    greedy = decoding.strategy == "beam"
+    generator = torch.Generator(device=device).manual_seed(decoding.sample_seed)
+    steps = sampling_steps(model, source.view(-1, 1).to(device), lengths=lengths,
+                           max_lengths=decoding.max_lengths(lengths).to(device), begin=begin, end=end, never=never,
+                           temperature=1.0 if greedy else decoding.temperature, top_k=1 if greedy else decoding.top_k,
+                           top_p=1.0 if greedy else decoding.top_p, block_ngram=decoding.block_ngram, samples=1,
+                           penalty=decoding.penalised, generator=generator)
+    while True:
+        try:
+            token = int(next(steps)[0])
+        except StopIteration as finished:
+            return finished.value[0][0]
+        if token != end:
+            yield token
 
 
 def rerank_anti_lm(model, found: list[list[Hypothesis]], decoding: ChatDecodingConfig, begin: int, end: int,

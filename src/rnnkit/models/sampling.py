@@ -7,12 +7,13 @@ smallest set of most likely tokens whose probability reaches p (nucleus, Holtzma
 ``sample`` continues a language model's prime (``model(tokens (T, B), state) -> (logits, _,
 state)``). ``sample_outputs`` draws whole outputs of a ``search.Searchable`` model (an
 encoder–decoder), every input of a batch at once, and scores each by the model's own
-log-probability (before temperature and truncation), as the beam search scores its hypotheses.
+log-probability (before temperature and truncation), as the beam search scores its hypotheses;
+``sampling_steps`` is the same draw, yielding each step's tokens as they are drawn.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator
 
 import torch
 
@@ -90,6 +91,22 @@ def sample_outputs(
 
     Each token is drawn from ``restrict(logits, temperature, top_k, top_p)``; an output ends at ``end`` or at its
     input's ``max_lengths``. ``log_prob`` is the model's untruncated log-probability of what was written."""
+    steps = sampling_steps(model, inputs, lengths=lengths, max_lengths=max_lengths, begin=begin, end=end, never=never,
+                           temperature=temperature, top_k=top_k, top_p=top_p, block_ngram=block_ngram,
+                           samples=samples, penalty=penalty, generator=generator)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as finished:
+            return finished.value
+
+
+def sampling_steps(model, inputs: torch.Tensor, *, lengths: torch.Tensor | None, max_lengths: torch.Tensor,
+                   begin: int | None, end: int | None, never: tuple[int, ...], temperature: float, top_k: int,
+                   top_p: float, block_ngram: int, samples: int, penalty: Callable[[float, int], float],
+                   generator: torch.Generator | None) -> Generator[torch.Tensor, None, list[list[Hypothesis]]]:
+    """``sample_outputs`` one step at a time: yields the tokens drawn at each step (B × samples,), as soon as they
+    are drawn (a reply streamed word by word), and returns ``sample_outputs``' result."""
     device = max_lengths.device
     batch = max_lengths.shape[0]
     outputs, _, state = model(inputs, None, lengths=lengths)
@@ -109,6 +126,7 @@ def sample_outputs(
         log_probs = block_repeats(_log_probs(logits, never), history, block_ngram)
         drawn = restrict(log_probs, temperature, top_k, top_p).softmax(dim=-1)
         tokens = torch.multinomial(drawn, 1, generator=generator).squeeze(1)
+        yield tokens
         live = ~ended
         log_prob += torch.where(live, log_probs.gather(1, tokens.unsqueeze(1)).squeeze(1), 0.0)
         written += live.long()

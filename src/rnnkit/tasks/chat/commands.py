@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Iterator, Protocol
 
 from rnnkit.errors import UserError
 from rnnkit.tasks.base import CheckpointOptions, Command
@@ -89,6 +89,16 @@ def run_evaluate(session: ChatEvaluator, options: ChatEvaluateOptions) -> None:
     decoding = session.decoding_with(options)
     for name, metrics in session.final_metrics(session.labelled_set(options.dialogues), decoding).items():
         print(session.report(metrics, label=f"{name.replace('_', ' ')} ({metrics['examples']:,} replies)"))
+
+
+def reply_events(session, text: str, options: ChatPredictOptions) -> Iterator[dict]:
+    """``predict`` of one context as it is written (``rnnkit serve``'s stream): {"token": WORD} as each word of the
+    reply is chosen, then {"output": RECORD}, the record ``predict --format jsonl`` prints for it."""
+    if options.n_best != 1:
+        raise UserError(f"--n-best: a streamed reply is one reply, got {options.n_best}")
+    text, context = session.parse_input(text)
+    for event in session.streamed_answer(context, session.decoding_with(options)):
+        yield {"output": {"context": text, **event["output"]}} if "output" in event else event
 
 
 HELP = ("/reset starts a new conversation; /quit ends it (so do Ctrl-D and Ctrl-C); /set NAME VALUE changes a "
@@ -186,6 +196,6 @@ def converse(session: ChatPartner, options: ChatOptions) -> None:
 CHAT = Command("a conversation with the model in the terminal (or from a pipe): one message a line", ChatOptions,
                run_chat, ChatPartner)
 CHAT_PREDICT = Command("replies to contexts given as arguments or in a file (turns separated by ' __eou__ ')",
-                       ChatPredictOptions, run_predict, Predictor, records=predict_inputs)
+                       ChatPredictOptions, run_predict, Predictor, records=predict_inputs, stream=reply_events)
 CHAT_EVALUATE = Command("perplexity, BLEU and distinct-n on --dialogues or on the run's test set", ChatEvaluateOptions,
                         run_evaluate, ChatEvaluator)

@@ -26,6 +26,7 @@ import random
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -40,7 +41,7 @@ from rnnkit.data.vocabulary import BEGIN, END, PADDING, UNKNOWN, TokenVocabulary
 from rnnkit.errors import UserError
 from rnnkit.layers import Recurrent
 from rnnkit.metrics import dialogue_metrics, perplexity
-from rnnkit.models.dialogue import ChatDecodingConfig, ChatModelConfig, build_chat_model, find_replies
+from rnnkit.models.dialogue import ChatDecodingConfig, ChatModelConfig, build_chat_model, find_replies, streamed_reply
 from rnnkit.models.search import Hypothesis
 from rnnkit.tasks.base import RunConfig, Task
 from rnnkit.tasks.chat.commands import CHAT, CHAT_EVALUATE, CHAT_PREDICT, ChatDecodingOptions, ChatPredictOptions
@@ -152,11 +153,14 @@ class ChatSession(Session):
     # ----------------------------------------------------------------- replies
     def replies(self, sources: list[torch.Tensor], decoding: ChatDecodingConfig, n_best: int = 1) -> list[list[Hypothesis]]:
         """The n-best replies to every context (ids), as ``decoding`` finds them, in the order given."""
-        index = self.vocabulary.index
         self.model.eval()
-        return find_replies(self.model, sources, decoding, begin=index[BEGIN], end=index[END],
-                            never=(index[PADDING], index[BEGIN], index[USER], index[BOT]),
+        return find_replies(self.model, sources, decoding, **self.markers(),
                             empty=context_ids([""], self.vocabulary, 1), n_best=n_best)
+
+    def markers(self) -> dict:
+        """The reply's first and last words, and the words it never writes: what every search is told."""
+        index = self.vocabulary.index
+        return {"begin": index[BEGIN], "end": index[END], "never": (index[PADDING], index[BEGIN], index[USER], index[BOT])}
 
     def reply_words(self, hypothesis: Hypothesis) -> list[str]:
         return self.vocabulary.decode(hypothesis.tokens)
@@ -282,25 +286,44 @@ class ChatSession(Session):
     def answer(self, contexts: list[list[str]], decoding: ChatDecodingConfig, n_best: int = 1) -> list[dict]:
         """The reply to each context (utterances, oldest first; the model reads the last --context-turns), its score,
         the n-best beyond 1, and a warning or notice where the model could not read all of the message."""
-        data = self.config.dataset
-        contexts = [context[-data.context_turns:] for context in contexts]
-        sources = [context_ids(context, self.vocabulary, data.max_context_words) for context in contexts]
+        contexts = [context[-self.config.dataset.context_turns:] for context in contexts]
         with torch.no_grad():
-            found = self.replies(sources, decoding, n_best)
+            found = self.replies([self.context_source(context) for context in contexts], decoding, n_best)
+        return [self.answer_record(context, hypotheses, n_best) for context, hypotheses in zip(contexts, found)]
+
+    def streamed_answer(self, context: list[str], decoding: ChatDecodingConfig) -> Iterator[dict]:
+        """``answer`` for one context as events: {"token": WORD} as each word of the reply is chosen (the words as
+        the model writes them; the record's reply is detokenized), then {"output": RECORD}. Greedy decoding and one
+        sample stream; a decoding that knows its reply only at the end says so (UserError)."""
+        context = context[-self.config.dataset.context_turns:]
+        self.model.eval()
+        with torch.no_grad():
+            words = streamed_reply(self.model, self.context_source(context), decoding, **self.markers())
+            while True:
+                try:
+                    yield {"token": self.vocabulary.decode([next(words)])[0]}
+                except StopIteration as finished:
+                    hypothesis = finished.value
+                    break
+        yield {"output": self.answer_record(context, [hypothesis], n_best=1)}
+
+    def context_source(self, context: list[str]) -> torch.Tensor:
+        return context_ids(context, self.vocabulary, self.config.dataset.max_context_words)
+
+    def answer_record(self, context: list[str], hypotheses: list[Hypothesis], n_best: int) -> dict:
+        """The record of the best ``hypotheses`` to ``context``: ``answer``'s, and 'predict --format jsonl''s."""
+        limit = self.config.dataset.max_context_words
         detokenize = moses_detokenizer("en")
-        answers = []
-        for context, hypotheses in zip(contexts, found):
-            replies = [detokenize(self.reply_words(hypothesis)) for hypothesis in hypotheses]
-            answer = {"response": replies[0], "score": hypotheses[0].score}
-            if all(word not in self.vocabulary.index for word in dialogue_words(context[-1])):
-                answer["warning"] = "no word of the message is in the model's vocabulary; the reply is a guess"
-            if len(context_words(context)) > data.max_context_words:
-                answer["notice"] = f"the conversation was cut to its last {data.max_context_words} words"
-            if n_best > 1:
-                answer["hypotheses"] = [{"response": reply, "score": hypothesis.score}
-                                        for reply, hypothesis in zip(replies, hypotheses)]
-            answers.append(answer)
-        return answers
+        replies = [detokenize(self.reply_words(hypothesis)) for hypothesis in hypotheses]
+        answer = {"response": replies[0], "score": hypotheses[0].score}
+        if all(word not in self.vocabulary.index for word in dialogue_words(context[-1])):
+            answer["warning"] = "no word of the message is in the model's vocabulary; the reply is a guess"
+        if len(context_words(context)) > limit:
+            answer["notice"] = f"the conversation was cut to its last {limit} words"
+        if n_best > 1:
+            answer["hypotheses"] = [{"response": reply, "score": hypothesis.score}
+                                    for reply, hypothesis in zip(replies, hypotheses)]
+        return answer
 
     def describe(self, result: dict) -> str:
         line = result["response"]
