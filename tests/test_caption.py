@@ -373,7 +373,7 @@ def test_predict_captions_images_in_both_formats_and_draws_the_attention(shapes_
     first = folder / "images" / test_images[0]
     Image.open(first).convert("P").save(tmp_path / "palette.png")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
-    text = rnnkit("predict", "--checkpoint", run, first, tmp_path / "palette.png", "--n-best", "2",
+    text = rnnkit_here("predict", "--checkpoint", run, first, tmp_path / "palette.png", "--n-best", "2",
                   "--show-attention", tmp_path / "where.png")
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
@@ -383,7 +383,7 @@ def test_predict_captions_images_in_both_formats_and_draws_the_attention(shapes_
     assert "composed on white" in lines[2]
     for number in (1, 2):
         assert (tmp_path / f"where-{number}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    jsonl = rnnkit("predict", "--checkpoint", run, first, tmp_path / "broken.png", "--format", "jsonl")
+    jsonl = rnnkit_here("predict", "--checkpoint", run, first, tmp_path / "broken.png", "--format", "jsonl")
     records = [json.loads(line) for line in jsonl.stdout.splitlines()]
     assert records[0]["caption"] == expected and set(records[0]) == {"image", "caption", "score"}
     assert "cannot be decoded" in records[1]["error"]  # answered in its place; the others are still captioned

@@ -71,48 +71,48 @@ def test_default_task_trains_on_the_bundled_corpus(tmp_path):
 
 
 def test_generate_samples_reproducibly_and_beam_search(trained):
-    first = rnnkit("generate", "--checkpoint", trained, "--prime", "Shall", "--length", "30", "--seed", "3")
-    again = rnnkit("generate", "--checkpoint", trained, "--prime", "Shall", "--length", "30", "--seed", "3")
+    first = rnnkit_here("generate", "--checkpoint", trained, "--prime", "Shall", "--length", "30", "--seed", "3")
+    again = rnnkit_here("generate", "--checkpoint", trained, "--prime", "Shall", "--length", "30", "--seed", "3")
     assert first.returncode == 0, first.stderr
     assert first.stdout == again.stdout
     assert first.stdout.startswith("Shall") and len(first.stdout.rstrip("\n")) >= len("Shall") + 30 - 5
     # The options reach the decoders (tests/test_generation.py checks the decoders themselves):
-    greedy = rnnkit("generate", "--checkpoint", trained, "--length", "20", "--temperature", "0")
-    beam = rnnkit("generate", "--checkpoint", trained, "--length", "20", "--beam-size", "1")
-    top_k = rnnkit("generate", "--checkpoint", trained, "--length", "20", "--top-k", "1", "--seed", "4")
+    greedy = rnnkit_here("generate", "--checkpoint", trained, "--length", "20", "--temperature", "0")
+    beam = rnnkit_here("generate", "--checkpoint", trained, "--length", "20", "--beam-size", "1")
+    top_k = rnnkit_here("generate", "--checkpoint", trained, "--length", "20", "--top-k", "1", "--seed", "4")
     assert greedy.returncode == 0, greedy.stderr
     assert beam.stdout == top_k.stdout == greedy.stdout
 
 
 def test_evaluate_on_validation_split_and_on_a_file(trained, text):
-    own = rnnkit("evaluate", "--checkpoint", trained)
+    own = rnnkit_here("evaluate", "--checkpoint", trained)
     assert own.returncode == 0, own.stderr
     loss = float(re.search(r"loss ([0-9.]+) nats/char", own.stdout).group(1))
     summary = json.loads((trained / "summary.json").read_text())
     assert loss == pytest.approx(summary["validation"]["loss"], abs=1e-4)  # printed with 4 decimals
-    other = rnnkit("evaluate", "--checkpoint", trained, "--data", text)
+    other = rnnkit_here("evaluate", "--checkpoint", trained, "--data", text)
     assert other.returncode == 0 and "nats/char" in other.stdout
 
 
 def test_tasks_lists_charlm():
-    result = rnnkit("tasks")
+    result = rnnkit_here("tasks")
     assert result.returncode == 0 and result.stdout.startswith("charlm ")
 
 
 def test_print_config_and_config_files_set_the_same_fields(tmp_path):
-    printed = rnnkit("train", "--hidden-size", "77", "--lr", "0.01", "--print-config")
+    printed = rnnkit_here("train", "--hidden-size", "77", "--lr", "0.01", "--print-config")
     assert printed.returncode == 0, printed.stderr
     file = tmp_path / "config.yaml"
     file.write_text(printed.stdout)
-    again = rnnkit("train", "--config", file, "--print-config")
+    again = rnnkit_here("train", "--config", file, "--print-config")
     assert yaml.safe_load(again.stdout) == yaml.safe_load(printed.stdout)
-    override = yaml.safe_load(rnnkit("train", "--config", file, "--hidden-size", "9", "--print-config").stdout)
+    override = yaml.safe_load(rnnkit_here("train", "--config", file, "--hidden-size", "9", "--print-config").stdout)
     assert override["model"]["hidden_size"] == 9 and override["train"]["lr"] == 0.01
 
 
 def test_same_seed_same_weights(tmp_path, text):
     for name in ("a", "b"):
-        result = rnnkit("train", "--data", text, *TINY, "--dropout", "0.2", "--max-steps", "6", "--eval-every", "3",
+        result = rnnkit_here("train", "--data", text, *TINY, "--dropout", "0.2", "--max-steps", "6", "--eval-every", "3",
                         "--out", tmp_path / name)
         assert result.returncode == 0, result.stderr
     first, second = weights(tmp_path / "a"), weights(tmp_path / "b")
@@ -160,7 +160,7 @@ def test_sigkill_and_resume_gives_bit_identical_weights_and_metrics(tmp_path, te
 
 def test_resume_needs_the_same_model(trained, text):
     before = tree_digest(trained)
-    result = rnnkit("train", "--data", text, *TINY, "--hidden-size", "32", "--max-steps", "20", "--out", trained, "--resume")
+    result = rnnkit_here("train", "--data", text, *TINY, "--hidden-size", "32", "--max-steps", "20", "--out", trained, "--resume")
     assert_one_line_error(result, "--resume", "model.hidden_size=16", "32")
     assert tree_digest(trained) == before
 
@@ -264,10 +264,10 @@ def test_bad_hyperparameters(tmp_path, text, options, message):
 
 def test_an_existing_run_folder_is_never_overwritten_without_overwrite(trained, text, tmp_path):
     before = tree_digest(trained)
-    result = rnnkit("train", "--data", text, *TINY, "--max-steps", "2", "--out", trained)
+    result = rnnkit_here("train", "--data", text, *TINY, "--max-steps", "2", "--out", trained)
     assert_one_line_error(result, "already exists", "--resume", "--overwrite")
     # --overwrite with bad data fails before anything is deleted
-    bad = rnnkit("train", "--data", tmp_path / "missing.txt", *TINY, "--max-steps", "2", "--out", trained, "--overwrite")
+    bad = rnnkit_here("train", "--data", tmp_path / "missing.txt", *TINY, "--max-steps", "2", "--out", trained, "--overwrite")
     assert_one_line_error(bad, "does not exist")
     assert tree_digest(trained) == before
 
@@ -285,28 +285,28 @@ def _model_file(run: Path) -> Path:
 
 
 def test_bad_checkpoints(trained, tmp_path):
-    assert_one_line_error(rnnkit("generate", "--checkpoint", tmp_path / "none"), "does not exist")
+    assert_one_line_error(rnnkit_here("generate", "--checkpoint", tmp_path / "none"), "does not exist")
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(rnnkit("generate", "--checkpoint", tmp_path / "empty"), "no checkpoint in")
+    assert_one_line_error(rnnkit_here("generate", "--checkpoint", tmp_path / "empty"), "no checkpoint in")
 
     truncated = _copy(trained, tmp_path / "t")
     model = _model_file(truncated)
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
-    assert_one_line_error(rnnkit("generate", "--checkpoint", truncated), "truncated or corrupted")
+    assert_one_line_error(rnnkit("generate", "--checkpoint", truncated), "truncated or corrupted")  # the process: status 2, one line
 
     flipped = _copy(trained, tmp_path / "f")
     model = _model_file(flipped)
     data = bytearray(model.read_bytes())
     data[-5] ^= 0xFF
     model.write_bytes(bytes(data))
-    assert_one_line_error(rnnkit("evaluate", "--checkpoint", flipped), "truncated or corrupted")
+    assert_one_line_error(rnnkit_here("evaluate", "--checkpoint", flipped), "truncated or corrupted")
 
     broken_state = _copy(trained, tmp_path / "s")
     (_model_file(broken_state).parent / "state.json").write_text('{"format": 1, "config": ')
-    assert_one_line_error(rnnkit("generate", "--checkpoint", broken_state), "not valid JSON")
+    assert_one_line_error(rnnkit_here("generate", "--checkpoint", broken_state), "not valid JSON")
 
     (broken_state / "checkpoint.json").write_text("[]")
-    assert_one_line_error(rnnkit("generate", "--checkpoint", broken_state), "does not name a checkpoint directory")
+    assert_one_line_error(rnnkit_here("generate", "--checkpoint", broken_state), "does not name a checkpoint directory")
 
 
 def test_checkpoint_files_hold_no_pickles(trained):
@@ -326,29 +326,33 @@ def test_checkpoint_files_hold_no_pickles(trained):
     ],
 )
 def test_bad_commands(arguments, message):
-    assert_one_line_error(rnnkit(*arguments), message)
+    assert_one_line_error(rnnkit_here(*arguments), message)
+
+
+def test_a_bad_command_is_one_line_and_status_2_from_the_process_itself():
+    assert_one_line_error(rnnkit("fly"), "unknown command 'fly'")
 
 
 def test_evaluating_text_outside_the_vocabulary(trained, tmp_path):
     other = tmp_path / "other.txt"
     other.write_text("Zebras quiz \u00fcber jovial kings. " * 20, encoding="utf-8")
-    assert_one_line_error(rnnkit("evaluate", "--checkpoint", trained, "--data", other), "character(s) the model's vocabulary lacks")
+    assert_one_line_error(rnnkit_here("evaluate", "--checkpoint", trained, "--data", other), "character(s) the model's vocabulary lacks")
 
 
 def test_bad_config_files(tmp_path):
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("model:\n  hiden_size: 3\n")
-    assert_one_line_error(rnnkit("train", "--config", unknown, "--print-config"), "unknown option 'hiden_size'")
+    assert_one_line_error(rnnkit_here("train", "--config", unknown, "--print-config"), "unknown option 'hiden_size'")
     wrong_type = tmp_path / "type.yaml"
     wrong_type.write_text("train:\n  lr: fast\n")
-    assert_one_line_error(rnnkit("train", "--config", wrong_type, "--print-config"), "train.lr: expected float, got 'fast'")
-    assert_one_line_error(rnnkit("train", "--config", tmp_path / "none.yaml"), "does not exist")
+    assert_one_line_error(rnnkit_here("train", "--config", wrong_type, "--print-config"), "train.lr: expected float, got 'fast'")
+    assert_one_line_error(rnnkit_here("train", "--config", tmp_path / "none.yaml"), "does not exist")
 
 
 def test_a_corpus_without_newlines_still_ends_with_a_sample(tmp_path):
     text = tmp_path / "line.txt"
     text.write_text("to be or not to be that is the question " * 40, encoding="utf-8")
-    result = rnnkit("train", "--data", text, *TINY, "--max-steps", "2", "--eval-every", "2", "--out", tmp_path / "run")
+    result = rnnkit_here("train", "--data", text, *TINY, "--max-steps", "2", "--eval-every", "2", "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     assert "--- sample" in result.stdout
 
@@ -377,6 +381,6 @@ def test_generate_with_the_default_prime_on_a_corpus_without_newlines(tmp_path):
     text = tmp_path / "line.txt"
     text.write_text("to be or not to be that is the question " * 40, encoding="utf-8")
     run = tmp_path / "run"
-    assert rnnkit("train", "--data", text, *TINY, "--max-steps", "2", "--eval-every", "2", "--out", run).returncode == 0
-    result = rnnkit("generate", "--checkpoint", run, "--length", "10")
+    assert rnnkit_here("train", "--data", text, *TINY, "--max-steps", "2", "--eval-every", "2", "--out", run).returncode == 0
+    result = rnnkit_here("generate", "--checkpoint", run, "--length", "10")
     assert result.returncode == 0, result.stderr

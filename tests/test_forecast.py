@@ -274,7 +274,7 @@ def test_backtest_and_evaluate_reproduce_the_test_metrics(sine_run, tmp_path):
 
 def test_one_global_model_learns_several_series(tmp_path):
     path = sine_csv(tmp_path / "many.csv", rows=200, series=3)
-    result = rnnkit("train", "forecast", "--data", path, "--series-column", "id", "--input-len", "24", "--horizon", "6",
+    result = rnnkit_here("train", "forecast", "--data", path, "--series-column", "id", "--input-len", "24", "--horizon", "6",
                     *SMALL, "--max-steps", "10", "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     assert "3 series" in result.stderr
@@ -322,7 +322,7 @@ def test_the_python_api_fits_a_dataframe_and_predicts_like_the_command(tmp_path)
 
 
 def test_quantile_models_report_only_the_intervals_their_levels_bound(tmp_path):
-    result = rnnkit("train", "forecast", "--data", sine_csv(tmp_path / "sine.csv", rows=200), "--input-len", "24",
+    result = rnnkit_here("train", "forecast", "--data", sine_csv(tmp_path / "sine.csv", rows=200), "--input-len", "24",
                     "--horizon", "6", "--distribution", "quantile", "--quantiles", "0.1", "0.5", "0.9", *SMALL,
                     "--max-steps", "5", "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr

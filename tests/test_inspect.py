@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit, rnnkit_here
+from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit_here
 from rnnkit import Recurrent
 from rnnkit.inspect import gate_statistics, record
 from rnnkit.tasks import restore_session
@@ -91,18 +91,18 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     made = {}
     for cell in ("lstm", "rnn"):
         made[cell] = root / cell
-        result = rnnkit("train", "adding", "--cell", cell, *SMALL_ADDING, "--out", made[cell])
+        result = rnnkit_here("train", "adding", "--cell", cell, *SMALL_ADDING, "--out", made[cell])
         assert result.returncode == 0, result.stderr
     made["charlm"] = root / "charlm"
     text = make_text(root / "sonnet.txt")
-    result = rnnkit("train", "--data", text, *TINY, "--max-steps", "2", "--eval-every", "2", "--out", made["charlm"])
+    result = rnnkit_here("train", "--data", text, *TINY, "--max-steps", "2", "--eval-every", "2", "--out", made["charlm"])
     assert result.returncode == 0, result.stderr
     return made
 
 
 def test_grad_flow_compares_checkpoints_and_fresh_cells(runs, tmp_path):
     out = tmp_path / "flow"
-    result = rnnkit("inspect", "grad-flow", "--checkpoint", runs["lstm"], runs["rnn"], "--cells", "gru", "indrnn",
+    result = rnnkit_here("inspect", "grad-flow", "--checkpoint", runs["lstm"], runs["rnn"], "--cells", "gru", "indrnn",
                     "--task", "adding", "--seq-len", "20", "--batch-size", "4", "--out", out)
     assert result.returncode == 0, result.stderr
     assert (out / "grad_flow.png").stat().st_size > 1000
@@ -138,7 +138,7 @@ def test_gates_of_a_trained_lstm(runs, tmp_path):
     for name in ("rnn.layers.0.cell.weight_ih", "rnn.layers.0.cell.weight_hh"):
         checkpoint.model[name] = checkpoint.model[name] * 6
     save_checkpoint(run, checkpoint)
-    result = rnnkit("inspect", "gates", "--checkpoint", run, "--batch-size", "4", "--out", tmp_path)
+    result = rnnkit_here("inspect", "gates", "--checkpoint", run, "--batch-size", "4", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "gates.json").read_text())
     _, session = restore_session(str(run))
@@ -156,7 +156,7 @@ def test_gates_of_a_trained_lstm(runs, tmp_path):
 
 
 def test_gates_of_a_char_lm_also_draw_a_unit_over_text(runs, tmp_path):
-    result = rnnkit("inspect", "gates", "--checkpoint", runs["charlm"], "--length", "50", "--unit", "3", "--out", tmp_path)
+    result = rnnkit_here("inspect", "gates", "--checkpoint", runs["charlm"], "--length", "50", "--unit", "3", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     unit = json.loads((tmp_path / "unit.json").read_text())
     assert unit["unit"] == 3 and len(unit["text"]) == len(unit["values"]) == 50

@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from cli_helpers import assert_one_line_error, rnnkit, rnnkit_here, weights
+from cli_helpers import assert_one_line_error, rnnkit_here, weights
 from rnnkit.data.digits import stratified_split
 
 TINY = ["--hidden-size", "8", "--batch-size", "8", "--max-minutes", "0", "--eval-every", "3",
@@ -21,7 +21,7 @@ TINY = ["--hidden-size", "8", "--batch-size", "8", "--max-minutes", "0", "--eval
     ("copy", ["--seq-len", "5"], "symbol_accuracy"),
 ])
 def test_a_synthetic_task_writes_its_test_metric_and_baseline(tmp_path, task, options, metric):
-    result = rnnkit("train", task, *TINY, *options, "--max-steps", "4", "--out", tmp_path / "run")
+    result = rnnkit_here("train", task, *TINY, *options, "--max-steps", "4", "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["task"] == task and summary["steps"] == 4
@@ -31,7 +31,7 @@ def test_a_synthetic_task_writes_its_test_metric_and_baseline(tmp_path, task, op
 
 def test_digits_trains_with_a_permutation_and_its_accuracy_counts_its_predictions(tmp_path):
     run = tmp_path / "run"
-    result = rnnkit("train", "digits", "--permute", "--hidden-size", "32", "--lr", "0.01", "--max-minutes", "0",
+    result = rnnkit_here("train", "digits", "--permute", "--hidden-size", "32", "--lr", "0.01", "--max-minutes", "0",
                     "--max-steps", "150", "--eval-every", "150", "--out", run)
     assert result.returncode == 0, result.stderr
     summary = json.loads((run / "summary.json").read_text())
@@ -45,7 +45,7 @@ def test_digits_trains_with_a_permutation_and_its_accuracy_counts_its_prediction
     test_rows = stratified_split(torch.as_tensor(digits.target), seed=0)["test"]
     rows = tmp_path / "test.csv"
     rows.write_text("".join(",".join(f"{v:g}" for v in digits.data[row]) + "\n" for row in test_rows.tolist()))
-    predicted = rnnkit("predict", "--checkpoint", run, "--file", rows, "--format", "jsonl", "--batch-size", "100")
+    predicted = rnnkit_here("predict", "--checkpoint", run, "--file", rows, "--format", "jsonl", "--batch-size", "100")
     assert predicted.returncode == 0, predicted.stderr
     labels = [json.loads(line)["label"] for line in predicted.stdout.splitlines()]
     correct = sum(label == str(digits.target[row]) for label, row in zip(labels, test_rows.tolist(), strict=True))
@@ -55,9 +55,9 @@ def test_digits_trains_with_a_permutation_and_its_accuracy_counts_its_prediction
 
 def test_a_resumed_run_draws_the_same_batches(tmp_path):
     common = ["adding", *TINY, "--seq-len", "10", "--schedule", "constant"]
-    assert rnnkit("train", *common, "--max-steps", "6", "--out", tmp_path / "straight").returncode == 0
-    assert rnnkit("train", *common, "--max-steps", "3", "--out", tmp_path / "split").returncode == 0
-    result = rnnkit("train", *common, "--max-steps", "6", "--resume", "--out", tmp_path / "split")
+    assert rnnkit_here("train", *common, "--max-steps", "6", "--out", tmp_path / "straight").returncode == 0
+    assert rnnkit_here("train", *common, "--max-steps", "3", "--out", tmp_path / "split").returncode == 0
+    result = rnnkit_here("train", *common, "--max-steps", "6", "--resume", "--out", tmp_path / "split")
     assert result.returncode == 0, result.stderr
     straight, split = weights(tmp_path / "straight"), weights(tmp_path / "split")
     assert all(torch.equal(straight[name], split[name]) for name in straight)
@@ -65,14 +65,14 @@ def test_a_resumed_run_draws_the_same_batches(tmp_path):
 
 def test_evaluate_scores_the_fixed_test_set(tmp_path):
     run = tmp_path / "run"
-    assert rnnkit("train", "adding", *TINY, "--seq-len", "10", "--max-steps", "2", "--out", run).returncode == 0
-    result = rnnkit("evaluate", "--checkpoint", run)
+    assert rnnkit_here("train", "adding", *TINY, "--seq-len", "10", "--max-steps", "2", "--out", run).returncode == 0
+    result = rnnkit_here("evaluate", "--checkpoint", run)
     assert result.returncode == 0, result.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert f"{summary['test']['loss']:.5f}" in result.stdout
-    assert_one_line_error(rnnkit("evaluate", "--checkpoint", run, "--data", "x.txt"), "--data", "fixed test set",
+    assert_one_line_error(rnnkit_here("evaluate", "--checkpoint", run, "--data", "x.txt"), "--data", "fixed test set",
                           "has no such option")
-    assert_one_line_error(rnnkit("generate", "--checkpoint", run), "task 'adding'", "has no 'generate' command",
+    assert_one_line_error(rnnkit_here("generate", "--checkpoint", run), "task 'adding'", "has no 'generate' command",
                           "support: evaluate")
 
 

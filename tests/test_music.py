@@ -193,7 +193,7 @@ def test_generate_writes_midi_and_a_figure_and_continues_a_prime(arpeggio_run, t
     prime = torch.zeros(2, KEYS)
     prime[0, 39], prime[1, 43] = 1, 1  # C then E: the arpeggio continues with G, C'
     (tmp_path / "prime.mid").write_bytes(midi_bytes(prime, 0.25))
-    result = rnnkit("generate", "--checkpoint", arpeggio_run, "--steps", "6", "--prime", tmp_path / "prime.mid",
+    result = rnnkit_here("generate", "--checkpoint", arpeggio_run, "--steps", "6", "--prime", tmp_path / "prime.mid",
                     "--temperature", "0", "--out", tmp_path / "song.mid", tmp_path / "song.png")
     assert result.returncode == 0, result.stderr
     assert "song.mid (MIDI, 8 steps of 0.25 s)" in result.stdout
@@ -221,7 +221,7 @@ def test_trains_on_a_folder_of_midi_files(tmp_path):
     (tmp_path / "midi").mkdir()
     for number, piece in enumerate(arpeggios(10, 5)):
         (tmp_path / "midi" / f"{number:02d}.mid").write_bytes(midi_bytes(torch.from_numpy(piece), 0.25))
-    result = rnnkit("train", "music", "--midi", tmp_path / "midi", *SMALL, "--max-steps", "5", "--out", tmp_path / "run")
+    result = rnnkit_here("train", "music", "--midi", tmp_path / "midi", *SMALL, "--max-steps", "5", "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     assert "pieces train 8, validation 1, test 1" in result.stderr
 

@@ -9,7 +9,7 @@ import json
 import pytest
 from seqeval.metrics import f1_score
 
-from cli_helpers import assert_one_line_error, rnnkit, rnnkit_here, tree_digest
+from cli_helpers import assert_one_line_error, rnnkit_here, tree_digest
 from rnnkit.data.conll import read_conll
 from rnnkit.tasks import load_run
 
@@ -47,7 +47,7 @@ def write_data(folder):
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ner")
     run = folder / "run"
-    result = rnnkit("train", "ner", "--data-dir", write_data(folder / "data"), *SMALL, "--max-steps", "100", "--out", run)
+    result = rnnkit_here("train", "ner", "--data-dir", write_data(folder / "data"), *SMALL, "--max-steps", "100", "--out", run)
     assert result.returncode == 0, result.stderr
     return run
 
@@ -75,7 +75,7 @@ def test_evaluate_scores_the_test_split_or_a_conll_file(run, tmp_path):
 
 
 def test_predict_reports_tags_in_the_datas_scheme_and_the_entities(run):
-    result = rnnkit("predict", "--checkpoint", run, "Carol works for Acme Corp in Osaka .", "--format", "jsonl")
+    result = rnnkit_here("predict", "--checkpoint", run, "Carol works for Acme Corp in Osaka .", "--format", "jsonl")
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["tokens"] == "Carol works for Acme Corp in Osaka .".split()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from cli_helpers import assert_one_line_error, make_text, rnnkit, rnnkit_here
+from cli_helpers import assert_one_line_error, make_text, rnnkit_here
 from rnnkit.data.digits import DIGIT_PIXELS, digit_sequences
 from rnnkit.tasks import restore_session
 
@@ -17,7 +17,7 @@ from rnnkit.tasks import restore_session
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("digits") / "run"
-    result = rnnkit("train", "digits", "--hidden-size", "8", "--max-minutes", "0", "--max-steps", "2",
+    result = rnnkit_here("train", "digits", "--hidden-size", "8", "--max-minutes", "0", "--max-steps", "2",
                     "--eval-every", "2", "--out", folder)
     assert result.returncode == 0, result.stderr
     return folder
@@ -37,7 +37,7 @@ def _expected_probabilities(run, images: list[int]) -> torch.Tensor:
 
 
 def test_text_prints_each_label_and_its_probability(run):
-    result = rnnkit("predict", "--checkpoint", run, _row(0), _row(5))
+    result = rnnkit_here("predict", "--checkpoint", run, _row(0), _row(5))
     assert result.returncode == 0, result.stderr
     probabilities = _expected_probabilities(run, [0, 5])
     expected = [f"{int(row.argmax())} ({float(row.max()):.3f})" for row in probabilities]
@@ -85,7 +85,7 @@ def test_bad_options_are_one_line_errors(run, arguments, fragments):
 def test_predict_needs_a_task_that_predicts(tmp_path):
     charlm = tmp_path / "charlm"
     text = make_text(tmp_path / "text.txt")
-    result = rnnkit("train", "--data", text, "--hidden-size", "8", "--embedding-size", "4", "--batch-size", "4",
+    result = rnnkit_here("train", "--data", text, "--hidden-size", "8", "--embedding-size", "4", "--batch-size", "4",
                     "--bptt", "8", "--max-minutes", "0", "--max-steps", "1", "--eval-every", "1", "--out", charlm)
     assert result.returncode == 0, result.stderr
     assert_one_line_error(rnnkit_here("predict", "--checkpoint", charlm, "x"), "task 'charlm'", "no 'predict' command",

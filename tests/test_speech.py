@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from cli_helpers import assert_one_line_error, rnnkit, rnnkit_here, tree_digest
+from cli_helpers import assert_one_line_error, rnnkit_here, tree_digest
 from rnnkit.data.audio import read_audio, read_mfc, write_mfc
 from rnnkit.data.speech_corpora import (digit_strings, hold_out_speakers, normalise_transcript, read_an4, read_fsdd,
                                         read_manifest)
@@ -353,7 +353,7 @@ def tone_run(tmp_path_factory):
     dev_manifest = write_tone_manifest(folder / "dev", list(rng.choice(train, 24)), seed=2)
     test_manifest = write_tone_manifest(folder / "test", test_words * 2, seed=3)
     run = folder / "run"
-    result = rnnkit("train", "speech", "--manifest", train_manifest, "--dev-manifest", dev_manifest,
+    result = rnnkit_here("train", "speech", "--manifest", train_manifest, "--dev-manifest", dev_manifest,
                     "--test-manifest", test_manifest, *SMALL, "--max-steps", "240", "--out", run)
     assert result.returncode == 0, result.stderr
     return run, test_manifest
@@ -370,14 +370,14 @@ def test_a_tiny_model_learns_to_transcribe_held_out_tone_sequences(tone_run):
 def test_predict_transcribes_files_in_both_formats_and_answers_bad_ones_in_place(tone_run, tmp_path):
     run, test_manifest = tone_run
     folder = test_manifest.parent
-    jsonl = rnnkit("predict", "--checkpoint", run, folder / "0.wav", tmp_path / "missing.wav", folder / "1.wav",
+    jsonl = rnnkit_here("predict", "--checkpoint", run, folder / "0.wav", tmp_path / "missing.wav", folder / "1.wav",
                    "--format", "jsonl", "--beam-size", "4", "--n-best", "2")
     assert jsonl.returncode == 2
     records = [json.loads(line) for line in jsonl.stdout.splitlines()]
     assert [r.get("transcript") for r in records] == ["cab", None, "bca"]
     assert "missing.wav: no such audio file" in records[1]["error"] and len(records[0]["n_best"]) == 2
     assert records[0]["n_best"][0]["score"] >= records[0]["n_best"][1]["score"]
-    text = rnnkit("predict", "--checkpoint", run, folder / "0.wav")
+    text = rnnkit_here("predict", "--checkpoint", run, folder / "0.wav")
     assert text.returncode == 0 and text.stdout.split("\t")[1].strip() == "cab"
     assert "real-time factor" in text.stderr
 
@@ -385,12 +385,12 @@ def test_predict_transcribes_files_in_both_formats_and_answers_bad_ones_in_place
 def test_evaluate_with_beam_search_and_a_language_model_writes_each_utterance(tone_run, tmp_path):
     run, test_manifest = tone_run
     errors = tmp_path / "errors.jsonl"
-    result = rnnkit("evaluate", "--checkpoint", run, "--manifest", test_manifest, "--beam-size", "8", "--lm",
+    result = rnnkit_here("evaluate", "--checkpoint", run, "--manifest", test_manifest, "--beam-size", "8", "--lm",
                     "transcripts", "--utterances", errors)
     assert result.returncode == 0, result.stderr
     assert "evaluation WER" in result.stdout and "beam 8, lm transcripts" in result.stdout
     assert len(errors.read_text().splitlines()) == 12
-    validation = rnnkit("evaluate", "--checkpoint", run, "--split", "validation")
+    validation = rnnkit_here("evaluate", "--checkpoint", run, "--split", "validation")
     assert validation.returncode == 0 and "24 utterances" in validation.stdout and "; greedy;" in validation.stdout
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 
-from cli_helpers import assert_one_line_error, rnnkit, rnnkit_here, tree_digest, weights
+from cli_helpers import assert_one_line_error, rnnkit_here, tree_digest, weights
 from rnnkit.tasks import get_task, load_run, restore_session
 from rnnkit.train.distributed import SINGLE_PROCESS
 
@@ -57,7 +57,7 @@ def write_sst(folder, fine: bool = False):
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sst")
     run = folder / "run"
-    result = rnnkit("train", "sst", "--data-dir", write_sst(folder / "data"), *SMALL, "--max-steps", "40",
+    result = rnnkit_here("train", "sst", "--data-dir", write_sst(folder / "data"), *SMALL, "--max-steps", "40",
                     "--out", run)
     assert result.returncode == 0, result.stderr
     return run
@@ -115,7 +115,7 @@ def _probabilities(run, texts: list[str]) -> torch.Tensor:
 
 
 def test_predict_tokenises_raw_mixed_case_text_like_the_data(run):
-    result = rnnkit("predict", "--checkpoint", run, "A GOOD film!", "Simply awful.", "--format", "jsonl")
+    result = rnnkit_here("predict", "--checkpoint", run, "A GOOD film!", "Simply awful.", "--format", "jsonl")
     assert result.returncode == 0, result.stderr
     objects = [json.loads(line) for line in result.stdout.splitlines()]
     assert [obj["text"] for obj in objects] == ["A GOOD film!", "Simply awful."]

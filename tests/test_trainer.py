@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from cli_helpers import make_text, rnnkit, weights
+from cli_helpers import make_text, rnnkit_here, weights
 from rnnkit.data.batch import Batch
 from rnnkit.train.callbacks import Callback
 from rnnkit.train.config import TrainConfig
@@ -142,8 +142,8 @@ def test_a_checkpoint_from_before_the_architecture_issue_resumes(tmp_path):
     text = make_text(tmp_path / "text.txt")
     common = ["--data", text, "--hidden-size", "16", "--embedding-size", "8", "--batch-size", "4", "--bptt", "16",
               "--max-minutes", "0", "--eval-every", "3", "--schedule", "constant", "--precision", "fp32"]
-    assert rnnkit("train", *common, "--max-steps", "6", "--out", tmp_path / "straight").returncode == 0
-    assert rnnkit("train", *common, "--max-steps", "3", "--out", tmp_path / "split").returncode == 0
+    assert rnnkit_here("train", *common, "--max-steps", "6", "--out", tmp_path / "straight").returncode == 0
+    assert rnnkit_here("train", *common, "--max-steps", "3", "--out", tmp_path / "split").returncode == 0
     pointer = json.loads((tmp_path / "split" / "checkpoint.json").read_text())
     state_file = tmp_path / "split" / pointer["directory"] / "state.json"
     state = json.loads(state_file.read_text())
@@ -153,7 +153,7 @@ def test_a_checkpoint_from_before_the_architecture_issue_resumes(tmp_path):
     training["counters"]["best_loss"] = training["counters"].pop("best")
     training["schedule"]["best"] = training["counters"]["best_loss"]
     state_file.write_text(json.dumps(state))
-    result = rnnkit("train", *common, "--max-steps", "6", "--resume", "--out", tmp_path / "split")
+    result = rnnkit_here("train", *common, "--max-steps", "6", "--resume", "--out", tmp_path / "split")
     assert result.returncode == 0, result.stderr
     straight, split = weights(tmp_path / "straight"), weights(tmp_path / "split")
     assert all(torch.equal(straight[name], split[name]) for name in straight)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cli_helpers import assert_one_line_error, rnnkit, rnnkit_here
+from cli_helpers import assert_one_line_error, rnnkit_here
 from rnnkit.data.vocabulary import WordVocabulary, tokenize
 from rnnkit.models import LanguageModel, LanguageModelConfig
 from rnnkit.tasks import get_task, restore_session
@@ -67,7 +67,7 @@ def test_perplexity_is_the_exponential_of_the_mean_cross_entropy_computed_by_han
 
 def test_tied_weights_are_one_matrix_and_survive_a_checkpoint(tmp_path):
     run = tmp_path / "run"
-    result = rnnkit("train", "wordlm", "--data-dir", write_corpus(tmp_path / "ptb"), *SMALL, "--tie-weights",
+    result = rnnkit_here("train", "wordlm", "--data-dir", write_corpus(tmp_path / "ptb"), *SMALL, "--tie-weights",
                     "--max-steps", "4", "--out", run)
     assert result.returncode == 0, result.stderr
     _, session = restore_session(str(run))
@@ -85,7 +85,7 @@ def test_tied_weights_are_one_matrix_and_survive_a_checkpoint(tmp_path):
 
 def test_the_task_end_to_end(tmp_path):
     run = tmp_path / "run"
-    result = rnnkit("train", "wordlm", "--data-dir", write_corpus(tmp_path / "ptb", prefix=""), *SMALL,
+    result = rnnkit_here("train", "wordlm", "--data-dir", write_corpus(tmp_path / "ptb", prefix=""), *SMALL,
                     "--max-steps", "8", "--out", run)
     assert result.returncode == 0, result.stderr
     summary = json.loads((run / "summary.json").read_text())
