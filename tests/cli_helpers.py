@@ -12,6 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file
 
 # A small model and budget: a run takes a second or two, most of it importing torch.
@@ -32,24 +33,31 @@ def rnnkit(*arguments, env: dict | None = None, timeout: float = 180, cwd: Path 
                           timeout=timeout, env=environment, cwd=cwd)
 
 
-def rnnkit_here(*arguments) -> subprocess.CompletedProcess:
+def rnnkit_here(*arguments, threads: int | None = None) -> subprocess.CompletedProcess:
     """``rnnkit`` run by its entry point in this process, with the same result as ``rnnkit(...)``.
 
-    For the many bad-input cases, which stop before any work: a subprocess spends about 3 s of
-    each importing torch. An exception that would print a traceback is written to stderr as one,
-    so that ``assert_one_line_error`` fails on it as it would on the subprocess's. The process-level
-    contract (exit status, nothing else printed) is checked through subprocesses elsewhere."""
+    For every call that tests no process-level behaviour: a subprocess spends 3 to 5 s of each
+    importing torch and loading what the first call loads. An exception that would print a
+    traceback is written to stderr as one, so that ``assert_one_line_error`` fails on it as it
+    would on the subprocess's. The process-level contract (exit status, nothing else printed, a
+    kill) is checked through subprocesses elsewhere. ``threads``: torch's thread count for the call,
+    as OMP_NUM_THREADS gives a subprocess (a small model's learning test runs faster on one)."""
     from rnnkit.cli import main
 
     stdout, stderr = io.StringIO(), io.StringIO()
+    previous_threads = torch.get_num_threads()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
+            if threads is not None:
+                torch.set_num_threads(threads)
             status = main([str(argument) for argument in arguments])
         except SystemExit as exit:
             status = exit.code if isinstance(exit.code, int) else 1
         except Exception:
             traceback.print_exc()
             status = 1
+        finally:
+            torch.set_num_threads(previous_threads)
     return subprocess.CompletedProcess(["rnnkit", *map(str, arguments)], status, stdout.getvalue(), stderr.getvalue())
 
 

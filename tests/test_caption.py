@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from cli_helpers import assert_one_line_error, rnnkit, rnnkit_here
+from cli_helpers import assert_one_line_error, rnnkit_here
 from rnnkit.data.captions import (caption_text, caption_words, emoji_splits, load_image, moved, random_moves, read_captions,
                                   read_emoji, toned_name)
 from rnnkit.errors import UserError
@@ -347,10 +347,10 @@ def test_caption_metrics_against_hand_computed_values():
 def shapes_run(tmp_path_factory):
     folder = write_shapes(tmp_path_factory.mktemp("caption"), per_combination=12)
     run = folder / "run"
-    result = rnnkit("train", "caption", *shape_options(folder), "--hidden-size", "64", "--embedding-size", "32",
+    result = rnnkit_here("train", "caption", *shape_options(folder), "--hidden-size", "64", "--embedding-size", "32",
                     "--encoder-widths", "16", "32", "64", "--batch-size", "32", "--lr", "0.003", "--dropout", "0",
                     "--max-minutes", "0", "--max-steps", "400", "--eval-every", "100", "--out", run,
-                    env={"OMP_NUM_THREADS": "1"}, timeout=300)
+                    threads=1)
     assert result.returncode == 0, result.stderr
     return folder, run
 

@@ -20,7 +20,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cli_helpers import assert_one_line_error, rnnkit, rnnkit_here
+from cli_helpers import assert_one_line_error, rnnkit_here
 from rnnkit.data.dialogues import (BOT, USER, Dialogue, context_words, dialogue_examples, dialogue_words,
                                    read_dailydialog, read_dialogues, unseen_contexts)
 from rnnkit.errors import UserError
@@ -323,9 +323,9 @@ def reversal_run(tmp_path_factory):
     files = {name: write_reversals(folder / f"{name}.txt", count, seed)
              for name, count, seed in (("train", 600, 1), ("valid", 40, 2), ("test", 40, 3))}
     run = folder / "run"
-    result = rnnkit("train", "chat", "--dialogues", files["train"], "--valid-dialogues", files["valid"],
+    result = rnnkit_here("train", "chat", "--dialogues", files["train"], "--valid-dialogues", files["valid"],
                     "--test-dialogues", files["test"], *SMALL, "--max-steps", "300", "--out", run,
-                    env={"OMP_NUM_THREADS": "1"})
+                    threads=1)
     assert result.returncode == 0, result.stderr
     return run
 

@@ -13,7 +13,7 @@ import pandas
 import pytest
 import torch
 
-from cli_helpers import assert_one_line_error, rnnkit, rnnkit_here
+from cli_helpers import assert_one_line_error, rnnkit_here
 from rnnkit.data.time_series import Series, read_series_csv
 from rnnkit.data.windows import fraction_borders, split_windows
 from rnnkit.errors import UserError
@@ -229,9 +229,9 @@ def sine_csv(path, rows: int = 600, period: int = 24, series: int = 1):
 def sine_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sine")
     run = folder / "run"
-    result = rnnkit("train", "forecast", "--data", sine_csv(folder / "sine.csv"), "--time-column", "date",
+    result = rnnkit_here("train", "forecast", "--data", sine_csv(folder / "sine.csv"), "--time-column", "date",
                     "--input-len", "24", "--horizon", "12", "--distribution", "gaussian", *SMALL, "--max-steps", "300",
-                    "--out", run, env={"OMP_NUM_THREADS": "1"})
+                    "--out", run, threads=1)
     assert result.returncode == 0, result.stderr
     return folder
 
@@ -430,9 +430,9 @@ def test_a_segment_length_that_does_not_divide_the_window_is_one_line(tmp_path):
 
 def test_segrnn_learns_a_seasonal_series_far_better_than_naive(tmp_path):
     run = tmp_path / "run"
-    result = rnnkit("train", "forecast", "--data", sine_csv(tmp_path / "sine.csv", rows=400), "--input-len", "24",
+    result = rnnkit_here("train", "forecast", "--data", sine_csv(tmp_path / "sine.csv", rows=400), "--input-len", "24",
                     "--horizon", "12", "--architecture", "segrnn", "--segment-length", "6", "--no-highway", *SMALL,
-                    "--max-steps", "200", "--out", run, env={"OMP_NUM_THREADS": "1"})
+                    "--max-steps", "200", "--out", run, threads=1)
     assert result.returncode == 0, result.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["test"]["mse"] < 0.05 < summary["baselines"]["naive"]["mse"] / 10

@@ -12,7 +12,7 @@ import pytest
 import scipy.io
 import torch
 
-from cli_helpers import assert_one_line_error, rnnkit, rnnkit_here
+from cli_helpers import assert_one_line_error, rnnkit_here
 from rnnkit.data.piano_rolls import KEYS, midi_bytes, read_mat_splits, read_midi
 from rnnkit.errors import UserError
 from rnnkit.models.next_frame import NextFrameConfig, NextFrameModel, frame_nll
@@ -177,8 +177,8 @@ def arpeggio_run(tmp_path_factory):
     write_mat(folder / "JSB_Chorales.mat", {"traindata": arpeggios(40, 1), "validdata": arpeggios(8, 2),
                                             "testdata": arpeggios(8, 3)})
     run = folder / "run"
-    result = rnnkit("train", "music", "--data-dir", folder, *SMALL, "--max-steps", "300", "--out", run,
-                    env={"OMP_NUM_THREADS": "1"})
+    result = rnnkit_here("train", "music", "--data-dir", folder, *SMALL, "--max-steps", "300", "--out", run,
+                    threads=1)
     assert result.returncode == 0, result.stderr
     return run
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cli_helpers import assert_one_line_error, rnnkit, rnnkit_here, tree_digest
+from cli_helpers import assert_one_line_error, rnnkit_here, tree_digest
 from rnnkit.models.search import Hypothesis
 from rnnkit.tasks import load_run
 
@@ -43,8 +43,8 @@ def corpus_options(folder) -> list[str]:
 def reverse_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("reverse")
     run = folder / "run"
-    result = rnnkit("train", "translate", *corpus_options(write_corpus(folder / "data", "reverse")), *SMALL,
-                    "--max-steps", "300", "--out", run, env={"OMP_NUM_THREADS": "1"})
+    result = rnnkit_here("train", "translate", *corpus_options(write_corpus(folder / "data", "reverse")), *SMALL,
+                    "--max-steps", "300", "--out", run, threads=1)
     assert result.returncode == 0, result.stderr
     return run
 
@@ -59,9 +59,9 @@ def test_learns_to_reverse_held_out_sequences(reverse_run):
 
 def test_learns_to_copy_with_dot_attention_and_no_input_feeding(tmp_path):
     run = tmp_path / "run"
-    result = rnnkit("train", "translate", *corpus_options(write_corpus(tmp_path / "data", "copy")), *SMALL,
+    result = rnnkit_here("train", "translate", *corpus_options(write_corpus(tmp_path / "data", "copy")), *SMALL,
                     "--score", "dot", "--no-input-feeding", "--max-steps", "600", "--out", run,
-                    env={"OMP_NUM_THREADS": "1"})
+                    threads=1)
     assert result.returncode == 0, result.stderr
     assert json.loads((run / "summary.json").read_text())["test"]["bleu"] > 95
     assert load_run(str(run)).predict(["f e d a"])[0]["translation"] == "f e d a"
