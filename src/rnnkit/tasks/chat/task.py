@@ -291,20 +291,20 @@ class ChatSession(Session):
             found = self.replies([self.context_source(context) for context in contexts], decoding, n_best)
         return [self.answer_record(context, hypotheses, n_best) for context, hypotheses in zip(contexts, found)]
 
+    @torch.no_grad()  # on the generator, not a block in it: gradients stay off only while it runs
     def streamed_answer(self, context: list[str], decoding: ChatDecodingConfig) -> Iterator[dict]:
         """``answer`` for one context as events: {"token": WORD} as each word of the reply is chosen (the words as
         the model writes them; the record's reply is detokenized), then {"output": RECORD}. Greedy decoding and one
         sample stream; a decoding that knows its reply only at the end says so (UserError)."""
         context = context[-self.config.dataset.context_turns:]
         self.model.eval()
-        with torch.no_grad():
-            words = streamed_reply(self.model, self.context_source(context), decoding, **self.markers())
-            while True:
-                try:
-                    yield {"token": self.vocabulary.decode([next(words)])[0]}
-                except StopIteration as finished:
-                    hypothesis = finished.value
-                    break
+        words = streamed_reply(self.model, self.context_source(context), decoding, **self.markers())
+        while True:
+            try:
+                yield {"token": self.vocabulary.decode([next(words)])[0]}
+            except StopIteration as finished:
+                hypothesis = finished.value
+                break
         yield {"output": self.answer_record(context, [hypothesis], n_best=1)}
 
     def context_source(self, context: list[str]) -> torch.Tensor:
