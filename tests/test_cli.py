@@ -381,6 +381,7 @@ def test_generate_with_the_default_prime_on_a_corpus_without_newlines(tmp_path):
     text = tmp_path / "line.txt"
     text.write_text("to be or not to be that is the question " * 40, encoding="utf-8")
     run = tmp_path / "run"
-    assert rnnkit_here("train", "--data", text, *TINY, "--max-steps", "2", "--eval-every", "2", "--out", run).returncode == 0
+    training = rnnkit_here("train", "--data", text, *TINY, "--max-steps", "2", "--eval-every", "2", "--out", run)
+    assert training.returncode == 0, training.stderr
     result = rnnkit_here("generate", "--checkpoint", run, "--length", "10")
     assert result.returncode == 0, result.stderr

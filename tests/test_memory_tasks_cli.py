@@ -55,8 +55,10 @@ def test_digits_trains_with_a_permutation_and_its_accuracy_counts_its_prediction
 
 def test_a_resumed_run_draws_the_same_batches(tmp_path):
     common = ["adding", *TINY, "--seq-len", "10", "--schedule", "constant"]
-    assert rnnkit_here("train", *common, "--max-steps", "6", "--out", tmp_path / "straight").returncode == 0
-    assert rnnkit_here("train", *common, "--max-steps", "3", "--out", tmp_path / "split").returncode == 0
+    trained = rnnkit_here("train", *common, "--max-steps", "6", "--out", tmp_path / "straight")
+    assert trained.returncode == 0, trained.stderr
+    trained = rnnkit_here("train", *common, "--max-steps", "3", "--out", tmp_path / "split")
+    assert trained.returncode == 0, trained.stderr
     result = rnnkit_here("train", *common, "--max-steps", "6", "--resume", "--out", tmp_path / "split")
     assert result.returncode == 0, result.stderr
     straight, split = weights(tmp_path / "straight"), weights(tmp_path / "split")
@@ -65,7 +67,8 @@ def test_a_resumed_run_draws_the_same_batches(tmp_path):
 
 def test_evaluate_scores_the_fixed_test_set(tmp_path):
     run = tmp_path / "run"
-    assert rnnkit_here("train", "adding", *TINY, "--seq-len", "10", "--max-steps", "2", "--out", run).returncode == 0
+    trained = rnnkit_here("train", "adding", *TINY, "--seq-len", "10", "--max-steps", "2", "--out", run)
+    assert trained.returncode == 0, trained.stderr
     result = rnnkit_here("evaluate", "--checkpoint", run)
     assert result.returncode == 0, result.stderr
     summary = json.loads((run / "summary.json").read_text())

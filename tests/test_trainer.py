@@ -142,8 +142,10 @@ def test_a_checkpoint_from_before_the_architecture_issue_resumes(tmp_path):
     text = make_text(tmp_path / "text.txt")
     common = ["--data", text, "--hidden-size", "16", "--embedding-size", "8", "--batch-size", "4", "--bptt", "16",
               "--max-minutes", "0", "--eval-every", "3", "--schedule", "constant", "--precision", "fp32"]
-    assert rnnkit_here("train", *common, "--max-steps", "6", "--out", tmp_path / "straight").returncode == 0
-    assert rnnkit_here("train", *common, "--max-steps", "3", "--out", tmp_path / "split").returncode == 0
+    trained = rnnkit_here("train", *common, "--max-steps", "6", "--out", tmp_path / "straight")
+    assert trained.returncode == 0, trained.stderr
+    trained = rnnkit_here("train", *common, "--max-steps", "3", "--out", tmp_path / "split")
+    assert trained.returncode == 0, trained.stderr
     pointer = json.loads((tmp_path / "split" / "checkpoint.json").read_text())
     state_file = tmp_path / "split" / pointer["directory"] / "state.json"
     state = json.loads(state_file.read_text())
