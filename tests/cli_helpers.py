@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -61,9 +62,31 @@ def rnnkit_here(*arguments, threads: int | None = None) -> subprocess.CompletedP
     return subprocess.CompletedProcess(["rnnkit", *map(str, arguments)], status, stdout.getvalue(), stderr.getvalue())
 
 
-def start_rnnkit(*arguments) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rnnkit", *map(str, arguments)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+# Processes to kill: forked from a server that has imported torch and rnnkit once (multiprocessing's forkserver), so
+# each is a real process that SIGKILL ends with nothing run after it, without a fresh interpreter's 3 to 5 s of
+# imports. The server runs no torch computation, so its forks inherit no thread pool (forking after OpenMP has run
+# can hang the child).
+_FORKS = multiprocessing.get_context("forkserver")
+_FORKS.set_forkserver_preload(["torch", "rnnkit.cli", "cli_helpers"])
+
+
+def start_rnnkit(*arguments, env: dict | None = None, log: Path | None = None) -> multiprocessing.Process:
+    """``rnnkit`` started in a forked process (``env`` added to its environment, its output written to ``log``);
+    ``.kill()`` sends SIGKILL, and ``.exitcode`` is -9 after a kill, as a subprocess's return code would be."""
+    process = _FORKS.Process(target=_run_rnnkit, args=([str(argument) for argument in arguments], env or {},
+                                                       str(log or os.devnull)))
+    process.start()
+    return process
+
+
+def _run_rnnkit(arguments: list[str], env: dict, log: str) -> None:
+    os.environ.update(env)
+    with open(log, "ab", buffering=0) as output:
+        os.dup2(output.fileno(), 1)
+        os.dup2(output.fileno(), 2)
+    from rnnkit.cli import main
+
+    sys.exit(main(arguments))
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, status: int = 2) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ import yaml
 
 from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit, rnnkit_here, start_rnnkit, tree_digest, weights
 
+from rnnkit.train.callbacks import INJECT_SWITCH
+
 
 @pytest.fixture(scope="module")
 def text(tmp_path_factory) -> Path:
@@ -27,7 +28,7 @@ def text(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, text) -> Path:
     run = tmp_path_factory.mktemp("runs") / "trained"
-    result = rnnkit("train", "--data", text, *TINY, "--max-steps", "12", "--eval-every", "4", "--out", run)
+    result = rnnkit_here("train", "--data", text, *TINY, "--max-steps", "12", "--eval-every", "4", "--out", run)
     assert result.returncode == 0, result.stderr
     return run
 
@@ -130,7 +131,7 @@ def _losses(run: Path) -> list:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, text) -> Path:
     run = tmp_path_factory.mktemp("runs") / "uninterrupted"
-    result = rnnkit("train", "--data", text, *RESUMABLE, "--out", run)
+    result = rnnkit_here("train", "--data", text, *RESUMABLE, "--out", run)
     assert result.returncode == 0, result.stderr
     return run
 
@@ -140,17 +141,17 @@ def test_sigkill_and_resume_gives_bit_identical_weights_and_metrics(tmp_path, te
     run = tmp_path / "killed"
     process = start_rnnkit("train", "--data", text, *RESUMABLE, "--out", run)
     deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
+    while time.time() < deadline and process.is_alive():
         logged = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
         steps = [json.loads(line)["step"] for line in logged[:-1]]  # the last line may be half written
         if (kill_after_step == 0 and (run / "config.yaml").exists()) or (steps and max(steps) >= kill_after_step > 0):
             break
         time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.kill()
+    process.join()
     assert not (run / "summary.json").exists(), "killed too late: the run had finished"
 
-    resumed = rnnkit("train", "--data", text, *RESUMABLE, "--out", run, "--resume")
+    resumed = rnnkit_here("train", "--data", text, *RESUMABLE, "--out", run, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     expected, got = weights(uninterrupted), weights(run)
     assert expected.keys() == got.keys()
@@ -189,20 +190,21 @@ def test_two_processes_with_torchrun_match_one_process_with_the_same_global_batc
 
 
 # ----------------------------------------------------------------------------- non-finite guard
-def test_a_nonfinite_step_is_skipped_counted_and_logged(tmp_path, text):
+def test_a_nonfinite_step_is_skipped_counted_and_logged(tmp_path, text, monkeypatch):
     run = tmp_path / "run"
-    result = rnnkit("train", "--data", text, *TINY, "--max-steps", "8", "--eval-every", "4", "--out", run,
-                    env={"RNNKIT_INJECT_NONFINITE": "3"})
+    monkeypatch.setenv(INJECT_SWITCH, "3")
+    result = rnnkit_here("train", "--data", text, *TINY, "--max-steps", "8", "--eval-every", "4", "--out", run)
     assert result.returncode == 0, result.stderr
     assert json.loads((run / "summary.json").read_text())["nonfinite_steps"] == 1
     assert [r["step"] for r in metrics(run) if r["event"] == "nonfinite"] == [3]
     assert all(torch.isfinite(value).all() for value in weights(run).values())
 
 
-def test_repeated_nonfinite_steps_stop_the_run_and_keep_the_last_good_checkpoint(tmp_path, text):
+def test_repeated_nonfinite_steps_stop_the_run_and_keep_the_last_good_checkpoint(tmp_path, text, monkeypatch):
     run = tmp_path / "run"
-    result = rnnkit("train", "--data", text, *TINY, "--max-steps", "30", "--eval-every", "4", "--out", run,
-                    env={"RNNKIT_INJECT_NONFINITE": "6,7,8,9,10"})
+    monkeypatch.setenv(INJECT_SWITCH, "6,7,8,9,10")
+    result = rnnkit_here("train", "--data", text, *TINY, "--max-steps", "30", "--eval-every", "4", "--out", run)
+    monkeypatch.delenv(INJECT_SWITCH)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert "training stopped at step 10: 5 consecutive steps had a non-finite loss" in last
@@ -210,7 +212,7 @@ def test_repeated_nonfinite_steps_stop_the_run_and_keep_the_last_good_checkpoint
     assert json.loads((run / "checkpoint.json").read_text())["step"] == 8
     assert all(torch.isfinite(value).all() for value in weights(run).values())
     assert not (run / "summary.json").exists()
-    assert rnnkit("generate", "--checkpoint", run, "--length", "5").returncode == 0
+    assert rnnkit_here("generate", "--checkpoint", run, "--length", "5").returncode == 0
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -359,7 +361,7 @@ def test_a_corpus_without_newlines_still_ends_with_a_sample(tmp_path):
 
 def test_bf16_training_runs_and_learns(tmp_path, text):
     run = tmp_path / "run"
-    result = rnnkit("train", "--data", text, *TINY, "--precision", "bf16", "--max-steps", "20", "--eval-every", "10", "--out", run)
+    result = rnnkit_here("train", "--data", text, *TINY, "--precision", "bf16", "--max-steps", "20", "--eval-every", "10", "--out", run)
     assert result.returncode == 0, result.stderr
     assert "(bf16)" in result.stderr
     train = [r for r in metrics(run) if r["event"] == "train"]
@@ -370,7 +372,7 @@ def test_bf16_training_runs_and_learns(tmp_path, text):
 def test_early_stopping_after_patience_evaluations_without_improvement(tmp_path, text):
     # A learning rate of 1e-30 leaves every fp32 weight unchanged, so validation never improves.
     run = tmp_path / "run"
-    result = rnnkit("train", "--data", text, *TINY, "--lr", "1e-30", "--max-steps", "100", "--eval-every", "2",
+    result = rnnkit_here("train", "--data", text, *TINY, "--lr", "1e-30", "--max-steps", "100", "--eval-every", "2",
                     "--patience", "2", "--out", run)
     assert result.returncode == 0, result.stderr
     summary = json.loads((run / "summary.json").read_text())

@@ -19,7 +19,7 @@ import pytest
 import torch
 import tyro
 
-from cli_helpers import make_text, rnnkit, rnnkit_here, weights
+from cli_helpers import make_text, rnnkit_here, start_rnnkit, weights
 from test_caption import write_shapes
 from test_chat import write_reversals
 from test_forecast import hours, write_csv
@@ -122,8 +122,11 @@ def test_a_killed_run_resumes_bit_for_bit(task, tmp_path):
     arguments = ["train", task, *task_data(task, tmp_path / "data"), *RUN, *batch_options(task, 1)]
     whole = rnnkit_here(*arguments, "--out", tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr
-    killed = rnnkit(*arguments, "--out", tmp_path / "killed", env={KILL_SWITCH: "5"})
-    assert killed.returncode == -9, killed.stderr  # SIGKILL: nothing ran after the kill
+    killed = start_rnnkit(*arguments, "--out", tmp_path / "killed", env={KILL_SWITCH: "5"}, log=tmp_path / "killed.log")
+    killed.join(timeout=120)
+    if killed.is_alive():
+        killed.kill()
+    assert killed.exitcode == -9, (tmp_path / "killed.log").read_text()  # SIGKILL: nothing ran after the kill
     assert not (tmp_path / "killed" / "summary.json").exists()
     resumed = rnnkit_here(*arguments, "--out", tmp_path / "killed", "--resume")
     assert resumed.returncode == 0, resumed.stderr
