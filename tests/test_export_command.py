@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit, rnnkit_here, tree_digest
+from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit_here, tree_digest
 from rnnkit.export import GenerationStep, WholeSequences
 from rnnkit.tasks import load_run
 from test_every_task import batch_options, task_data
@@ -37,7 +37,7 @@ def _prime_then_step(run_step, model, prompt: torch.Tensor):
 def test_the_onnx_file_runs_in_onnx_runtime_as_the_model_runs_in_pytorch(run, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime", reason="the 'export' extra (onnx, onnxruntime) is not installed")
     out = tmp_path / "charlm.onnx"
-    result = rnnkit("export", "--checkpoint", run, "--out", out)
+    result = rnnkit_here("export", "--checkpoint", run, "--out", out)
     assert result.returncode == 0, result.stderr
     assert "max |difference| from PyTorch" in result.stdout and result.stderr.strip() == ""
     model = load_run(str(run)).session.model.eval()
