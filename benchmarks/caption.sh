@@ -3,16 +3,19 @@
 # and its same-job baselines train side by side, one thread each (OMP_NUM_THREADS=1), for the same wall-clock budget:
 # run nothing else meanwhile. The Transformer decoder (256 wide, 3 layers, feed-forward 896: 5.15 M parameters) matches
 # the attention model's LSTM 512 (5.06 M); the nearest-neighbour baseline comes with every run's test metrics.
-#   benchmarks/caption.sh [OUT] [MINUTES]       (default OUT: runs/caption-bench, MINUTES: 20)
+#   benchmarks/caption.sh [OUT] [MINUTES] [WHAT]   (default OUT: runs/caption-bench, MINUTES: 20, WHAT: pairs)
+# WHAT: pairs (the side-by-side runs and the report), cells (every cell at one size, below) or all.
 set -euo pipefail
 out=${1:-runs/caption-bench}
 minutes=${2:-20}
+what=${3:-pairs}
 mkdir -p "$out"
 measure() { OMP_NUM_THREADS=1 /usr/bin/time -f "peak resident memory %M KB, %e s" "$@"; }
 run() { name=$1; shift
         measure rnnkit train caption --max-minutes "$minutes" --out "$out/$name" --overwrite "$@" > "$out/$name.log" 2>&1; }
 transformer=(--decoder transformer --hidden-size 256 --num-layers 3 --feedforward-size 896 --heads 4 --warmup-steps 200)
 
+if [[ $what == pairs || $what == all ]]; then
 for protocol in unseen-artist unseen-composition; do
     run "attention-$protocol" --protocol "$protocol" &
     run "transformer-$protocol" --protocol "$protocol" "${transformer[@]}" &
@@ -20,3 +23,14 @@ for protocol in unseen-artist unseen-composition; do
 done
 python benchmarks/caption_report.py "$out/attention-unseen-artist" --figures docs/figures --drawn 2 \
     > "$out/attention-unseen-artist-report.md"
+fi
+
+# Every cell at the default size (512 units, embeddings 256) on unseen compositions, one thread each, all five at
+# once, for 400 steps: a step budget, so that the comparison does not depend on what else the machine ran (the wall
+# times do)
+if [[ $what == cells || $what == all ]]; then
+    for cell in lstm gru janet indrnn rnn; do
+        run "cell-$cell" --protocol unseen-composition --cell "$cell" --max-minutes 0 --max-steps 400 &
+    done
+    wait
+fi
