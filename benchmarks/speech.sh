@@ -38,6 +38,14 @@ for cell in gru lstm janet indrnn; do
 done
 rnnkit train speech --no-bidirectional --max-minutes 0 --max-steps 800 --out "$out/an4-800-unidirectional" --overwrite
 rnnkit train speech --no-bidirectional --max-minutes 0 --max-steps 3000 --out "$out/an4-3000-unidirectional" --overwrite
+rnnkit train speech --no-bidirectional --lr 5e-4 --max-minutes 0 --max-steps 800 --out "$out/an4-800-unidirectional-lr5e-4" \
+  --overwrite
+rnnkit train speech --no-bidirectional --num-layers 2 --max-minutes 0 --max-steps 800 \
+  --out "$out/an4-800-unidirectional-2-layers" --overwrite
+rnnkit train speech --no-bidirectional --num-layers 2 --max-minutes 0 --max-steps 3000 \
+  --out "$out/an4-3000-unidirectional-2-layers" --overwrite
+rnnkit train speech --dataset fsdd --no-bidirectional --max-minutes 0 --max-steps 1500 --out "$out/fsdd-unidirectional" \
+  --overwrite
 rnnkit train speech --frequency-masks 0 --time-masks 0 --max-minutes 0 --max-steps 800 \
   --out "$out/an4-800-no-specaugment" --overwrite
 
