@@ -302,6 +302,29 @@ def test_a_padded_batch_decodes_as_each_utterance_alone(subsample):
         assert torch.allclose(together[: steps[column], column], alone[:, 0], atol=1e-5)
 
 
+@pytest.mark.parametrize("subsample", [1, 2])
+def test_the_unidirectional_model_streams(subsample):
+    """--no-bidirectional: an output step reads no frame after the last one its convolutions reach, so a
+    transcript can be emitted while the audio still arrives."""
+    torch.manual_seed(0)
+    config = AcousticModelConfig(cell="gru", hidden_size=8, num_layers=2, bidirectional=False, subsample=subsample,
+                                 conv_channels=6)
+    model = AcousticModel(5, 4, config).eval()
+    frames = torch.randn(16, 1, 5)
+    changed = frames.clone()
+    changed[10:] = torch.randn(6, 1, 5)  # the future: frames 10..15
+    before, _, _ = model(frames)
+    after, _, _ = model(changed)
+    # without subsampling, steps 0..9 read frames 0..9; a stride-2 kernel-3 convolution's step t reads frames
+    # 2t-1..2t+1, so steps 0..4 read frames up to 9
+    unaffected = 10 if subsample == 1 else 5
+    assert torch.allclose(before[:unaffected], after[:unaffected])
+    assert not torch.allclose(before[unaffected:], after[unaffected:])
+    config.bidirectional = True  # the check can fail: a bidirectional model's early steps see the future
+    both_ways = AcousticModel(5, 4, config).eval()
+    assert not torch.allclose(both_ways(frames)[0][:unaffected], both_ways(changed)[0][:unaffected])
+
+
 def test_the_loss_is_torchs_ctc_and_too_short_utterances_are_recognised():
     torch.manual_seed(0)
     model = AcousticModel(5, 4, AcousticModelConfig(cell="lstm", hidden_size=8, frequency_masks=0, time_masks=0))
