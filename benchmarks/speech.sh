@@ -53,6 +53,10 @@ rnnkit train speech --frequency-masks 0 --time-masks 0 --max-minutes 0 --max-ste
 # summary.json holds its DTW baseline.
 rnnkit train speech --dataset fsdd --max-minutes 0 --max-steps 1500 --out "$out/fsdd-official" --overwrite
 measure rnnkit train speech --dataset fsdd --max-minutes 0 --max-steps 4000 --out "$out/fsdd-official-4000" --overwrite
+for seed in 1 2; do
+  rnnkit train speech --dataset fsdd --seed "$seed" --max-minutes 0 --max-steps 1500 --out "$out/fsdd-official-seed$seed" \
+    --overwrite
+done
 for speaker in george jackson lucas nicolas theo yweweler; do
   rnnkit train speech --dataset fsdd --protocol speaker --speaker "$speaker" --max-minutes 0 --max-steps 800 \
     --out "$out/fsdd-speaker-$speaker" --overwrite
