@@ -8,19 +8,17 @@ out=${1:-runs/sst-pretraining-bench}
 mkdir -p "$out/corpus"
 measure() { /usr/bin/time -f "peak resident memory %M KB, %e s" "$@"; }
 
-# The corpus: PTB's training text, then the SST training trees' sentences tokenised and lower-cased exactly as
-# 'rnnkit train sst' reads them (so the language model's words are the classifier's); validation: the SST dev
-# sentences' text (no labels); test: PTB's test text. No SST test sentence is read.
+# The corpus: PTB's training text, then the SST training trees' sentences as 'rnnkit train sst' reads them, their
+# leaves lower-cased (so the language model's words are the classifier's); validation: the SST dev sentences' text
+# (no labels); test: PTB's test text. No SST test sentence is read.
 python - ../shared/data "$out/corpus" <<'PY'
 import sys
 from pathlib import Path
 from rnnkit.data.sentiment_trees import read_trees
-from rnnkit.data.tokenization import TOKENIZERS
 
 shared, corpus = Path(sys.argv[1]), Path(sys.argv[2])
-tokenize = TOKENIZERS["treebank"]
 def sentences(name):
-    return [" ".join(tokenize(" ".join(tree.leaves))).lower() for tree in read_trees(shared / "sst/trees" / name, name)]
+    return [" ".join(tree.leaves).lower() for tree in read_trees(shared / "sst/trees" / name, name)]
 ptb = (shared / "ptb/ptb.train.txt").read_text()
 (corpus / "train.txt").write_text(ptb + "".join(f" {s} \n" for s in sentences("train.txt")))
 (corpus / "valid.txt").write_text("".join(f" {s} \n" for s in sentences("dev.txt")))

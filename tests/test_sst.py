@@ -254,6 +254,19 @@ def test_bad_input_is_one_line_and_leaves_the_folder_alone(tmp_path, run, argume
     assert tree_digest(out) == before
 
 
+def test_the_vocabulary_holds_the_leaves_the_model_reads(tmp_path):
+    """A treebank leaf the tokenizer would split ("x." -> "x" "."; 23 training sentences of the SST have one) is a
+    token of the vocabulary, as the model reads the leaves."""
+    data = write_sst(tmp_path / "data")
+    trees = data / "trees" / "train.txt"
+    trees.write_text(trees.read_text() + tree_line("a great x.", 4) + "\n")
+    result = rnnkit_here("train", "sst", "--data-dir", data, *SMALL, "--max-steps", "1", "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    _, session = restore_session(str(tmp_path / "run"))
+    words = session.features.words
+    assert "x." in words.tokens and "x" not in words.tokens
+
+
 def test_phrases_by_default_sentences_on_request_and_old_runs_keep_training_on_sentences(tmp_path):
     import yaml
 

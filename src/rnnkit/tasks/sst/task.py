@@ -115,6 +115,12 @@ class SSTConfig(RunConfig):
         return values
 
 
+def sentence_tokens(sentence: LabelledSentence, tokenize) -> list[str]:
+    """The tokens a sentence is read as: a tree's leaves as the treebank splits them, else ``tokenize``'s. The
+    vocabulary is built from these too, so that no training token is unknown to it."""
+    return list(sentence.tokens) if sentence.tokens else tokenize(sentence.text)
+
+
 def read_splits(data: SSTData) -> dict[str, list[LabelledSentence]]:
     """The train, validation and (where there is one) test examples: the treebank's phrases and sentences
     (--train-on phrases), the sentence files of --data-dir, or --train/--dev/--test."""
@@ -177,7 +183,7 @@ class TextClassificationSession(Session):
         """The sentences as token features and class ids (their labels are checked against the split's already)."""
         encoded, targets = [], []
         for sentence in sentences:
-            tokens = list(sentence.tokens) if sentence.tokens else self.tokenize(sentence.text)
+            tokens = sentence_tokens(sentence, self.tokenize)
             if not tokens:
                 raise UserError(f"{sentence.where}: the sentence has no token after tokenisation; remove the line")
             encoded.append(self.features.encode(tokens))
@@ -293,8 +299,8 @@ class SSTTask(Task):
             if split in splits:
                 check_labels(splits[split], labels, split)
         tokenize = TOKENIZERS[data.tokenizer]
-        features = TokenFeatures.from_training([tokenize(sentence.text) for sentence in splits["train"]], data.lowercase,
-                                               data.min_count, characters=config.model.char_hidden_size > 0,
+        features = TokenFeatures.from_training([sentence_tokens(sentence, tokenize) for sentence in splits["train"]],
+                                               data.lowercase, data.min_count, characters=config.model.char_hidden_size > 0,
                                                case=config.model.case_embedding_size > 0)
         language_model = read_language_model(data.init_from) if data.init_from else None
         if language_model is not None:
