@@ -57,6 +57,16 @@ for seed in 1 2; do
   rnnkit train speech --dataset fsdd --seed "$seed" --max-minutes 0 --max-steps 1500 --out "$out/fsdd-official-seed$seed" \
     --overwrite
 done
+# the same three runs decoded with the beam search and the trigram of the training transcripts (FSDD's are single
+# digits), with and without an offset for words it lacks (-5 chosen on validation): validation, then test
+for run in fsdd-official fsdd-official-seed1 fsdd-official-seed2; do
+  for offset in 0 -2 -5 -10 -20; do
+    for split in validation test; do
+      rnnkit evaluate --checkpoint "$out/$run" --split "$split" --beam-size 16 --lm transcripts --unknown-offset "$offset" \
+        --utterances "$out/$run-$split-lm$offset.jsonl"
+    done
+  done
+done
 for speaker in george jackson lucas nicolas theo yweweler; do
   rnnkit train speech --dataset fsdd --protocol speaker --speaker "$speaker" --max-minutes 0 --max-steps 800 \
     --out "$out/fsdd-speaker-$speaker" --overwrite

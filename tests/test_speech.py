@@ -221,13 +221,14 @@ def exhaustive(log_probs: torch.Tensor, scorer: PrefixScorer) -> dict[tuple[int,
             for labelled, total in totals.items()}
 
 
-@pytest.mark.parametrize("lm_weight, word_bonus", [(0.0, 0.0), (1.0, 0.5), (2.0, -1.0)])
-def test_prefix_beam_search_equals_enumerating_every_path(lm_weight, word_bonus):
+@pytest.mark.parametrize("lm_weight, word_bonus, unknown_offset", [(0.0, 0.0, 0.0), (1.0, 0.5, 0.0), (2.0, -1.0, -3.0)])
+def test_prefix_beam_search_equals_enumerating_every_path(lm_weight, word_bonus, unknown_offset):
     torch.manual_seed(1)
     characters = " ab"  # labels: 1 space, 2 a, 3 b
     log_probs = torch.randn(5, 4).mul(1.5).log_softmax(-1)
-    lm = CountedNGram([["a", "b"], ["ab", "a"], ["b"]], order=2)
-    scorer = PrefixScorer(characters, 1, lm, lm_weight, word_bonus)
+    # unknown words: "aa", "bb" (charged at their second letter), "ba" (the beginning of "bab": charged at its end)
+    lm = CountedNGram([["a", "b"], ["ab", "a"], ["b"], ["bab"]], order=2)
+    scorer = PrefixScorer(characters, 1, lm, lm_weight, word_bonus, unknown_offset)
     scores = exhaustive(log_probs, scorer)
     found = prefix_beam_search(log_probs, scorer, beam_size=10_000)
     assert {s.labels: s.score for s in found} == pytest.approx(scores)
@@ -246,6 +247,31 @@ def test_a_language_model_of_weight_0_changes_nothing():
     assert [s.score for s in weighted] != [s.score for s in plain]
 
 
+def test_the_unknown_word_offset_is_charged_once_per_unknown_word():
+    lm = CountedNGram([["a", "b"], ["bab"]], order=2)  # "ba" is unknown but begins "bab"
+    def text_score(text: str, offset: float) -> float:
+        labels = tuple(" ab".index(character) + 1 for character in text)
+        scorer = PrefixScorer(" ab", 1, lm, 0.5, 0.0, offset)
+        return sum(scorer.on_extend(labels[:i], labels[i]) for i in range(len(labels))) + scorer.at_end(labels)
+    for text, unknown in [("a b", 0), ("bab", 0), ("aa", 1), ("ba", 1), ("ba aab bab", 2), ("abab b ", 1)]:
+        assert text_score(text, -4.0) - text_score(text, 0.0) == pytest.approx(-4.0 * unknown), text
+
+
+def test_the_unknown_word_offset_keeps_the_search_to_the_vocabulary():
+    # posteriors that spell "ab" (unknown to a model of the words "a" and "b") far better than "a b"
+    path = [2, 0, 3]  # a - b
+    log_probs = torch.full((3, 4), -6.0)
+    log_probs[torch.arange(3), torch.tensor(path)] = -0.01
+    log_probs[1, 1] = -3.0  # a space in the middle: "a b"
+    log_probs = log_probs.log_softmax(-1)
+    lm = CountedNGram([["a"], ["b"], ["a", "b"]], order=2)
+    assert lm.known_words() == {"a", "b"}
+    def best(offset: float) -> tuple[int, ...]:
+        return prefix_beam_search(log_probs, PrefixScorer(" ab", 1, lm, 0.5, 0.0, offset), beam_size=16)[0].labels
+    assert best(0.0) == (2, 3)  # "ab": the acoustics win over the model's <unk> probability
+    assert best(-10.0) == (2, 1, 3)  # "a b": the only words the model knows
+
+
 def test_counted_ngrams_sum_to_one_and_arpa_backs_off(tmp_path):
     lm = CountedNGram([["a", "b", "c"], ["a", "c"], ["b"]], order=3)
     for history in [(), ("a",), ("a", "b"), ("zz", "a")]:
@@ -255,6 +281,7 @@ def test_counted_ngrams_sum_to_one_and_arpa_backs_off(tmp_path):
         "\\data\\\nngram 1=4\nngram 2=1\n\n\\1-grams:\n-1.0\t</s>\n-99\t<s>\t-0.5\n-0.5\tA\t-0.3\n-0.7\tB\n\n"
         "\\2-grams:\n-0.2\tA B\n\n\\end\\\n")
     arpa = ArpaModel.read(tmp_path / "lm.arpa")
+    assert arpa.known_words() == {"a", "b"}
     assert arpa.log_prob(("a",), "b") == pytest.approx(-0.2 * math.log(10))
     assert arpa.log_prob(("b",), "a") == pytest.approx(-0.5 * math.log(10))  # B has no back-off weight: 0
     assert arpa.log_prob(("a",), "a") == pytest.approx((-0.3 - 0.5) * math.log(10))

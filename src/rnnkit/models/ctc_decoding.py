@@ -11,9 +11,12 @@ last label (p_nb), so that paths which collapse to the same prefix are summed. A
 language model enters as each word is completed (the prefix gains a space after a letter) and
 at the end, for the last word and the end of the sentence; the score of a text y is
 
-    log P_ctc(y | x) + alpha * log P_lm(words of y, </s>) + beta * |words of y|
+    log P_ctc(y | x) + alpha * log P_lm(words of y, </s>) + beta * |words of y| + gamma * |words of y the LM lacks|
 
-(``lm_weight`` alpha, ``word_bonus`` beta). With a beam wide enough to keep every prefix this is
+(``lm_weight`` alpha, ``word_bonus`` beta, ``unknown_offset`` gamma: pyctcdecode's ``unk_score_offset``, which
+keeps a closed-vocabulary search from spelling words it has never seen). As in pyctcdecode, gamma is
+charged as soon as a word's letters stop being the beginning of any word the model knows, not only
+when the word ends: otherwise a narrow beam can hold nothing but misspellings by then. With a beam wide enough to keep every prefix this is
 exact: the tests check it against scoring every path by enumeration.
 """
 
@@ -59,22 +62,46 @@ def _add(a: float, b: float) -> float:
 
 
 class PrefixScorer:
-    """What a word language model adds to a prefix: at each completed word, and at the end."""
+    """What a word language model adds to a prefix: at each completed word, at the letter where a word leaves the
+    model's vocabulary (with an unknown-word offset), and at the end."""
 
-    def __init__(self, characters: str, space: int, lm: WordScorer | None, lm_weight: float, word_bonus: float) -> None:
+    def __init__(self, characters: str, space: int, lm: WordScorer | None, lm_weight: float, word_bonus: float,
+                 unknown_offset: float = 0.0) -> None:
         self.characters, self.space = characters, space  # characters[label - 1] is label's character
-        self.lm, self.lm_weight, self.word_bonus = lm, lm_weight, word_bonus
+        self.lm, self.lm_weight, self.word_bonus, self.unknown_offset = lm, lm_weight, word_bonus, unknown_offset
+        self.known = lm.known_words() if lm is not None and unknown_offset else set()
+        self.beginnings = {word[:end] for word in self.known for end in range(len(word) + 1)}  # "" and every prefix
 
     def words(self, labels: tuple[int, ...]) -> list[str]:
         return "".join(self.characters[label - 1] for label in labels).split()
 
     def word_score(self, words: list[str]) -> float:
         """The score of the last of ``words`` once it is complete."""
-        lm = self.lm_weight * self.lm.log_prob(tuple(words[:-1]), words[-1]) if self.lm is not None else 0.0
-        return lm + self.word_bonus
+        if self.lm is None:
+            return self.word_bonus
+        lm = self.lm_weight * self.lm.log_prob(tuple(words[:-1]), words[-1])
+        return lm + self.word_bonus + self.unknown_charge(words[-1])
+
+    def unknown_charge(self, word: str) -> float:
+        """gamma for a finished unknown word not yet charged: one that is still the beginning of a known word
+        ("eigh"); the others were charged by ``partial_word_charge`` where they left every known word."""
+        return self.unknown_offset if word in self.beginnings and word not in self.known else 0.0
+
+    def partial_word_charge(self, prefix: tuple[int, ...], label: int) -> float:
+        """gamma where ``label``'s letter makes the word being spelt the beginning of no known word ("eie")."""
+        if not self.beginnings:
+            return 0.0
+        start = len(prefix)
+        while start and prefix[start - 1] != self.space:
+            start -= 1
+        spelt = "".join(self.characters[letter - 1] for letter in prefix[start:])
+        letter = self.characters[label - 1]
+        return self.unknown_offset if spelt in self.beginnings and spelt + letter not in self.beginnings else 0.0
 
     def on_extend(self, prefix: tuple[int, ...], label: int) -> float:
-        if label != self.space or not prefix or prefix[-1] == self.space:
+        if label != self.space:
+            return self.partial_word_charge(prefix, label)
+        if not prefix or prefix[-1] == self.space:
             return 0.0
         return self.word_score(self.words(prefix))
 

@@ -39,6 +39,10 @@ class WordScorer(Protocol):
 
     def log_prob(self, history: tuple[str, ...], word: str) -> float: ...
 
+    def known_words(self) -> set[str]:
+        """The model's vocabulary: every other word is scored as ``<unk>`` (or as never, without one)."""
+        ...
+
 
 class ArpaModel:
     def __init__(self, probabilities: dict[tuple[str, ...], float], backoffs: dict[tuple[str, ...], float]) -> None:
@@ -81,6 +85,9 @@ class ArpaModel:
             raise UserError(f"{path}: no n-grams found; expected an ARPA file (\\data\\, \\1-grams:, ...)")
         return cls(probabilities, backoffs)
 
+    def known_words(self) -> set[str]:
+        return {ngram[0] for ngram in self.probabilities if len(ngram) == 1} - {START, END, self.unknown}
+
     def log_prob(self, history: tuple[str, ...], word: str) -> float:
         if (word,) not in self.probabilities and word != END:
             if self.unknown is None:
@@ -113,6 +120,9 @@ class CountedNGram:
                 for n in range(order):  # contexts of 0 .. order-1 words
                     self.counts[tuple(padded[position - n : position])][padded[position]] += 1
         self.totals = {context: sum(counts.values()) for context, counts in self.counts.items()}
+
+    def known_words(self) -> set[str]:
+        return set(self.vocabulary) - {UNKNOWN, END}
 
     def log_prob(self, history: tuple[str, ...], word: str) -> float:
         if word not in self.vocabulary:

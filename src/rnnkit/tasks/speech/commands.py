@@ -42,13 +42,16 @@ class DecodingOptions:
     """alpha, the language model's weight (default: the run's)."""
     word_bonus: float | None = None
     """beta, added per word (default: the run's)."""
+    unknown_offset: float | None = None
+    """gamma, added per word the language model does not know (default: the run's)."""
     n_best: int = 1
     """predict: this many best transcripts per input (with a beam)."""
 
     def over(self, decoding):
         """The run's decoding options (``decoding``, a CTCDecoding) with these set over them, checked."""
         changes = {name: value for name, value in (("lm", self.lm), ("lm_weight", self.lm_weight),
-                                                   ("word_bonus", self.word_bonus)) if value is not None}
+                                                   ("word_bonus", self.word_bonus),
+                                                   ("unknown_offset", self.unknown_offset)) if value is not None}
         if self.beam_size:
             changes["beam_size"] = self.beam_size
         if changes.get("beam_size", decoding.beam_size) == 1 and "lm" not in changes:
@@ -109,7 +112,8 @@ def run_evaluate(session, options: SpeechEvaluateOptions) -> None:
         metrics, written = session.scores(session.model, examples, decoding)
     seconds = time.perf_counter() - started
     search = "greedy" if decoding.beam_size == 1 else (f"beam {decoding.beam_size}, lm {decoding.lm}" + (
-        f" (weight {decoding.lm_weight:g}, word bonus {decoding.word_bonus:g})" if decoding.lm != "none" else ""))
+        f" (weight {decoding.lm_weight:g}, word bonus {decoding.word_bonus:g}, unknown-word offset "
+        f"{decoding.unknown_offset:g})" if decoding.lm != "none" else ""))
     print(f"{session.report(metrics, label='evaluation')}; {search}; {seconds:.1f} s")
     if options.utterances:
         write_utterance_errors(Path(options.utterances), utterance_errors(examples.texts, written, examples.names))

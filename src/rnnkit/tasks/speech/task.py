@@ -118,6 +118,9 @@ class CTCDecoding:
     """alpha: the weight of the language model's log probability."""
     word_bonus: float = 1.0
     """beta: added per word (balances the language model's cost of every word)."""
+    unknown_offset: float = 0.0
+    """gamma: added per word the language model does not know (pyctcdecode's unk_score_offset, -10 there; 0: only
+    the model's own <unk> probability). Negative for a closed vocabulary (FSDD's ten digits)."""
     n_best: int = 1
     """predict: this many best transcripts per input (at most the beam size)."""
     label_floor: float = -10.0
@@ -130,6 +133,9 @@ class CTCDecoding:
                 raise UserError(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}")
         if self.lm != "none" and self.beam_size == 1:
             raise UserError(f"--lm {self.lm}: a language model is used by the beam search; give --beam-size > 1")
+        if self.unknown_offset and self.lm == "none":
+            raise UserError(f"--unknown-offset {self.unknown_offset:g}: it weighs words against a language model's "
+                            "vocabulary; give --lm transcripts or an ARPA file")
         if self.n_best > self.beam_size:
             raise UserError(f"--n-best {self.n_best}: at most --beam-size ({self.beam_size}) transcripts are kept")
         if self.lm not in ("none", "transcripts") and not Path(self.lm).is_file():
@@ -268,7 +274,8 @@ class SpeechSession(Session):
             self._scorers[key] = word_scorer(decoding.lm, self.transcripts, decoding.lm_order)
         characters = self.characters.characters
         space = characters.index(" ") + 1 if " " in characters else -1
-        return PrefixScorer(characters, space, self._scorers[key], decoding.lm_weight, decoding.word_bonus)
+        return PrefixScorer(characters, space, self._scorers[key], decoding.lm_weight, decoding.word_bonus,
+                            decoding.unknown_offset)
 
     def transcribe(self, model, features: list[torch.Tensor], decoding: CTCDecoding | None = None) -> list[list[tuple[str, float]]]:
         """The best (transcript, score) of each utterance, best first, in the order given (greedy: one each, its
