@@ -25,7 +25,8 @@ from rnnkit.metrics import speech_errors, utterance_errors
 from rnnkit.models.acoustic_model import AcousticModel, AcousticModelConfig
 from rnnkit.models.ctc_decoding import PrefixScorer, collapse, greedy, prefix_beam_search
 from rnnkit.models.word_ngram import END, ArpaModel, CountedNGram
-from rnnkit.tasks.speech.task import fits_ctc
+from rnnkit.tasks.speech.commands import DecodingOptions
+from rnnkit.tasks.speech.task import CTCDecoding, fits_ctc
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -270,6 +271,15 @@ def test_the_unknown_word_offset_keeps_the_search_to_the_vocabulary():
         return prefix_beam_search(log_probs, PrefixScorer(" ab", 1, lm, 0.5, 0.0, offset), beam_size=16)[0].labels
     assert best(0.0) == (2, 3)  # "ab": the acoustics win over the model's <unk> probability
     assert best(-10.0) == (2, 1, 3)  # "a b": the only words the model knows
+
+
+def test_greedy_decoding_of_a_run_with_an_unknown_word_offset_drops_its_language_model():
+    runs = CTCDecoding(beam_size=16, lm="transcripts", unknown_offset=-5.0)
+    greedy_decoding = DecodingOptions(beam_size=1).over(runs)
+    assert (greedy_decoding.lm, greedy_decoding.unknown_offset) == ("none", 0.0)
+    assert DecodingOptions(lm_weight=1.0).over(runs).unknown_offset == -5.0  # the run's beam search, as it was
+    with pytest.raises(UserError, match="--unknown-offset -5: it weighs words against a language model"):
+        DecodingOptions(beam_size=1, unknown_offset=-5.0).over(runs)
 
 
 def test_counted_ngrams_sum_to_one_and_arpa_backs_off(tmp_path):

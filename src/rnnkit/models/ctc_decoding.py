@@ -13,11 +13,12 @@ at the end, for the last word and the end of the sentence; the score of a text y
 
     log P_ctc(y | x) + alpha * log P_lm(words of y, </s>) + beta * |words of y| + gamma * |words of y the LM lacks|
 
-(``lm_weight`` alpha, ``word_bonus`` beta, ``unknown_offset`` gamma: pyctcdecode's ``unk_score_offset``, which
-keeps a closed-vocabulary search from spelling words it has never seen). As in pyctcdecode, gamma is
-charged as soon as a word's letters stop being the beginning of any word the model knows, not only
-when the word ends: otherwise a narrow beam can hold nothing but misspellings by then. With a beam wide enough to keep every prefix this is
-exact: the tests check it against scoring every path by enumeration.
+(``lm_weight`` alpha, ``word_bonus`` beta, ``unknown_offset`` gamma: pyctcdecode's ``unk_score_offset``,
+which keeps a closed-vocabulary search from spelling words it has never seen). As in pyctcdecode,
+gamma is charged as soon as a word's letters stop being the beginning of any word the model knows,
+not when the word ends: by then a narrow beam may hold nothing but misspellings. With a beam wide
+enough to keep every prefix this is exact: the tests check it against scoring every path by
+enumeration.
 """
 
 from __future__ import annotations
@@ -94,9 +95,9 @@ class PrefixScorer:
         start = len(prefix)
         while start and prefix[start - 1] != self.space:
             start -= 1
-        spelt = "".join(self.characters[letter - 1] for letter in prefix[start:])
-        letter = self.characters[label - 1]
-        return self.unknown_offset if spelt in self.beginnings and spelt + letter not in self.beginnings else 0.0
+        spelt = "".join(self.characters[earlier - 1] for earlier in prefix[start:])
+        extended = spelt + self.characters[label - 1]
+        return self.unknown_offset if spelt in self.beginnings and extended not in self.beginnings else 0.0
 
     def on_extend(self, prefix: tuple[int, ...], label: int) -> float:
         if label != self.space:

@@ -56,6 +56,7 @@ class DecodingOptions:
             changes["beam_size"] = self.beam_size
         if changes.get("beam_size", decoding.beam_size) == 1 and "lm" not in changes:
             changes["lm"] = "none"  # greedy: the run's language model has nothing to weigh
+            changes.setdefault("unknown_offset", 0.0)  # nor has its unknown-word offset
         chosen = replace(decoding, **changes, n_best=self.n_best)
         chosen.validate()
         return chosen
