@@ -26,7 +26,7 @@ for cell in gru lstm janet indrnn; do run "games-$cell" 5 --cell "$cell"; done
 for loss in full_softmax bpr_max top1_max bce; do run "games-$loss" 5 --loss "$loss"; done
 
 # 30 minutes, the limit (2026-12-07, a 2-core AVX2-only machine): the defaults, the same-job SASRec, and
-# SASRec with its paper's own recipe (embeddings 50, BCE with one negative, about 175 epochs in the budget)
+# SASRec with its paper's own recipe (embeddings 50, BCE with one negative, 169 epochs in the budget there)
 run games-gru-30 30
 run games-sasrec-30 30 --architecture sasrec --num-layers 2
 run games-sasrec-paper-30 30 --architecture sasrec --num-layers 2 --embedding-size 50 --loss bce --dropout 0.5
