@@ -250,11 +250,11 @@ def start_server(*arguments) -> tuple[subprocess.Popen, str]:
 
 
 def test_sigterm_answers_the_requests_in_flight_then_exits(runs):
-    import httpx
+    import httpx2  # the HTTP client pyproject.toml installs (its module is httpx2, not httpx)
 
     process, url = start_server("--checkpoint", runs["charlm"])
     try:
-        with httpx.Client(timeout=60) as http:
+        with httpx2.Client(timeout=60) as http:
             body = {"inputs": ["Shall I"], "options": {"length": 2000, "seed": 1}, "stream": True}
             with http.stream("POST", url + "v1/models/charlm/generate", json=body) as response:
                 lines = response.iter_lines()
@@ -298,13 +298,13 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
     """Types into the SST and translate forms of a real server's page, checks what it draws against the API, and that
     the console stays clean. RNNKIT_SCREENSHOTS=FOLDER keeps a screenshot of each view (docs/figures has them)."""
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    import httpx
+    import httpx2  # the HTTP client pyproject.toml installs (its module is httpx2, not httpx)
 
     shots = Path(os.environ.get("RNNKIT_SCREENSHOTS", tmp_path))
     process, url = start_server(*[argument for task in SERVED for argument in ("--checkpoint", runs[task])])
     try:
-        expected_sst = httpx.post(url + "v1/models/sst/predict", json={"inputs": ["a good film"]}).json()["outputs"][0]
-        expected_translation = httpx.post(url + "v1/models/translate/predict",
+        expected_sst = httpx2.post(url + "v1/models/sst/predict", json={"inputs": ["a good film"]}).json()["outputs"][0]
+        expected_translation = httpx2.post(url + "v1/models/translate/predict",
                                           json={"inputs": ["a b c"]}).json()["outputs"][0]["translation"]
         with playwright.sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=CHROMIUM, args=BROWSER_FLAGS)
