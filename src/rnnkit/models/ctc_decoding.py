@@ -90,8 +90,6 @@ class PrefixScorer:
 
     def partial_word_charge(self, prefix: tuple[int, ...], label: int) -> float:
         """gamma where ``label``'s letter makes the word being spelt the beginning of no known word ("eie")."""
-        if not self.beginnings:
-            return 0.0
         start = len(prefix)
         while start and prefix[start - 1] != self.space:
             start -= 1
@@ -100,8 +98,8 @@ class PrefixScorer:
         return self.unknown_offset if spelt in self.beginnings and extended not in self.beginnings else 0.0
 
     def on_extend(self, prefix: tuple[int, ...], label: int) -> float:
-        if label != self.space:
-            return self.partial_word_charge(prefix, label)
+        if label != self.space:  # the beam search's innermost call: no work without an offset
+            return self.partial_word_charge(prefix, label) if self.beginnings else 0.0
         if not prefix or prefix[-1] == self.space:
             return 0.0
         return self.word_score(self.words(prefix))
