@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import replace
 
 import numpy
 import pandas
@@ -157,6 +158,34 @@ def test_revin_makes_the_forecast_follow_the_level_and_scale_of_the_window(archi
     after, _, _ = model(moved, future_inputs=calendar)
     output = model.output
     torch.testing.assert_close(output.point(after), output.point(before) * 5 + 7, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("architecture", ["direct", "seq2seq", "segrnn"])
+@pytest.mark.parametrize("revin, subtract_last", [(True, False), (True, True), (False, True)])
+def test_a_normalised_model_is_the_plain_model_on_the_normalised_window(architecture, revin, subtract_last):
+    """RevIN (its affine map the identity) centres on the window's mean, --subtract-last on its last value, and only
+    RevIN divides by the standard deviation: the forecast is the plain model's on the normalised window, moved back."""
+    torch.manual_seed(0)
+    shape = dict(columns=2, targets=2, calendar=1, input_len=8, horizon=4)
+    config = ForecasterConfig(cell="gru", hidden_size=8, architecture=architecture, segment_length=4, highway=True,
+                              revin=revin, subtract_last=subtract_last)
+    model = Forecaster(**shape, config=config).eval()
+    plain = Forecaster(**shape, config=replace(config, revin=False, subtract_last=False)).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():  # the highway and the read-out start at zero; any weights will do here
+            parameter.normal_(0, 0.3)
+        if revin:
+            model.revin_weight.fill_(1)
+            model.revin_bias.zero_()
+        plain.load_state_dict(model.state_dict(), strict=False)
+        history, calendar = torch.randn(8, 3, 3) * 4 + 2, torch.randn(4, 3, 1)
+        values = history[..., :2]
+        centre = values[-1:] if subtract_last else values.mean(0, keepdim=True)
+        scale = values.std(0, unbiased=False, keepdim=True) if revin else torch.ones_like(centre)
+        normalised = torch.cat([(values - centre) / scale, history[..., 2:]], dim=-1)
+        expected = plain.output.point(plain(normalised, future_inputs=calendar)[0]) * scale + centre
+        forecast = model.output.point(model(history, future_inputs=calendar)[0])
+    torch.testing.assert_close(forecast, expected, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("revin", [False, True])

@@ -14,6 +14,9 @@ true previous value in training (teacher forcing, as DeepAR trains; the whole ho
 one ``Recurrent`` call). RevIN (Kim et al. 2022) standardises each input window by its own mean
 and standard deviation per column, with a learnt affine map, and moves the forecast back to
 the window's units: the model sees shapes, not levels, which helps where the level drifts.
+``subtract_last`` centres each window on its last value instead (alone, without RevIN's
+scaling, it is SegRNN's and NLinear's normalisation), which follows a level that moves within
+the window.
 The model owns its loss. Its forward is the model contract's, with the known inputs of the
 forecast steps (the calendar) as the extra ``future_inputs``; the state is the encoder's.
 """
@@ -52,6 +55,9 @@ class ForecasterConfig(RecurrentConfig):
     Lai et al. 2018): the network then learns what a linear model misses."""
     revin: bool = False
     """Reversible instance normalisation: standardise each input window by its own statistics (Kim et al. 2022)."""
+    subtract_last: bool = False
+    """Centre each input window on its last value instead of its mean (RevIN's option in PatchTST); without --revin,
+    only subtract it and add it back to the forecast, SegRNN's and NLinear's normalisation (no scaling)."""
     distribution: str = "point"
     """point (MSE), gaussian or student_t (negative log-likelihood), or quantile (pinball loss at --quantiles)."""
     quantiles: tuple[float, ...] = (0.05, 0.1, 0.5, 0.9, 0.95)
@@ -118,9 +124,9 @@ class Forecaster(nn.Module):
         if self.folded:
             history, _, targets = fold_channels(history, history[:1, :, self.folded :], targets, self.folded)
         values = history[..., : self.targets]
-        if self.config.revin:  # at the start RevIN's affine map is the identity
-            mean, std = window_statistics(values)
-            values, targets = (values - mean) / std, (targets - mean) / std
+        centre, scale = self._window_statistics(values)
+        if centre is not None:  # at the start RevIN's affine map is the identity
+            values, targets = (values - centre) / scale, (targets - centre) / scale
         linear = LinearBaseline(values.shape[0], targets.shape[0]).fit(values, targets)
         self.highway.weight.copy_(linear.weight[:-1].T)
         self.highway.bias.copy_(linear.weight[-1])
@@ -151,12 +157,12 @@ class Forecaster(nn.Module):
     def _forecast(self, history: torch.Tensor, future_calendar: torch.Tensor, targets: torch.Tensor | None, state,
                   ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, ...]]:
         values, calendar = history[..., : self.columns], history[..., self.columns :]
-        mean = std = None  # the window's statistics (1, B, C), with RevIN
-        if self.config.revin:
-            mean, std = (statistic.detach() for statistic in window_statistics(values))  # (1, B, C)
-            values = self._revin(values, mean, std)
+        centre, scale = self._window_statistics(values)  # the window's centre and scale (1, B, C), or None
+        if centre is not None:
+            centre, scale = centre.detach(), scale.detach()
+            values = self._normalise(values, centre, scale)
         steps, batch = future_calendar.shape[:2]
-        linear = None  # the highway's forecast (H, B, T), in the encoder's units (RevIN's where it is on)
+        linear = None  # the highway's forecast (H, B, T), in the encoder's units (the normalised window's)
         if self.config.highway:
             linear = self.highway(values[..., : self.targets].transpose(0, 2)).transpose(0, 2)[:steps]
         if self.segments is not None:  # one column a row (folded): row b*C + c is column c of window b
@@ -172,30 +178,43 @@ class Forecaster(nn.Module):
             hidden, state = self.encoder(self.dropout(torch.cat([values, calendar], dim=-1)), state)
             decoder_state = tuple(part[-self.directions :].transpose(0, 1).reshape(1, batch, -1) for part in state)
             decoder_state = tuple(part.expand(self.decoder.num_layers, -1, -1).contiguous() for part in decoder_state)
-            parameters = self._decode(values[-1, :, : self.targets], future_calendar, decoder_state, targets, mean, std,
-                                      linear)
+            parameters = self._decode(values[-1, :, : self.targets], future_calendar, decoder_state, targets, centre,
+                                      scale, linear)
         if linear is not None:  # moves every location (every quantile)
             parameters = self.output.rescale(parameters, linear, torch.ones_like(linear))
-        if mean is not None:  # back to the scaled units of the data: x = (x' - b) / w * std + mean
-            weight = self.revin_weight[: self.targets] + REVIN_EPSILON ** 2
-            std_t, mean_t = std[..., : self.targets] / weight, mean[..., : self.targets]
-            parameters = self.output.rescale(parameters, mean_t - self.revin_bias[: self.targets] * std_t, std_t)
+        if centre is not None:  # back to the scaled units of the data: x = (x' - b) / w * scale + centre
+            scale_t, centre_t = scale[..., : self.targets], centre[..., : self.targets]
+            if self.config.revin:
+                scale_t = scale_t / (self.revin_weight[: self.targets] + REVIN_EPSILON ** 2)
+                centre_t = centre_t - self.revin_bias[: self.targets] * scale_t
+            parameters = self.output.rescale(parameters, centre_t, scale_t)
         loss = None if targets is None else self.output.loss(parameters.float(), targets.float())
         return parameters, loss, state
 
-    def _revin(self, values: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-        """Values (..., C') of the first C' columns in RevIN's units: (x - mean) / std * w + b."""
+    def _window_statistics(self, values: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The centre and scale (1, B, C) that normalise each window (L, B, C), or (None, None) where none does:
+        RevIN's mean (or last value) and standard deviation, or only the last value (--subtract-last alone)."""
+        if self.config.revin:
+            centre, scale = window_statistics(values)
+            return (values[-1:] if self.config.subtract_last else centre), scale
+        if self.config.subtract_last:
+            return values[-1:], torch.ones_like(values[-1:])
+        return None, None
+
+    def _normalise(self, values: torch.Tensor, centre: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """Values (..., C') of the first C' columns in the encoder's units: (x - centre) / scale [* w + b, RevIN's]."""
         width = values.shape[-1]
-        return (values - mean[..., :width]) / std[..., :width] * self.revin_weight[:width] + self.revin_bias[:width]
+        values = (values - centre[..., :width]) / scale[..., :width]
+        return values * self.revin_weight[:width] + self.revin_bias[:width] if self.config.revin else values
 
     def _decode(self, last: torch.Tensor, calendar: torch.Tensor, state, targets: torch.Tensor | None,
-                mean: torch.Tensor | None, std: torch.Tensor | None, linear: torch.Tensor | None) -> torch.Tensor:
+                centre: torch.Tensor | None, scale: torch.Tensor | None, linear: torch.Tensor | None) -> torch.Tensor:
         """The decoder's forecast parameters (H, B, T, P); ``last`` (B, T) is the last input value, in the encoder's
-        units (normalised where RevIN is on), as are the values fed back: the previous step's whole forecast,
+        units (the normalised window's), as are the values fed back: the previous step's whole forecast,
         the decoder's point plus the highway's ``linear`` (H, B, T) where there is one."""
         steps, batch = calendar.shape[:2]
         if targets is not None and self.training:  # teacher forcing: the true previous values, one call
-            previous = targets[:-1] if mean is None else self._revin(targets[:-1], mean, std)
+            previous = targets[:-1] if centre is None else self._normalise(targets[:-1], centre, scale)
             inputs = torch.cat([torch.cat([last.unsqueeze(0), previous]), calendar], dim=-1)
             hidden, _ = self.decoder(self.dropout(inputs), state)
             return self.output.parameters(self.head(self.dropout(hidden)).view(steps, batch, self.targets, -1))
