@@ -4,7 +4,7 @@
 # runs: the tables were made with two one-thread runs at a time on two cores (OMP_NUM_THREADS=1); THREADS=2 and one
 # run at a time gives each run both cores.
 #   benchmarks/forecast.sh [OUT] [last|last-cells|etth1|etth2|etth2-etth1-config|cells|all]
-#   (default: runs/forecast-bench all; last and last-cells are the headline: SegRNN's own normalisation)
+#   (default: runs/forecast-bench all; last and last-cells: SegRNN's own normalisation, ETTh1's headline)
 set -euo pipefail
 out=${1:-runs/forecast-bench}
 which=${2:-all}
