@@ -415,11 +415,11 @@ def test_segments_in_and_parallel_decoding_equal_stepping_the_cell_by_hand(cell)
     """Each row read two steps at a time (4 segments), then each of the 3 horizon segments decoded on its own from
     the final state: the same forecast as the batched, parallel forward."""
     model = _segment_model(cell)
-    values, channels = torch.randn(8, 5), torch.tensor([0, 1, 2, 0, 1])
+    values, channels = torch.randn(8, 6), torch.tensor([0, 1, 2, 0, 1, 2])  # 2 windows of 3 channels
     with torch.no_grad():
-        forecast, _ = model(values, channels)  # (6, 5, 1)
+        forecast, _ = model(values)  # (6, 6, 1)
         step = model.rnn.cells[0]
-        for row in range(5):
+        for row in range(6):
             state = None
             for n in range(4):
                 segment = values[2 * n : 2 * n + 2, row].view(1, 2)

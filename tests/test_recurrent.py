@@ -183,6 +183,46 @@ def test_dense_layers_read_the_input_and_every_lower_output():
     torch.testing.assert_close(layer(x)[0], y2)
 
 
+STEP_CELLS = [("rnn", {}), ("lstm", dict(layer_norm=True)), ("lstm", dict(proj_size=2)), ("gru", dict(layer_norm=True)),
+              ("gru", dict(reset_after=False, layer_norm=True)), ("janet", {}), ("indrnn", dict(layer_norm=True))]
+
+
+@pytest.mark.parametrize("cell_type,options", STEP_CELLS)
+@pytest.mark.parametrize("connection", [{}, dict(residual=True), dict(dense=True)])
+def test_a_step_on_broadcast_batches_equals_a_forward_step_on_every_pair(cell_type, options, connection):
+    """Inputs (C, M, I) and states (layers, B, C, 1, H) broadcast to B*C*M rows: each row's output and state are those
+    of a one-step forward on that row's own input and state (SegRNN's parallel decoding), and so are the gradients."""
+    layer = double_layer(cell_type, num_layers=3, **options, **connection)
+    Bw, C, M = 2, 3, 4
+    inputs = torch.randn(C, M, layer.input_size, dtype=torch.float64, requires_grad=True)
+    sizes = layer.layers[0].cell.state_sizes()
+    state = tuple(torch.randn(3, Bw, C, 1, size, dtype=torch.float64, requires_grad=True) for size in sizes)
+    output, new_state = layer.step(inputs, state)
+    assert output.shape[:3] == (Bw, C, M) and all(part.shape[:4] == (3, Bw, C, M) for part in new_state)
+    rows = inputs.expand(Bw, C, M, -1).reshape(1, Bw * C * M, -1)  # every pair, copied: what SegRNN's code runs
+    copied = tuple(part.expand(-1, -1, -1, M, -1).reshape(3, Bw * C * M, -1) for part in state)
+    expected, expected_state = layer(rows, copied)
+    torch.testing.assert_close(output.reshape(Bw * C * M, -1), expected[0])
+    for part, expected_part in zip(new_state, expected_state):
+        torch.testing.assert_close(part.reshape(3, Bw * C * M, -1), expected_part)
+    weights = torch.randn_like(output)
+    gradients = torch.autograd.grad((output * weights).sum(), (inputs, *state))
+    expected_gradients = torch.autograd.grad((expected[0] * weights.reshape(-1, weights.shape[-1])).sum(), (inputs, *state))
+    for got, want in zip(gradients, expected_gradients):
+        torch.testing.assert_close(got, want)
+
+
+def test_a_step_with_recurrent_dropout_draws_a_mask_per_broadcast_row():
+    layer = rnnkit.Recurrent("gru", I, H, recurrent_dropout=0.5).train()
+    output, _ = layer.step(torch.randn(3, 4, I), torch.randn(1, 2, 3, 1, H))
+    assert output.shape == (2, 3, 4, H)
+
+
+def test_a_bidirectional_stack_cannot_step():
+    with pytest.raises(rnnkit.ArgumentError, match="step: a bidirectional stack"):
+        rnnkit.Recurrent("gru", I, H, bidirectional=True).step(torch.randn(2, I), torch.zeros(2, 2, H))
+
+
 def test_dropout_between_layers_only_in_training():
     layer = rnnkit.Recurrent("gru", I, H, num_layers=2, dropout=0.5)
     x = torch.randn(T, B, I)

@@ -199,13 +199,15 @@ class RecurrentCell(nn.Module, ABC):
         return tuple(state)
 
     # ----------------------------------------------------------------- regularisation
-    def sample_noise(self, batch_size: int, like: torch.Tensor) -> RecurrentNoise:
-        """Draw the randomness that every step of one sequence shares (training mode only)."""
+    def sample_noise(self, batch_size: int | tuple[int, ...], like: torch.Tensor) -> RecurrentNoise:
+        """Draw the randomness that every step of one sequence shares (training mode only); ``batch_size`` is B, or
+        the batch shape of steps on broadcast batches (see ``step``)."""
         if not self.training or (self.recurrent_dropout == 0.0 and self.weight_dropout == 0.0):
             return NO_NOISE
         hidden_mask = None
         if self.recurrent_dropout > 0.0:
-            hidden_mask = dropout_mask((batch_size, self.output_size), self.recurrent_dropout, like)
+            batch = (batch_size,) if isinstance(batch_size, int) else tuple(batch_size)
+            hidden_mask = dropout_mask((*batch, self.output_size), self.recurrent_dropout, like)
         weight_hh = None
         if self.weight_dropout > 0.0:
             weight_hh = nn.functional.dropout(self.weight_hh, self.weight_dropout, training=True)
@@ -246,7 +248,10 @@ class RecurrentCell(nn.Module, ABC):
     def step(self, x_t: torch.Tensor, state: State, noise: RecurrentNoise) -> State:
         """The cell's equations: new state from x_t (B, input_size) and the previous state.
 
-        The first entry of the returned state is h_t.
+        The first entry of the returned state is h_t. The equations are written per row on the last
+        dimension, so x_t (..., input_size) and state parts (..., size) of leading shapes that broadcast
+        against each other work too, giving a state of the broadcast shape: a decoder that starts many
+        inputs from few states (``Recurrent.step``) then computes each product once per distinct row.
         """
 
     def advance(self, x_t: torch.Tensor, state: State, noise: RecurrentNoise = NO_NOISE) -> tuple[torch.Tensor, State]:

@@ -66,9 +66,9 @@ class GRUCell(RecurrentCell):
         (h_prev,) = state
         h_in = noise.drop_hidden(h_prev)
         W_hh = self.recurrent_weight(noise)
-        a_ir, a_iz, a_in = self.project(x_t, self.weight_ih, self.bias_ih, self.ln_ih_weight).chunk(3, dim=1)
+        a_ir, a_iz, a_in = self.project(x_t, self.weight_ih, self.bias_ih, self.ln_ih_weight).chunk(3, dim=-1)
         if self.reset_after:
-            a_hr, a_hz, a_hn = self.project(h_in, W_hh, self.bias_hh, self.ln_hh_weight).chunk(3, dim=1)
+            a_hr, a_hz, a_hn = self.project(h_in, W_hh, self.bias_hh, self.ln_hh_weight).chunk(3, dim=-1)
             r = self.sigma(a_ir + a_hr)
             z = self.sigma(a_iz + a_hz)
             h_candidate = self.phi(a_in + r * a_hn)
@@ -76,7 +76,7 @@ class GRUCell(RecurrentCell):
             H = self.hidden_size
             a_hr, a_hz = self.project(
                 h_in, W_hh[: 2 * H], _rows(self.bias_hh, 0, 2 * H), _rows(self.ln_hh_weight, 0, 2 * H), num_gates=2
-            ).chunk(2, dim=1)
+            ).chunk(2, dim=-1)
             r = self.sigma(a_ir + a_hr)
             z = self.sigma(a_iz + a_hz)
             a_hn = self.project(

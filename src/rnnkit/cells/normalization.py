@@ -17,8 +17,8 @@ EPSILON = 1e-5
 
 
 def gate_layer_norm(preactivation: torch.Tensor, num_gates: int, gain: torch.Tensor) -> torch.Tensor:
-    """Normalise each of ``num_gates`` equal blocks of ``preactivation`` (B, num_gates*H), then scale by ``gain``."""
-    batch, width = preactivation.shape
-    blocks = preactivation.reshape(batch, num_gates, width // num_gates)  # (B, G, H)
+    """Normalise each of ``num_gates`` equal blocks of ``preactivation`` (..., num_gates*H), then scale by ``gain``."""
+    *batch, width = preactivation.shape
+    blocks = preactivation.reshape(*batch, num_gates, width // num_gates)  # (..., G, H)
     normalised = F.layer_norm(blocks, (width // num_gates,), eps=EPSILON)
-    return normalised.reshape(batch, width) * gain
+    return normalised.reshape(*batch, width) * gain

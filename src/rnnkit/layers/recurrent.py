@@ -261,12 +261,7 @@ class Recurrent(nn.Module):
         outputs: list[torch.Tensor] = []
         final_states: list[list[State]] = []
         for index, (layer, states) in enumerate(zip(self.layers, layer_states)):
-            if index > 0:
-                below = torch.cat([inputs, *outputs], dim=-1) if self.dense else outputs[-1]
-                x = F.dropout(below, self.dropout, self.training) if self.dropout else below
-                skip = below
-            else:
-                skip = inputs
+            x, skip = self._layer_input(index, inputs, outputs)
             layer_state = None if states is None else (states[0] if layer.num_directions == 1 else tuple(states))
             choice = plan[index]
             self.last_kernels[index] = (choice, x.new_empty(0))  # for rnnkit.explain: the kernel, the input's dtype and device
@@ -276,6 +271,53 @@ class Recurrent(nn.Module):
             outputs.append(y)
             final_states.append([new_state] if layer.num_directions == 1 else list(new_state))
         return outputs[-1], final_states
+
+    def _layer_input(self, index: int, inputs: torch.Tensor, outputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """What layer ``index`` reads, and what its residual link adds: the input, or the output of the layer below
+        (with the input and every lower output, dense), dropped out between layers."""
+        if index == 0:
+            return inputs, inputs
+        if self.dense:  # the input may have a smaller batch shape than the outputs (step's broadcast batches)
+            batch = outputs[-1].shape[:-1]
+            below = torch.cat([part.expand(*batch, part.shape[-1]) for part in (inputs, *outputs)], dim=-1)
+        else:
+            below = outputs[-1]
+        return (F.dropout(below, self.dropout, self.training) if self.dropout else below), below
+
+    def step(self, input: torch.Tensor, state: State | torch.Tensor) -> tuple[torch.Tensor, State]:
+        """One time step of the whole stack on the cells' own equations (no kernel), for an input and a state whose
+        batch shapes broadcast: input (..., input_size), state as forward's with each part (num_layers, ..., size)
+        -> output (*batch, P) and state (num_layers, *batch, size), batch the broadcast of the two batch shapes.
+
+        What a decoder that starts many inputs from few states calls. SegRNN's parallel decoding feeds the M
+        position embeddings of C channels, (C, M, I), from the final states of B windows, (B, C, 1, H): each cell's
+        products then run once on the C*M inputs and once on the B*C states, not on all B*C*M pairs. Dropout
+        between layers, residual and dense links as in forward. One direction only: a step has no backward one.
+        """
+        if self.bidirectional:
+            raise ArgumentError("step: a bidirectional stack reads whole sequences in both directions; call forward")
+        check_tensor("input", input)
+        if input.shape[-1] != self.input_size:
+            raise shape_error("input", f"(..., {self.input_size})", input.shape)
+        state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
+        sizes = self.layers[0].cell.state_sizes()
+        if len(state) != len(self.state_names):
+            raise ArgumentError(f"state: expected a tuple of {len(sizes)} tensors {self.state_names}, got {len(state)}")
+        for part, name, size in zip(state, self.state_names, sizes):
+            check_tensor(f"state.{name}", part)
+            if part.dim() < 2 or part.shape[0] != self.num_layers or part.shape[-1] != size:
+                raise shape_error(f"state.{name}", f"(num_layers={self.num_layers}, ..., {size})", part.shape)
+        batch = torch.broadcast_shapes(input.shape[:-1], state[0].shape[1:-1])
+        self._run_cell_pre_hooks()
+        outputs: list[torch.Tensor] = []
+        new_states: list[State] = []
+        for index, layer in enumerate(self.layers):
+            x, skip = self._layer_input(index, input, outputs)
+            cell = layer.cell
+            h, cell_state = cell.advance(x, tuple(part[index] for part in state), cell.sample_noise(batch, x))
+            outputs.append(h + skip if self._residual_at[index] else h)
+            new_states.append(cell_state)
+        return outputs[-1], tuple(torch.stack(parts) for parts in zip(*new_states))
 
     def _chains_as_torch_nn(self, plan: list[KernelChoice]) -> bool:
         """Whether the whole stack can be one call of torch's kernel: every layer native, and the layers

@@ -166,8 +166,7 @@ class Forecaster(nn.Module):
         if self.config.highway:
             linear = self.highway(values[..., : self.targets].transpose(0, 2)).transpose(0, 2)[:steps]
         if self.segments is not None:  # one column a row (folded): row b*C + c is column c of window b
-            channels = torch.arange(batch, device=values.device) % self.folded
-            raw, state = self.segments(values[..., 0], channels, state)  # (H, B, P); the calendar is not read
+            raw, state = self.segments(values[..., 0], state)  # (H, B, P); the calendar is not read
             parameters = self.output.parameters(raw[:steps].unsqueeze(2))
         elif self.config.architecture == "direct":
             hidden, state = self.encoder(self.dropout(torch.cat([values, calendar], dim=-1)), state)
