@@ -213,9 +213,14 @@ def test_a_step_on_broadcast_batches_equals_a_forward_step_on_every_pair(cell_ty
 
 
 def test_a_step_with_recurrent_dropout_draws_a_mask_per_broadcast_row():
+    """The same input and state at all 4 positions: only masks drawn per row of the broadcast batch tell them apart."""
     layer = rnnkit.Recurrent("gru", I, H, recurrent_dropout=0.5).train()
-    output, _ = layer.step(torch.randn(3, 4, I), torch.randn(1, 2, 3, 1, H))
+    output, _ = layer.step(torch.randn(3, 1, I).expand(3, 4, I), torch.randn(1, 2, 3, 1, H))
     assert output.shape == (2, 3, 4, H)
+    assert not torch.allclose(output[:, :, 0], output[:, :, 1])
+    layer.eval()
+    output, _ = layer.step(torch.randn(3, 1, I).expand(3, 4, I), torch.randn(1, 2, 3, 1, H))
+    torch.testing.assert_close(output[:, :, 0], output[:, :, 1])
 
 
 def test_a_bidirectional_stack_cannot_step():
