@@ -228,6 +228,14 @@ def test_a_bidirectional_stack_cannot_step():
         rnnkit.Recurrent("gru", I, H, bidirectional=True).step(torch.randn(2, I), torch.zeros(2, 2, H))
 
 
+def test_a_step_names_the_state_that_does_not_fit():
+    layer = rnnkit.Recurrent("lstm", I, H, num_layers=2)
+    with pytest.raises(rnnkit.ArgumentError, match=r"state.c: expected shape \(num_layers=2, ..., 3\), got \(1, 5, 3\)"):
+        layer.step(torch.randn(5, I), (torch.zeros(2, 5, H), torch.zeros(1, 5, H)))
+    with pytest.raises(rnnkit.ArgumentError, match=r"input: expected shape \(..., 4\)"):
+        layer.step(torch.randn(5, H), (torch.zeros(2, 5, H), torch.zeros(2, 5, H)))
+
+
 def test_dropout_between_layers_only_in_training():
     layer = rnnkit.Recurrent("gru", I, H, num_layers=2, dropout=0.5)
     x = torch.randn(T, B, I)

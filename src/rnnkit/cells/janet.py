@@ -76,7 +76,7 @@ class JANETCell(RecurrentCell):
         W_hh = self.recurrent_weight(noise)
         preactivation = self.project(x_t, self.weight_ih, self.bias_ih, None) + self.project(
             noise.drop_hidden(c_prev), W_hh, self.bias_hh, None
-        )  # (B, 2H)
+        )  # (..., 2H)
         s, a_c = preactivation.chunk(2, dim=-1)
         c_candidate = torch.tanh(a_c)
         f = torch.sigmoid(s)

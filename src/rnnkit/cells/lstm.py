@@ -102,7 +102,7 @@ class LSTMCell(RecurrentCell):
         W_hh = self.recurrent_weight(noise)
         preactivation = self.project(x_t, self.weight_ih, self.bias_ih, self.ln_ih_weight) + self.project(
             noise.drop_hidden(h_prev), W_hh, self.bias_hh, self.ln_hh_weight
-        )  # (B, 4H)
+        )  # (..., 4H)
         i, f, g, o = preactivation.chunk(4, dim=-1)
         i, f, g, o = self.sigma(i), self.sigma(f), self.phi(g), self.sigma(o)
         self.observe_gates(input=i, forget=f, output=o)

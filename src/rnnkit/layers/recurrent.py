@@ -299,6 +299,7 @@ class Recurrent(nn.Module):
         check_tensor("input", input)
         if input.shape[-1] != self.input_size:
             raise shape_error("input", f"(..., {self.input_size})", input.shape)
+        self._check_against_weights(input)
         state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
         sizes = self.layers[0].cell.state_sizes()
         if len(state) != len(self.state_names):
