@@ -3,7 +3,7 @@
 # Every run is budgeted in minutes (--max-minutes 14), so what it reaches depends on the machine and on what else
 # runs: the tables were made with two one-thread runs at a time on two cores (OMP_NUM_THREADS=1); THREADS=2 and one
 # run at a time gives each run both cores.
-#   benchmarks/forecast.sh [OUT] [last|last-cells|etth1|etth2|etth2-etth1-config|cells|all]
+#   benchmarks/forecast.sh [OUT] [last|last-cells|etth1|etth2|etth2-etth1-config|etth2-segrnn|cells|all]
 #   (default: runs/forecast-bench all; last and last-cells: SegRNN's own normalisation, ETTh1's headline)
 set -euo pipefail
 out=${1:-runs/forecast-bench}
@@ -44,6 +44,11 @@ if [[ $which == etth2 || $which == all ]]; then
 fi
 if [[ $which == etth2-etth1-config || $which == all ]]; then
   for horizon in 96 192 336 720; do segrnn etth2 "$horizon" 1e-3 "etth2-$horizon-etth1-config" --no-highway; done
+fi
+if [[ $which == etth2-segrnn || $which == all ]]; then  # SegRNN's own ETTh2 settings: its rate, subtract-last
+  for horizon in 96 192 336 720; do
+    segrnn etth2 "$horizon" 2e-4 "etth2-$horizon-segrnn" --no-highway --no-revin --subtract-last
+  done
 fi
 if [[ $which == cells || $which == all ]]; then
   for cell in lstm janet indrnn; do segrnn etth1 336 1e-3 "etth1-336-$cell" --no-highway --cell "$cell"; done
