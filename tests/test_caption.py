@@ -259,6 +259,18 @@ def test_attention_weighs_the_regions_to_one_and_the_gate_scales_the_context():
     assert torch.allclose(gated(words, first)[0], ungated(words, first)[0], atol=1e-6)
 
 
+def test_the_encoders_regions_are_its_feature_map_in_row_major_order_whatever_the_layout():
+    encoder = tiny_model().encoder.eval()
+    pixels = images(3)[0]
+    with torch.no_grad():  # the network on the standard layout, by hand
+        grid = encoder.network((pixels.float() / 255.0 - encoder.mean) / encoder.std)  # (B, D, h, w)
+        regions = encoder(pixels)
+    assert grid.is_contiguous() and regions.shape == (4, 3, 16)
+    assert torch.allclose(regions, torch.stack([grid[:, :, 0, 0], grid[:, :, 0, 1], grid[:, :, 1, 0], grid[:, :, 1, 1]]),
+                          atol=1e-5)
+    assert all(weight.is_contiguous() for weight in encoder.state_dict().values())  # what safetensors can save
+
+
 def test_the_doubly_stochastic_penalty_is_its_formula_over_the_real_words():
     alphas = torch.tensor([[[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]],
                            [[0.0, 0.5, 0.5], [0.0, 0.0, 1.0]],

@@ -78,7 +78,10 @@ class ImageEncoder(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels (B, 3, H, W) uint8 -> annotations (h*w, B, D), regions in row-major order."""
-        grid = self.network((pixels.float() / 255.0 - self.mean) / self.std)  # (B, D, h, w)
+        normalised = (pixels.float() / 255.0 - self.mean) / self.std
+        # channels-last: oneDNN's CPU convolutions (and their gradients) run about a quarter faster on it; the weights
+        # keep the default layout, so checkpoints save them as they are
+        grid = self.network(normalised.contiguous(memory_format=torch.channels_last))  # (B, D, h, w)
         return grid.flatten(2).permute(2, 0, 1)
 
     def pooled(self, pixels: torch.Tensor) -> torch.Tensor:
