@@ -4,7 +4,8 @@
 # run nothing else meanwhile. The Transformer decoder (256 wide, 3 layers, feed-forward 896: 5.15 M parameters) matches
 # the attention model's LSTM 512 (5.06 M); the nearest-neighbour baseline comes with every run's test metrics.
 #   benchmarks/caption.sh [OUT] [MINUTES] [WHAT]   (default OUT: runs/caption-bench, MINUTES: 20, WHAT: pairs)
-# WHAT: pairs (the side-by-side runs and the report), cells (every cell at one size, below) or all.
+# WHAT: pairs (the side-by-side runs and the report), cells (every cell at one size, below), composition-30 (JANET and
+# less dropout on unseen compositions, below; run it with MINUTES 30) or all.
 set -euo pipefail
 out=${1:-runs/caption-bench}
 minutes=${2:-20}
@@ -32,5 +33,21 @@ if [[ $what == cells || $what == all ]]; then
     for cell in lstm gru janet indrnn rnn; do
         run "cell-$cell" --protocol unseen-composition --cell "$cell" --max-minutes 0 --max-steps 400 &
     done
+    wait
+fi
+
+# Unseen compositions, JANET and less dropout, one thread each, two at a time (MINUTES: 30 in docs/benchmarks.md): JANET
+# at the defaults beside the Transformer decoder; JANET with dropout 0.1 beside JANET at lr 2e-3; JANET with both beside
+# the Transformer decoder with dropout 0.1
+if [[ $what == composition-30 || $what == all ]]; then
+    composition=(--protocol unseen-composition)
+    run janet-composition "${composition[@]}" --cell janet &
+    run transformer-composition "${composition[@]}" "${transformer[@]}" &
+    wait
+    run janet-dropout-0.1-composition "${composition[@]}" --cell janet --dropout 0.1 &
+    run janet-lr-2e-3-composition "${composition[@]}" --cell janet --lr 2e-3 &
+    wait
+    run janet-dropout-0.1-lr-2e-3-composition "${composition[@]}" --cell janet --dropout 0.1 --lr 2e-3 &
+    run transformer-dropout-0.1-composition "${composition[@]}" "${transformer[@]}" --dropout 0.1 &
     wait
 fi
