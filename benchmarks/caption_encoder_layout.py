@@ -1,6 +1,7 @@
 """The caption task's image encoder two ways, timed in one run: its convolutions on channels-last activations (what
 ``ImageEncoder`` does) and on the default layout. One training step of the encoder each (forward, backward) on a
-batch of 64×64 images, alternated, the median of ``--repeats``; the two outputs are checked equal first.
+batch of 64×64 images, alternated, the best of ``--repeats`` (``rnnkit.bench``'s round robin); the two outputs are
+checked equal first.
 
     OMP_NUM_THREADS=1 python benchmarks/caption_encoder_layout.py [--batch-size 64] [--repeats 5]
 """
@@ -8,11 +9,10 @@ batch of 64×64 images, alternated, the median of ``--repeats``; the two outputs
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
+from rnnkit.bench.measure import round_robin
 from rnnkit.models.image_encoder import ImageEncoder
 
 
@@ -20,12 +20,6 @@ def default_layout(encoder: ImageEncoder, pixels: torch.Tensor) -> torch.Tensor:
     """``ImageEncoder.forward`` without the change of layout."""
     grid = encoder.network((pixels.float() / 255.0 - encoder.mean) / encoder.std)
     return grid.flatten(2).permute(2, 0, 1)
-
-
-def seconds(step) -> float:
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -39,15 +33,9 @@ def main() -> None:
     pixels = torch.randint(0, 256, (args.batch_size, 3, args.image_size, args.image_size), dtype=torch.uint8)
     with torch.no_grad():
         torch.testing.assert_close(encoder(pixels), default_layout(encoder, pixels), atol=1e-4, rtol=1e-4)
-    steps = {"channels-last": lambda: encoder(pixels).square().mean().backward(),
-             "default": lambda: default_layout(encoder, pixels).square().mean().backward()}
-    for step in steps.values():
-        step()  # warm-up
-    times = {name: [] for name in steps}
-    for _ in range(args.repeats):
-        for name, step in steps.items():
-            times[name].append(seconds(step))
-    fast, slow = statistics.median(times["channels-last"]), statistics.median(times["default"])
+    best = round_robin({"channels-last": lambda: encoder(pixels).square().mean().backward(),
+                        "default": lambda: default_layout(encoder, pixels).square().mean().backward()}, args.repeats)
+    fast, slow = best["channels-last"], best["default"]
     print(f"encoder resnet 32-64-128-256, {args.batch_size} images of {args.image_size}x{args.image_size}, "
           f"{torch.get_num_threads()} thread(s), a training step: channels-last {fast:.3f} s, default {slow:.3f} s: "
           f"{slow / fast:.2f}x")

@@ -79,7 +79,7 @@ class ImageEncoder(nn.Module):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels (B, 3, H, W) uint8 -> annotations (h*w, B, D), regions in row-major order."""
         normalised = (pixels.float() / 255.0 - self.mean) / self.std
-        # channels-last: oneDNN's CPU convolutions and their gradients run faster on it (a training step 1.35x,
+        # channels-last: oneDNN's CPU convolutions and their gradients run faster on it (a training step 1.39x,
         # benchmarks/caption_encoder_layout.py); the weights keep the default layout, so checkpoints save them as
         # they are
         grid = self.network(normalised.contiguous(memory_format=torch.channels_last))  # (B, D, h, w)
