@@ -8,6 +8,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import traceback
@@ -30,8 +31,23 @@ def make_text(path: Path, characters: int = 6000) -> Path:
 
 def rnnkit(*arguments, env: dict | None = None, timeout: float = 180, cwd: Path | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "rnnkit", *map(str, arguments)], capture_output=True, text=True,
-                          timeout=timeout, env=environment, cwd=cwd)
+    return run_process([sys.executable, "-m", "rnnkit", *map(str, arguments)], timeout=timeout, env=environment, cwd=cwd)
+
+
+def run_process(command: list, timeout: float, input: str | None = None, **options) -> subprocess.CompletedProcess:
+    """``subprocess.run(command, capture_output=True, text=True, timeout=timeout)``, except that when it runs past
+    ``timeout`` (or the test is interrupted) the command's whole process group is killed: the processes it started
+    too (torchrun's workers) would otherwise hold its output pipes open, and the wait for them never ends."""
+    process = subprocess.Popen(list(map(str, command)), stdin=subprocess.PIPE if input is not None else None,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               **options)
+    try:
+        stdout, stderr = process.communicate(input, timeout=timeout)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def rnnkit_here(*arguments, threads: int | None = None) -> subprocess.CompletedProcess:

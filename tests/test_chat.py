@@ -20,7 +20,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cli_helpers import assert_one_line_error, rnnkit_here
+from cli_helpers import assert_one_line_error, rnnkit_here, run_process
 from rnnkit.data.dialogues import (BOT, USER, Dialogue, context_words, dialogue_examples, dialogue_words,
                                    read_dailydialog, read_dialogues, unseen_contexts)
 from rnnkit.errors import UserError
@@ -386,8 +386,8 @@ def test_a_reply_served_over_http_streams_word_by_word_when_its_decoding_allows(
 
 def test_chat_through_a_pipe_keeps_the_conversation_and_its_commands(reversal_run):
     lines = ["w1 w2 w3", "", "/set top-p 0.5", "/set beam-size many", "w4 w5", "/reset", "zz qq", "/quit", "w1 w2"]
-    result = subprocess.run([sys.executable, "-m", "rnnkit", "chat", "--checkpoint", str(reversal_run)],
-                            input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=120)
+    result = run_process([sys.executable, "-m", "rnnkit", "chat", "--checkpoint", reversal_run],
+                         input="\n".join(lines) + "\n", timeout=120)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     out = result.stdout.splitlines()
     assert out[0] == "bot> w3 w2 w1"
@@ -402,6 +402,7 @@ def test_ctrl_c_ends_the_conversation_cleanly(reversal_run):
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     process.stdin.write("w1 w2\n")
     process.stdin.flush()
+    assert select.select([process.stdout], [], [], 60)[0], "no reply in 60 s"
     assert process.stdout.readline() == "bot> w2 w1\n"  # waiting for the next message now
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)

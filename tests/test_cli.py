@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,8 @@ import pytest
 import torch
 import yaml
 
-from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit, rnnkit_here, start_rnnkit, tree_digest, weights
+from cli_helpers import (TINY, assert_one_line_error, make_text, rnnkit, rnnkit_here, run_process, start_rnnkit,
+                         tree_digest, weights)
 
 from rnnkit.train.callbacks import INJECT_SWITCH
 
@@ -171,10 +171,9 @@ def test_two_processes_with_torchrun_match_one_process_with_the_same_global_batc
     common = ["--data", text, "--hidden-size", "16", "--embedding-size", "8", "--bptt", "16", "--max-minutes", "0",
               "--precision", "fp32", "--dropout", "0",  # exact comparison: no per-process noise
               "--max-steps", "8", "--eval-every", "4"]
-    torchrun = subprocess.run(
+    torchrun = run_process(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "rnnkit", "train",
-         *map(str, common), "--batch-size", "3", "--out", str(tmp_path / "two")],
-        capture_output=True, text=True, timeout=300,
+         *common, "--batch-size", "3", "--out", tmp_path / "two"], timeout=300,
     )
     assert torchrun.returncode == 0, torchrun.stderr[-3000:]
     single = rnnkit("train", *common, "--batch-size", "6", "--out", tmp_path / "one")

@@ -11,7 +11,6 @@ import base64
 import dataclasses
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 import torch
 import tyro
 
-from cli_helpers import make_text, rnnkit_here, start_rnnkit, weights
+from cli_helpers import make_text, rnnkit_here, run_process, start_rnnkit, weights
 from test_caption import write_shapes
 from test_chat import write_reversals
 from test_forecast import hours, write_csv
@@ -151,9 +150,8 @@ def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(
              *NOISE.get(task, []), "--out", str(tmp_path / "two" / task)]
             for task, options in runs.items()]
     (tmp_path / "plan.json").write_text(json.dumps([list(map(str, arguments)) for arguments in plan]))
-    torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                               str(Path(__file__).with_name("train_each.py")), str(tmp_path / "plan.json")],
-                              capture_output=True, text=True, timeout=600)
+    torchrun = run_process([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                            Path(__file__).with_name("train_each.py"), tmp_path / "plan.json"], timeout=480)
     assert torchrun.returncode == 0, torchrun.stderr[-3000:]
     for task, options in runs.items():
         one = tmp_path / "one" / task

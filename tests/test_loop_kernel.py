@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -292,5 +293,32 @@ def test_failed_build_warns_once_and_falls_back(monkeypatch):
             expected = _forced(model, "reference")(torch.ones(4, 1, 3))[0]
             got = _forced(model, "loop")(torch.ones(4, 1, 3))[0]
         torch.testing.assert_close(got, expected)
+    finally:
+        compiled_module._build.cache_clear()
+
+
+def test_a_build_killed_holding_torch_s_lock_holds_up_no_later_build(monkeypatch, tmp_path):
+    """torch's build lock is a file whose existence is the lock, taken by every load; a process killed while it holds
+    it (kill -9, a timeout) leaves it behind. The next load must go ahead, not wait for it for ever (as CI once did)."""
+    from torch.utils import cpp_extension
+    from torch.utils.file_baton import FileBaton
+
+    folders = []
+
+    def load(name, build_directory, **options):  # torch's protocol: build under the lock, or wait for whoever has it
+        baton = FileBaton(os.path.join(build_directory, "lock"))
+        assert baton.try_acquire(), "waits for ever for a lock that nobody holds"
+        baton.release()
+        folders.append(Path(build_directory))
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setenv(compiled_module.SWITCH, "1")
+    monkeypatch.setattr(cpp_extension, "load", load)
+    try:
+        for _ in range(2):
+            compiled_module._build.cache_clear()
+            assert compiled_module.load_compiled_loops() is not None
+            (folders[-1] / "lock").touch()  # what a load killed half-way leaves
+        assert len(folders) == 2 and folders[0] == folders[1] and folders[0].parent == tmp_path
     finally:
         compiled_module._build.cache_clear()

@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -241,7 +242,8 @@ def test_an_upload_is_a_file_of_the_server_and_a_path_is_never_opened(tmp_path):
 def start_server(*arguments) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen([sys.executable, "-m", "rnnkit", "serve", "--port", "0", *map(str, arguments)],
                                stderr=subprocess.PIPE, text=True)
-    line = process.stderr.readline()
+    ready = select.select([process.stderr], [], [], 120)[0]  # a server that never says it listens fails, not hangs
+    line = process.stderr.readline() if ready else "(nothing in 120 s)\n"
     match = re.search(r"at (http://\S+/) ", line)
     if match is None:
         process.kill()
@@ -345,4 +347,7 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
         assert problems == [] or all("422" in problem for problem in problems), problems  # the refused request only
     finally:
         process.terminate()
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=60)
+        finally:
+            process.kill()  # still running: not left behind holding this run's output open

@@ -6,8 +6,9 @@ a test holds the modules, which do not depend on how busy the machine is."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
+
+from cli_helpers import run_process
 
 HEAVY = ("torch._dynamo", "torch._inductor", "pandas", "sklearn", "scipy", "matplotlib", "seqeval", "sacrebleu",
          "sacremoses", "nltk", "sentencepiece", "pretty_midi", "mido", "fastapi", "starlette", "uvicorn",
@@ -17,8 +18,8 @@ COMMAND_LINE = {"tyro", "docstring_parser", "yaml", "safetensors"}  # what parsi
 
 def loaded(code: str) -> set[str]:
     """The modules loaded by running ``code`` in a fresh interpreter."""
-    result = subprocess.run([sys.executable, "-c", f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"],
-                            capture_output=True, text=True, timeout=120)
+    result = run_process([sys.executable, "-c", f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"],
+                         timeout=120)
     assert result.returncode == 0, result.stderr
     return set(json.loads(result.stdout.strip().splitlines()[-1]))
 

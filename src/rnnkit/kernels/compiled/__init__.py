@@ -3,18 +3,20 @@
 The C++ loops run the same steps as the PyTorch loops of ``rnnkit.kernels.loop.time_loop``
 without returning to Python between steps: one fused element-wise loop per step and ATen's
 GEMMs. They are built with ``torch.utils.cpp_extension`` from the source shipped in the
-package, the first time a layer needs them (about 20 s; cached by torch in
-``~/.cache/torch_extensions`` or ``$TORCH_EXTENSIONS_DIR``). If the build fails (no C++
-compiler, no ninja) the PyTorch loops run instead, after one warning naming the cause.
-``RNNKIT_COMPILED=0`` turns them off.
+package, the first time a layer needs them (about 20 s; cached in a folder of their own, per
+Python and torch version, under ``~/.cache/torch_extensions`` or ``$TORCH_EXTENSIONS_DIR``).
+If the build fails (no C++ compiler, no ninja) the PyTorch loops run instead, after one
+warning naming the cause. ``RNNKIT_COMPILED=0`` turns them off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import platform
+import sys
 import warnings
 from pathlib import Path
 
@@ -43,9 +45,15 @@ def _build():
     from torch.utils import cpp_extension
 
     name, flags = _build_target()
+    folder = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
+    # torch's versioning keys a build on its sources and flags only: one folder per Python and torch version keeps a
+    # cache shared by two installs from loading a library built against the other one's torch.
+    directory = folder / f"{name}-py{sys.version_info.major}{sys.version_info.minor}-torch{torch.__version__}"
     logger.info("building the compiled loops %s (first use only, about 20 s)", name)
     try:
-        cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=flags, is_python_module=False, verbose=False)
+        with _one_builder_at_a_time(directory):
+            cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=flags, is_python_module=False,
+                               build_directory=str(directory), verbose=False)
     except Exception as error:  # any build failure means: run the PyTorch loops instead
         cause = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         warnings.warn(
@@ -56,6 +64,28 @@ def _build():
         )
         return None
     return torch.ops.rnnkit_loops
+
+
+@contextlib.contextmanager
+def _one_builder_at_a_time(directory: Path):
+    """Holds an exclusive lock on ``directory`` that ends with the process, however it ends.
+
+    Every load of the extension takes torch's own lock, the file ``lock`` in ``directory`` (its existence is the lock),
+    to check the build, even when nothing needs building. A process killed while it holds that lock (kill -9, a
+    timeout, torchrun ending a worker) leaves the file behind, and every later load waits for it, silently and for
+    ever. An ``flock`` is released by the kernel when its process dies, so whoever holds it knows that any ``lock``
+    file there is such a leftover, and removes it. (Without fcntl, on Windows, there is only torch's lock.)
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(directory / "rnnkit.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        (directory / "lock").unlink(missing_ok=True)
+        yield
 
 
 def _build_target() -> tuple[str, list[str]]:
