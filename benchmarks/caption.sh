@@ -74,5 +74,9 @@ if [[ $what == alone-30 || $what == all ]]; then
     for protocol in unseen-composition unseen-artist; do
         run "transformer-dropout-0.1-$protocol-alone" --protocol "$protocol" "${transformer[@]}" --dropout 0.1
     done
+    # docs/results/caption-samples.md's tables and docs/figures/caption-attention-*.png (the file's own header and
+    # notes are written by hand)
+    measure python benchmarks/caption_report.py "$out/janet-dropout-0.1-lr-2e-3-unseen-artist-alone" \
+        --figures docs/figures --drawn 2 > "$out/janet-dropout-0.1-lr-2e-3-unseen-artist-alone-report.md"
     threads=1
 fi
