@@ -6,8 +6,8 @@
 #   benchmarks/caption.sh [OUT] [MINUTES] [WHAT]   (default OUT: runs/caption-bench, MINUTES: 20, WHAT: pairs)
 # WHAT: pairs (the side-by-side runs and the report), cells (every cell at one size, below), composition-30 (JANET and
 # less dropout on unseen compositions, below; run it with MINUTES 30), artist-30 (the same on the unseen artist),
-# alone-30 (the chosen configuration and the Transformer decoder on both protocols, one run at a time on both cores) or
-# all.
+# alone-30 (the chosen configuration and the Transformer decoder on both protocols, one run at a time on both cores),
+# artist-seed-2 (alone-30's unseen-artist JANET run again with another seed, to size the seed noise) or all.
 set -euo pipefail
 out=${1:-runs/caption-bench}
 minutes=${2:-20}
@@ -78,5 +78,12 @@ if [[ $what == alone-30 || $what == all ]]; then
     # notes are written by hand)
     measure python benchmarks/caption_report.py "$out/janet-dropout-0.1-lr-2e-3-unseen-artist-alone" \
         --figures docs/figures --drawn 2 > "$out/janet-dropout-0.1-lr-2e-3-unseen-artist-alone-report.md"
+    threads=1
+fi
+
+if [[ $what == artist-seed-2 || $what == all ]]; then
+    threads=2
+    run "janet-dropout-0.1-lr-2e-3-unseen-artist-alone-seed-2" --protocol unseen-artist --cell janet --dropout 0.1 \
+        --lr 2e-3 --seed 2
     threads=1
 fi

@@ -36,8 +36,8 @@ def rnnkit(*arguments, env: dict | None = None, timeout: float = 180, cwd: Path 
 
 def run_process(command: list, timeout: float, input: str | None = None, **options) -> subprocess.CompletedProcess:
     """``subprocess.run(command, capture_output=True, text=True, timeout=timeout)``, except that when it runs past
-    ``timeout`` (or the test is interrupted) the command's whole process group is killed: the processes it started
-    too (torchrun's workers) would otherwise hold its output pipes open, and the wait for them never ends."""
+    ``timeout`` (or the test is interrupted) the command's whole process group is killed: subprocess.run kills only
+    the command, and the processes it started (torchrun's workers) would run on through the rest of the tests."""
     process = subprocess.Popen(list(map(str, command)), stdin=subprocess.PIPE if input is not None else None,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                                **options)
