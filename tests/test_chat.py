@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from dataclasses import replace
 
 import pytest
 import torch

@@ -1,12 +1,12 @@
 """The command line, end to end through its real entry point: train, generate, evaluate, tasks,
-kill-and-resume, several processes with torchrun, the non-finite guard, and every bad input."""
+kill-and-resume, the non-finite guard, and every bad input. Several processes (torchrun) are tested for every task
+at once in tests/test_every_task.py."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -14,8 +14,7 @@ import pytest
 import torch
 import yaml
 
-from cli_helpers import (TINY, assert_one_line_error, make_text, rnnkit, rnnkit_here, run_process, start_rnnkit,
-                         tree_digest, weights)
+from cli_helpers import TINY, assert_one_line_error, make_text, rnnkit, rnnkit_here, start_rnnkit, tree_digest, weights
 
 from rnnkit.train.callbacks import INJECT_SWITCH
 
@@ -164,28 +163,6 @@ def test_resume_needs_the_same_model(trained, text):
     result = rnnkit_here("train", "--data", text, *TINY, "--hidden-size", "32", "--max-steps", "20", "--out", trained, "--resume")
     assert_one_line_error(result, "--resume", "model.hidden_size=16", "32")
     assert tree_digest(trained) == before
-
-
-# ----------------------------------------------------------------------------- several processes
-def test_two_processes_with_torchrun_match_one_process_with_the_same_global_batch(tmp_path, text):
-    common = ["--data", text, "--hidden-size", "16", "--embedding-size", "8", "--bptt", "16", "--max-minutes", "0",
-              "--precision", "fp32", "--dropout", "0",  # exact comparison: no per-process noise
-              "--max-steps", "8", "--eval-every", "4"]
-    torchrun = run_process(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "rnnkit", "train",
-         *common, "--batch-size", "3", "--out", tmp_path / "two"], timeout=300,
-    )
-    assert torchrun.returncode == 0, torchrun.stderr[-3000:]
-    single = rnnkit("train", *common, "--batch-size", "6", "--out", tmp_path / "one")
-    assert single.returncode == 0, single.stderr
-    two, one = weights(tmp_path / "two"), weights(tmp_path / "one")
-    for name in one:
-        torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=1e-4)
-    two_eval = [r for r in metrics(tmp_path / "two") if r["event"] == "eval"]
-    one_eval = [r for r in metrics(tmp_path / "one") if r["event"] == "eval"]
-    assert [r["loss"] for r in two_eval] == pytest.approx([r["loss"] for r in one_eval], rel=1e-5)
-    checkpoint = json.loads((tmp_path / "two" / "checkpoints" / json.loads((tmp_path / "two" / "checkpoint.json").read_text())["directory"].split("/")[-1] / "state.json").read_text())
-    assert checkpoint["training"]["world_size"] == 2
 
 
 # ----------------------------------------------------------------------------- non-finite guard

@@ -162,8 +162,9 @@ def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(
         expected, got = weights(one), weights(two)
         for name in expected:
             torch.testing.assert_close(got[name], expected[name], atol=1e-5, rtol=1e-4, msg=f"{task}: {name}")
-        losses = [[loss for event, _, loss in training_log(run) if event == "train"] for run in (one, two)]
-        assert losses[1] == pytest.approx(losses[0], rel=1e-4, abs=1e-6), task
+        for kind in ("train", "eval"):  # the evaluation too (the language models' is shared out and summed)
+            losses = [[loss for event, _, loss in training_log(run) if event == kind] for run in (one, two)]
+            assert losses[0] and losses[1] == pytest.approx(losses[0], rel=1e-4, abs=1e-6), (task, kind)
         state = json.loads((two / "checkpoint.json").read_text())["directory"]
         assert json.loads((two / state / "state.json").read_text())["training"]["world_size"] == 2
 

@@ -16,8 +16,7 @@ import torch
 
 from cli_helpers import assert_one_line_error, rnnkit_here, tree_digest
 from rnnkit.data.audio import read_audio, read_mfc, write_mfc
-from rnnkit.data.speech_corpora import (digit_strings, hold_out_speakers, normalise_transcript, read_an4, read_fsdd,
-                                        read_manifest)
+from rnnkit.data.speech_corpora import digit_strings, hold_out_speakers, read_an4, read_fsdd, read_manifest
 from rnnkit.data.speech_features import FrontEnd, Pipeline, deltas, spec_augment, stack_frames
 from rnnkit.data.vocabulary import CharVocabulary
 from rnnkit.errors import UserError
