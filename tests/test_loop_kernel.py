@@ -299,7 +299,7 @@ def test_failed_build_warns_once_and_falls_back(monkeypatch):
 
 def test_a_build_killed_holding_torch_s_lock_holds_up_no_later_build(monkeypatch, tmp_path):
     """torch's build lock is a file whose existence is the lock, taken by every load; a process killed while it holds
-    it (kill -9, a timeout) leaves it behind. The next load must go ahead, not wait for it for ever (as CI once did)."""
+    it (kill -9, a timeout) leaves it behind. The next load must go ahead, not wait for it for ever."""
     from torch.utils import cpp_extension
     from torch.utils.file_baton import FileBaton
 
